@@ -1,0 +1,254 @@
+//! An activation: one live instance of an actor, and the running of a turn.
+//!
+//! An activation owns a wasmtime `Store` with the actor's instance in it. It
+//! runs one turn at a time: the message goes in, the handler runs, and what
+//! the guest did comes out as a [`TurnOutcome`] — the host commits nothing
+//! itself. During the turn the guest's state writes and sends are buffered in
+//! [`TurnBuffer`]; reads see the buffer first, then the committed state.
+//!
+//! Two limits guard every turn:
+//! - a **deadline**: the engine's epoch ticks every few milliseconds; at each
+//!   tick the guest yields to the executor (so a busy actor never starves the
+//!   others) and, once the turn's deadline has passed, is stopped;
+//! - a **memory limit**: growing linear memory past the type's limit traps.
+//!
+//! After any failed turn the activation is discarded (the caller drops it):
+//! an instance that trapped cannot be entered again, and one whose handler
+//! returned an error may hold in-memory state that no longer matches its
+//! durable state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pigeon_store::Envelope;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::Actor;
+use crate::bindings::pigeon::actor::types as wit;
+use crate::output::GuestOutput;
+use crate::{ActivationError, ActorComponent, ActorEnv, Host, TurnError};
+
+/// Per-activation limits, from the actor type.
+#[derive(Clone, Debug)]
+pub struct ActivationLimits {
+    /// Linear memory the instance may use, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock budget of one turn.
+    pub deadline: Duration,
+    /// Environment variables granted.
+    pub env: Vec<(String, String)>,
+}
+
+/// What a turn produced.
+#[derive(Debug)]
+pub enum TurnOutcome {
+    /// The handler returned `ok`: commit these effects.
+    Completed {
+        /// The handler's reply.
+        reply: Option<Vec<u8>>,
+        /// State writes and sends to commit with the turn.
+        effects: TurnEffects,
+    },
+    /// The turn failed; nothing of it may become visible.
+    Failed(TurnError),
+}
+
+/// The buffered effects of a successful turn.
+#[derive(Debug, Default)]
+pub struct TurnEffects {
+    /// In order: `Some` sets, `None` deletes (the last write of a key wins).
+    pub state_writes: Vec<(String, Option<Vec<u8>>)>,
+    /// Messages sent, persistent and transient, in send order.
+    pub sends: Vec<Envelope>,
+}
+
+/// What the guest did so far in the current turn.
+pub(crate) struct TurnBuffer {
+    pub(crate) writes: BTreeMap<String, Option<Vec<u8>>>,
+    pub(crate) sends: Vec<Envelope>,
+    /// Call chain of the message being handled, inherited by sends.
+    pub(crate) chain: Vec<String>,
+    /// Bytes buffered so far (see [`crate::MAX_TURN_BYTES`]).
+    pub(crate) bytes: usize,
+}
+
+/// The data of an activation's wasmtime store.
+pub struct ActorData {
+    pub(crate) address: String,
+    pub(crate) env: Arc<dyn ActorEnv>,
+    pub(crate) turn: Option<TurnBuffer>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    deadline: Instant,
+    deadline_hit: bool,
+    stderr: GuestOutput,
+}
+
+impl WasiView for ActorData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Enforces the memory limit over all of an instance's memories together.
+struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_add(desired.saturating_sub(current));
+        if total > self.limit {
+            self.exceeded = Some(total);
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} bytes exceeded (asked for {total})",
+                self.limit
+            )));
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any
+        // real guest and bounds what a hostile one can take.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A live instance of an actor.
+pub struct Activation {
+    store: Store<ActorData>,
+    actor: Actor,
+    limits: ActivationLimits,
+}
+
+impl Activation {
+    pub(crate) async fn new(
+        host: &Host,
+        component: &ActorComponent,
+        address: &str,
+        limits: ActivationLimits,
+        env: Arc<dyn ActorEnv>,
+    ) -> Result<Self, ActivationError> {
+        let stderr = GuestOutput::new(address, "stderr");
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput::new(address, "stdout"))
+            .stderr(stderr.clone())
+            .envs(&limits.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let data = ActorData {
+            address: address.to_string(),
+            env,
+            turn: None,
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                used: 0,
+                exceeded: None,
+            },
+            deadline: Instant::now() + limits.deadline,
+            deadline_hit: false,
+            stderr,
+        };
+        let mut store = Store::new(host.engine(), data);
+        store.limiter(|d| &mut d.limiter);
+        store.epoch_deadline_callback(|mut ctx| {
+            let data = ctx.data_mut();
+            if Instant::now() >= data.deadline {
+                data.deadline_hit = true;
+                return Err(wasmtime::Error::msg("turn deadline exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
+        let actor = component.pre.instantiate_async(&mut store).await.map_err(|e| {
+            let reason = match store.data().limiter.exceeded {
+                Some(asked) => format!(
+                    "its initial memory ({asked} bytes) is over the limit of {} bytes: raise the type's memory limit",
+                    limits.memory_bytes
+                ),
+                None => format!("{e:#}"),
+            };
+            ActivationError::Instantiate { actor: address.to_string(), reason }
+        })?;
+        Ok(Self { store, actor, limits })
+    }
+
+    /// Runs one turn: hands `message` to the handler and returns what it did.
+    /// Nothing is committed here. After `Failed`, drop the activation.
+    pub async fn run_turn(&mut self, message: &Envelope) -> TurnOutcome {
+        let data = self.store.data_mut();
+        data.turn = Some(TurnBuffer { writes: BTreeMap::new(), sends: Vec::new(), chain: message.call_chain.clone(), bytes: 0 });
+        data.deadline = Instant::now() + self.limits.deadline;
+        data.deadline_hit = false;
+        data.stderr.clear();
+        self.store.set_epoch_deadline(1);
+
+        let envelope = to_wit(message);
+        let result = self.actor.pigeon_actor_handler().call_handle(&mut self.store, &envelope).await;
+        let data = self.store.data_mut();
+        let buffer = data.turn.take();
+        match result {
+            Ok(Ok(reply)) => {
+                let buffer = buffer.unwrap_or_else(|| TurnBuffer { writes: BTreeMap::new(), sends: Vec::new(), chain: Vec::new(), bytes: 0 });
+                TurnOutcome::Completed {
+                    reply,
+                    effects: TurnEffects { state_writes: buffer.writes.into_iter().collect(), sends: buffer.sends },
+                }
+            }
+            Ok(Err(text)) => TurnOutcome::Failed(TurnError::Guest(text)),
+            Err(trap) => TurnOutcome::Failed(self.classify(trap)),
+        }
+    }
+
+    /// Names the cause of a trap: deadline, memory, or the guest itself.
+    fn classify(&self, trap: wasmtime::Error) -> TurnError {
+        let data = self.store.data();
+        if data.deadline_hit {
+            return TurnError::Deadline(self.limits.deadline);
+        }
+        if let Some(requested) = data.limiter.exceeded {
+            return TurnError::Memory { limit: self.limits.memory_bytes, requested: requested as u64 };
+        }
+        if let Some(host) = trap.downcast_ref::<crate::imports::HostFailure>() {
+            return TurnError::Host(host.0.clone());
+        }
+        let printed = data.stderr.tail();
+        let trap = format!("{trap:#}");
+        if printed.is_empty() { TurnError::Trap(trap) } else { TurnError::Trap(format!("{trap}; guest stderr: {printed}")) }
+    }
+}
+
+fn to_wit(m: &Envelope) -> wit::Envelope {
+    use pigeon_store::{Delivery, MessageKind};
+    wit::Envelope {
+        id: m.id.to_string(),
+        sender: m.from.clone(),
+        recipient: m.to.clone(),
+        kind: match m.kind {
+            MessageKind::Send => wit::MessageKind::Send,
+            MessageKind::Call => wit::MessageKind::Call,
+            MessageKind::Reply => wit::MessageKind::Reply,
+            MessageKind::Publish => wit::MessageKind::Publish,
+        },
+        priority: m.priority,
+        delivery: match m.delivery {
+            Delivery::Persistent => wit::Delivery::Persistent,
+            Delivery::Transient => wit::Delivery::Transient,
+        },
+        headers: m.headers.iter().map(|(n, v)| wit::Header { name: n.clone(), value: v.clone() }).collect(),
+        payload: m.payload.clone(),
+        attempt: m.attempt(),
+    }
+}

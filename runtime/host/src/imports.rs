@@ -1,0 +1,143 @@
+//! The host side of the `pigeon:actor` imports: what a guest's calls to
+//! `messaging`, `state` and `logging` do.
+//!
+//! Nothing here writes to the store. State writes and sends go into the
+//! current turn's buffer and reach the store only when the turn commits, so a
+//! failed turn leaves no trace. Sends are validated at once (address, type,
+//! priority, size, mailbox bound) so the guest learns of a refusal while it
+//! can still act on it.
+
+use pigeon_store::{ActorAddr, Delivery, Envelope, MAX_PRIORITY, MessageKind, now_ms};
+
+use crate::activation::{ActorData, TurnBuffer};
+use crate::bindings::pigeon::actor::{logging, messaging, state, types};
+use crate::{MAX_PAYLOAD_BYTES, SendRefusal};
+
+/// Most bytes (keys, values, payloads) one turn may buffer before it is
+/// stopped: bounds the host memory a guest can claim.
+pub const MAX_TURN_BYTES: usize = 64 << 20;
+
+/// A failure of the host (not the guest) that aborts the turn.
+#[derive(Debug)]
+pub(crate) struct HostFailure(pub String);
+
+impl std::fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostFailure {}
+
+fn fail(text: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(HostFailure(text.into()))
+}
+
+impl ActorData {
+    fn buffer(&mut self) -> wasmtime::Result<&mut TurnBuffer> {
+        self.turn.as_mut().ok_or_else(|| fail("the actor used a host import outside of a turn (e.g. at start-up)"))
+    }
+
+    /// Charges `bytes` to the turn's budget; traps past [`MAX_TURN_BYTES`].
+    fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let buffer = self.buffer()?;
+        buffer.bytes = buffer.bytes.saturating_add(bytes);
+        if buffer.bytes > MAX_TURN_BYTES {
+            return Err(fail(format!(
+                "the turn buffered more than {MAX_TURN_BYTES} bytes of state writes and sends"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl types::Host for ActorData {}
+
+impl messaging::Host for ActorData {
+    fn send(
+        &mut self,
+        to: String,
+        payload: Vec<u8>,
+        options: types::SendOptions,
+    ) -> wasmtime::Result<Result<String, types::SendError>> {
+        if options.priority > MAX_PRIORITY {
+            return Ok(Err(types::SendError::InvalidPriority(options.priority)));
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Ok(Err(types::SendError::PayloadTooLarge(MAX_PAYLOAD_BYTES as u64)));
+        }
+        if let Err(e) = ActorAddr::parse(&to) {
+            return Ok(Err(types::SendError::InvalidAddress(e.to_string())));
+        }
+        let delivery = match options.delivery {
+            types::Delivery::Persistent => Delivery::Persistent,
+            types::Delivery::Transient => Delivery::Transient,
+        };
+        if let Err(refusal) = self.env.check_send(&to, delivery) {
+            return Ok(Err(match refusal {
+                SendRefusal::UnknownType(t) => types::SendError::UnknownType(t),
+                SendRefusal::MailboxFull(a) => types::SendError::MailboxFull(a),
+                SendRefusal::Store(e) => return Err(fail(e)),
+            }));
+        }
+        self.charge(payload.len() + to.len())?;
+        let mut envelope = Envelope::new(to, payload).with_kind(MessageKind::Send).with_priority(options.priority);
+        envelope.from = Some(self.address.clone());
+        envelope.delivery = delivery;
+        envelope.headers = options.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        envelope.not_before_ms = options.delay_ms.map(|d| now_ms().saturating_add(d));
+        let id = envelope.id.to_string();
+        let buffer = self.buffer()?;
+        envelope.call_chain = buffer.chain.clone();
+        buffer.sends.push(envelope);
+        Ok(Ok(id))
+    }
+
+    fn self_address(&mut self) -> wasmtime::Result<String> {
+        Ok(self.address.clone())
+    }
+}
+
+impl state::Host for ActorData {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        if let Some(written) = self.buffer()?.writes.get(&key) {
+            return Ok(written.clone());
+        }
+        self.env.state_get(&self.address, &key).map_err(fail)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.charge(key.len() + value.len())?;
+        self.buffer()?.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.charge(key.len())?;
+        self.buffer()?.writes.insert(key, None);
+        Ok(())
+    }
+
+    fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
+        let committed = self.env.state_keys(&self.address, &prefix).map_err(fail)?;
+        let writes = &self.buffer()?.writes;
+        let mut keys: std::collections::BTreeSet<String> =
+            committed.into_iter().filter(|k| !matches!(writes.get(k), Some(None))).collect();
+        keys.extend(writes.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()));
+        Ok(keys.into_iter().collect())
+    }
+}
+
+impl logging::Host for ActorData {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let actor = self.address.as_str();
+        match level {
+            logging::Level::Trace => tracing::trace!(actor, "{message}"),
+            logging::Level::Debug => tracing::debug!(actor, "{message}"),
+            logging::Level::Info => tracing::info!(actor, "{message}"),
+            logging::Level::Warn => tracing::warn!(actor, "{message}"),
+            logging::Level::Error => tracing::error!(actor, "{message}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Pigeon's wasm host: turns component bytes into actors and runs their turns.
+//!
+//! This crate wraps wasmtime and knows nothing of HTTP or of how messages are
+//! scheduled. It offers:
+//! - [`Host`]: one engine per node (pooling allocator, async, epoch
+//!   interruption), the linker with the `pigeon:actor` imports and the
+//!   capability-free WASI, and an on-disk cache of compiled components;
+//! - [`Host::load`]: validation of a component against the `actor` world,
+//!   with an error that names the problem ([`ComponentError`]);
+//! - [`Activation`]: a live instance that runs one turn at a time and reports
+//!   its effects as a [`TurnOutcome`] for the node to commit.
+//!
+//! What the guest reads from its state comes through [`ActorEnv`], which the
+//! node implements over the store: the host itself never touches redb.
+
+mod activation;
+mod component;
+mod error;
+mod imports;
+mod output;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pigeon_store::Delivery;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use activation::{Activation, ActivationLimits, ActorData, TurnEffects, TurnOutcome};
+pub use component::{HANDLER_EXPORT, content_hash};
+pub use error::{ActivationError, ComponentError, TurnError};
+pub use imports::MAX_TURN_BYTES;
+
+/// Largest message payload accepted, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Generated bindings of the `pigeon:actor/actor` world.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "actor",
+        path: "../../wit",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+/// What the node provides to a running turn.
+pub trait ActorEnv: Send + Sync + 'static {
+    /// Committed state value of `actor` under `key`.
+    fn state_get(&self, actor: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Committed state keys of `actor` starting with `prefix`.
+    fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String>;
+    /// Whether a message to `to` (a valid address) would be accepted now.
+    fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal>;
+}
+
+/// Why [`ActorEnv::check_send`] refuses a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendRefusal {
+    /// No such actor type.
+    UnknownType(String),
+    /// The receiver's mailbox is at its bound.
+    MailboxFull(String),
+    /// The store failed; the turn is aborted.
+    Store(String),
+}
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Where compiled components are cached (none: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Instances alive at once (the pooling allocator's size).
+    pub max_instances: u32,
+    /// Largest linear memory of any instance, in bytes; a type's memory
+    /// limit cannot exceed it.
+    pub max_memory_bytes: u64,
+    /// Interval of the epoch ticker: the granularity of deadlines and of
+    /// the yields that keep busy guests from starving the others.
+    pub epoch_tick: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 1000,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+        }
+    }
+}
+
+/// A component validated against the `actor` world and ready to instantiate.
+#[derive(Clone)]
+pub struct ActorComponent {
+    pre: bindings::ActorPre<ActorData>,
+    hash: String,
+}
+
+impl ActorComponent {
+    /// SHA-256 of the component bytes (hex).
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// The node's wasm engine.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<ActorData>,
+    config: HostConfig,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Host {
+    /// Builds the engine, the linker and the epoch ticker.
+    pub fn new(config: HostConfig) -> Result<Self, ComponentError> {
+        let engine = build_engine(&config).map_err(|e| ComponentError::Invalid(format!("cannot configure wasmtime: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        let link = |e: wasmtime::Error| ComponentError::Invalid(format!("cannot link the host imports: {e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        bindings::Actor::add_to_linker::<ActorData, HasSelf<ActorData>>(&mut linker, |d| d).map_err(link)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone());
+        Ok(Self { inner: Arc::new(HostInner { engine, linker, config, ticker_stop }) })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Validates and compiles a component (through the compile cache).
+    /// Blocking: call it off the async executor for large components.
+    pub fn load(&self, bytes: &[u8]) -> Result<ActorComponent, ComponentError> {
+        component::check_header(bytes)?;
+        let hash = content_hash(bytes);
+        let compiled = component::compile(&self.inner.engine, bytes, &hash, self.inner.config.cache_dir.as_deref())?;
+        component::check_world(&self.inner.engine, &compiled)?;
+        let pre = self.inner.linker.instantiate_pre(&compiled).map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
+        let pre = bindings::ActorPre::new(pre).map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
+        Ok(ActorComponent { pre, hash })
+    }
+
+    /// Creates a live instance of `component` for the actor at `address`.
+    pub async fn activate(
+        &self,
+        component: &ActorComponent,
+        address: &str,
+        limits: ActivationLimits,
+        env: Arc<dyn ActorEnv>,
+    ) -> Result<Activation, ActivationError> {
+        Activation::new(self, component, address, limits, env).await
+    }
+}
+
+fn build_engine(config: &HostConfig) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let max_memory = usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX);
+    pool.total_component_instances(config.max_instances)
+        .total_core_instances(config.max_instances.saturating_mul(4))
+        .total_memories(config.max_instances.saturating_mul(2))
+        .total_tables(config.max_instances.saturating_mul(4))
+        .total_stacks(config.max_instances)
+        .max_memory_size(max_memory);
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_reservation(config.max_memory_bytes.max(1 << 20))
+        .memory_guard_size(64 << 10);
+    Engine::new(&wasm)
+}
+
+/// Advances the engine's epoch every `tick` until the host is dropped.
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new().name("pigeon-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+        }
+    });
+}

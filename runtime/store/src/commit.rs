@@ -1,0 +1,414 @@
+//! Group commit: many writers, one fsync.
+//!
+//! Every write on the message path (an enqueue, a turn's commit or failure,
+//! the promotion of due delayed messages) is a [`Request`] sent to one
+//! committer thread. The thread takes the first request, drains whatever else
+//! is already waiting (up to [`MAX_BATCH`]), applies them all to ONE redb
+//! write transaction and commits it durably. Only then is each waiter
+//! released. While one batch is being fsynced the next one queues up, so under
+//! load the cost of a sync is shared by every request in the batch — the
+//! classic group commit of databases, and what lets a node approach the
+//! disk's limit instead of one fsync per message.
+//!
+//! Each request is applied atomically within the batch: it validates
+//! everything it needs (type known, mailbox not full, message still there)
+//! before it writes anything, so a refused request leaves no trace and does
+//! not affect its neighbours. A storage failure, on the other hand, aborts the
+//! whole batch and every waiter gets the error: nothing was acknowledged.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Instant;
+
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+use tokio::sync::oneshot;
+
+use crate::envelope::{Envelope, decode_record, encode_record};
+use crate::error::StoreError;
+use crate::schema::*;
+use crate::time::now_ms;
+
+/// Most requests folded into one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+/// Most delayed messages moved into mailboxes by one promotion.
+pub const MAX_PROMOTE: usize = 10_000;
+
+/// The effects of one successful turn, committed atomically.
+#[derive(Debug, Default)]
+pub struct TurnCommit {
+    /// The actor whose turn it was.
+    pub actor: String,
+    /// The persistent message handled (none for a transient one).
+    pub taken: Option<MessageKey>,
+    /// The handled message's id, and whether a caller wants its reply stored.
+    pub message_id: Option<(ulid::Ulid, bool)>,
+    /// State writes in order: `Some` sets, `None` deletes.
+    pub state_writes: Vec<(String, Option<Vec<u8>>)>,
+    /// Persistent messages sent during the turn.
+    pub sends: Vec<Envelope>,
+    /// The handler's reply, if any.
+    pub reply: Option<Vec<u8>>,
+}
+
+/// A failed turn: the message is retried later or dead-lettered.
+#[derive(Debug)]
+pub struct TurnFailure {
+    pub actor: String,
+    /// The persistent message whose turn failed (none for a transient one).
+    pub taken: Option<MessageKey>,
+    /// The message with `failures` and `last_error` already updated.
+    pub envelope: Envelope,
+    pub disposition: Disposition,
+}
+
+/// What becomes of a message whose turn failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Back into the mailbox, at its original place, at this time.
+    RetryAt { due_ms: u64 },
+    /// Into the dead-letter queue.
+    DeadLetter { reason: DeadReason },
+}
+
+/// Told what a batch changed once it is durable; the scheduler listens.
+pub trait CommitListener: Send + Sync {
+    /// These actors have new messages in their mailboxes.
+    fn on_ready(&self, actors: &[String]);
+    /// A delayed message is due at this time.
+    fn on_delayed(&self, due_ms: u64);
+}
+
+/// Counters of the committer, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Requests folded into them.
+    pub requests: AtomicU64,
+    /// Time spent in `commit()` (the fsync), in nanoseconds.
+    pub commit_nanos: AtomicU64,
+}
+
+pub(crate) enum Request {
+    Enqueue(Envelope),
+    Commit(TurnCommit),
+    Fail(TurnFailure),
+    Promote { now_ms: u64 },
+}
+
+/// What a request produced.
+pub(crate) enum Reply {
+    Done,
+    Promoted(usize),
+}
+
+struct Job {
+    request: Request,
+    done: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+/// Handle to the committer thread.
+pub(crate) struct Committer {
+    tx: mpsc::Sender<Job>,
+}
+
+pub(crate) type ListenerSlot = Arc<OnceLock<Arc<dyn CommitListener>>>;
+
+impl Committer {
+    pub(crate) fn start(
+        db: Arc<Database>,
+        listener: ListenerSlot,
+        stats: Arc<CommitStats>,
+    ) -> Result<Self, StoreError> {
+        let next_seq = {
+            let txn = db.begin_write()?;
+            let seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+            txn.abort()?;
+            seq
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let mut worker = Worker { db, listener, stats, next_seq };
+        std::thread::Builder::new()
+            .name("pigeon-commit".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| StoreError::Storage(format!("cannot start the committer thread: {e}")))?;
+        Ok(Self { tx })
+    }
+
+    pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Job { request, done }).map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// What a batch changed, announced once it is durable.
+#[derive(Default)]
+struct Effects {
+    ready: BTreeSet<String>,
+    earliest_due: Option<u64>,
+}
+
+impl Effects {
+    fn delayed(&mut self, due_ms: u64) {
+        self.earliest_due = Some(self.earliest_due.map_or(due_ms, |d| d.min(due_ms)));
+    }
+}
+
+struct Worker {
+    db: Arc<Database>,
+    listener: ListenerSlot,
+    stats: Arc<CommitStats>,
+    next_seq: u64,
+}
+
+impl Worker {
+    fn run(&mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(jobs);
+        }
+    }
+
+    fn commit_batch(&mut self, jobs: Vec<Job>) {
+        let mut effects = Effects::default();
+        let seq_before = self.next_seq;
+        let (results, outcome) = match self.apply_all(&jobs, &mut effects) {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.next_seq = seq_before;
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
+                }
+                return;
+            }
+        };
+        if let Err(e) = outcome {
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
+            }
+            return;
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.requests.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        for (job, result) in jobs.into_iter().zip(results) {
+            let _ = job.done.send(result);
+        }
+        if let Some(listener) = self.listener.get() {
+            if !effects.ready.is_empty() {
+                let ready: Vec<String> = effects.ready.into_iter().collect();
+                listener.on_ready(&ready);
+            }
+            if let Some(due) = effects.earliest_due {
+                listener.on_delayed(due);
+            }
+        }
+    }
+
+    /// Applies every job to one transaction and commits it. The outer error
+    /// is a failure before commit; the inner one a failed commit.
+    #[allow(clippy::type_complexity)]
+    fn apply_all(
+        &mut self,
+        jobs: &[Job],
+        effects: &mut Effects,
+    ) -> Result<(Vec<Result<Reply, StoreError>>, Result<(), StoreError>), StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(jobs.len());
+        {
+            let mut t = Tables::open(&txn)?;
+            for job in jobs {
+                let result = match &job.request {
+                    Request::Enqueue(env) => self.enqueue(&mut t, env, effects),
+                    Request::Commit(c) => self.commit_turn(&mut t, c, effects),
+                    Request::Fail(f) => self.fail_turn(&mut t, f, effects),
+                    Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
+                };
+                // A storage error poisons the transaction: give up on the batch.
+                if let Err(StoreError::Storage(e)) = &result {
+                    return Err(StoreError::Storage(e.clone()));
+                }
+                results.push(result);
+            }
+            t.meta.insert(NEXT_SEQ, self.next_seq)?;
+        }
+        let started = Instant::now();
+        let outcome = txn.commit().map_err(StoreError::from);
+        self.stats.commit_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok((results, outcome))
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn enqueue(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<Reply, StoreError> {
+        let ty = env.to.split('/').next().unwrap_or_default();
+        let bound = match t.types.get(ty)? {
+            Some(record) => decode_record::<ActorType>(record.value(), "types")?.limits.mailbox_bound,
+            None => return Err(StoreError::UnknownType(ty.to_string())),
+        };
+        let depth = t.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or(0);
+        if depth >= bound {
+            return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
+        }
+        self.place(t, env, fx)?;
+        Ok(Reply::Done)
+    }
+
+    /// Puts a message into its mailbox, or into `delayed` if not yet due.
+    fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
+        let seq = self.take_seq();
+        match env.not_before_ms {
+            Some(due) if due > now_ms() => {
+                t.delayed.insert((due, seq), env.encode().as_slice())?;
+                fx.delayed(due);
+            }
+            _ => {
+                t.into_mailbox(env, seq)?;
+                fx.ready.insert(env.to.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_turn(&mut self, t: &mut Tables<'_>, c: &TurnCommit, fx: &mut Effects) -> Result<Reply, StoreError> {
+        if let Some(key) = c.taken {
+            t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
+        }
+        for (key, value) in &c.state_writes {
+            match value {
+                Some(v) => t.state.insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
+                None => t.state.remove((c.actor.as_str(), key.as_str()))?,
+            };
+        }
+        for env in &c.sends {
+            self.place(t, env, fx)?;
+        }
+        if let (Some((id, true)), Some(reply)) = (c.message_id, &c.reply) {
+            t.replies.insert(id.0, reply.as_slice())?;
+        }
+        t.update_stats(&c.actor, |s| s.processed += 1)?;
+        Ok(Reply::Done)
+    }
+
+    fn fail_turn(&mut self, t: &mut Tables<'_>, f: &TurnFailure, fx: &mut Effects) -> Result<Reply, StoreError> {
+        let seq = match f.taken {
+            Some(key) => {
+                t.take_from_mailbox(&f.actor, key, Some(f.envelope.id))?;
+                key.seq
+            }
+            None => self.take_seq(),
+        };
+        let error = f.envelope.last_error.clone().unwrap_or_default();
+        match f.disposition {
+            Disposition::RetryAt { due_ms } => {
+                if f.taken.is_some() {
+                    t.delayed.insert((due_ms, seq), f.envelope.encode().as_slice())?;
+                    fx.delayed(due_ms);
+                }
+            }
+            Disposition::DeadLetter { reason } => {
+                let id = self.take_seq();
+                let dead = DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
+                t.dead.insert(id, encode_record(&dead).as_slice())?;
+            }
+        }
+        let dead = matches!(f.disposition, Disposition::DeadLetter { .. });
+        t.update_stats(&f.actor, |s| {
+            s.failed += 1;
+            s.dead_lettered += u64::from(dead);
+            s.last_error = Some(error);
+        })?;
+        Ok(Reply::Done)
+    }
+
+    fn promote(&mut self, t: &mut Tables<'_>, now: u64, fx: &mut Effects) -> Result<Reply, StoreError> {
+        let mut due = Vec::new();
+        for entry in t.delayed.range((0, 0)..=(now, u64::MAX))?.take(MAX_PROMOTE) {
+            let (key, value) = entry?;
+            due.push((key.value(), value.value().to_vec()));
+        }
+        for ((due_ms, seq), bytes) in &due {
+            t.delayed.remove((*due_ms, *seq))?;
+            let env = Envelope::decode(bytes, "delayed")?;
+            t.into_mailbox(&env, *seq)?;
+            fx.ready.insert(env.to);
+        }
+        Ok(Reply::Promoted(due.len()))
+    }
+}
+
+/// The tables a batch writes, opened once per transaction.
+struct Tables<'t> {
+    mailbox: Table<'t, (&'static str, u8, u64), &'static [u8]>,
+    pending: Table<'t, &'static str, u64>,
+    delayed: Table<'t, (u64, u64), &'static [u8]>,
+    state: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    types: Table<'t, &'static str, &'static [u8]>,
+    dead: Table<'t, u64, &'static [u8]>,
+    replies: Table<'t, u128, &'static [u8]>,
+    stats: Table<'t, &'static str, &'static [u8]>,
+    meta: Table<'t, &'static str, u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            mailbox: txn.open_table(MAILBOX)?,
+            pending: txn.open_table(PENDING)?,
+            delayed: txn.open_table(DELAYED)?,
+            state: txn.open_table(STATE)?,
+            types: txn.open_table(TYPES)?,
+            dead: txn.open_table(DEAD)?,
+            replies: txn.open_table(REPLIES)?,
+            stats: txn.open_table(STATS)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+
+    fn into_mailbox(&mut self, env: &Envelope, seq: u64) -> Result<(), StoreError> {
+        self.mailbox.insert((env.to.as_str(), slot(env.priority), seq), env.encode().as_slice())?;
+        let depth = self.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or(0);
+        self.pending.insert(env.to.as_str(), depth + 1)?;
+        Ok(())
+    }
+
+    /// Removes a handled message; refuses if it is no longer there.
+    fn take_from_mailbox(&mut self, actor: &str, key: MessageKey, id: Option<ulid::Ulid>) -> Result<(), StoreError> {
+        if self.mailbox.remove((actor, key.slot, key.seq))?.is_none() {
+            let id = id.map(|i| i.to_string()).unwrap_or_else(|| format!("#{}", key.seq));
+            return Err(StoreError::MessageGone { actor: actor.to_string(), id });
+        }
+        let depth = self.pending.get(actor)?.map(|v| v.value()).unwrap_or(0);
+        if depth <= 1 {
+            self.pending.remove(actor)?;
+        } else {
+            self.pending.insert(actor, depth - 1)?;
+        }
+        Ok(())
+    }
+
+    fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
+        let mut stats = match self.stats.get(actor)? {
+            Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
+            None => ActorStats::default(),
+        };
+        change(&mut stats);
+        stats.last_activity_ms = now_ms();
+        self.stats.insert(actor, encode_record(&stats).as_slice())?;
+        Ok(())
+    }
+}

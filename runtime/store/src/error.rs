@@ -1,0 +1,81 @@
+//! Errors of the store layer.
+
+use thiserror::Error;
+
+/// A malformed actor address.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum AddressError {
+    /// No `/` between type and key.
+    #[error("invalid address `{0}`: no `/` between type and key (expected `type/key`, e.g. `counter/alice`)")]
+    MissingSlash(String),
+    /// The type part is not a valid type name.
+    #[error("invalid address `{address}`: {reason}")]
+    BadType { address: String, reason: String },
+    /// Nothing after the `/`.
+    #[error("invalid address `{0}`: the key after `/` is empty (expected `type/key`)")]
+    EmptyKey(String),
+    /// The key contains whitespace or a control character.
+    #[error("invalid address `{address}`: the key contains {found:?} (whitespace and control characters are not allowed)")]
+    BadKeyChar { address: String, found: char },
+    /// Longer than [`crate::MAX_ADDRESS_LEN`].
+    #[error("invalid address: {len} bytes long (at most {max})")]
+    TooLong { len: usize, max: usize },
+}
+
+/// Why the store refused or failed an operation.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: Box<redb::DatabaseError>,
+    },
+    /// The store's data directory could not be prepared.
+    #[error("cannot use the data directory {path}: {source} (check that it exists and is writable)")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// redb failed underneath (I/O, corruption, full disk).
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// A stored record could not be decoded (corruption or a newer format).
+    #[error("corrupt record in table `{table}`: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    /// The message is addressed to a type that is not deployed.
+    #[error("unknown actor type `{0}`: deploy it first (`pigeon deploy FILE.wasm --name {0}`)")]
+    UnknownType(String),
+    /// The receiver's mailbox is at its bound.
+    #[error("mailbox of `{actor}` is full ({bound} pending messages): retry later or raise the type's mailbox bound")]
+    MailboxFull { actor: String, bound: u64 },
+    /// A turn tried to commit for a message that is no longer in the mailbox.
+    #[error("message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded")]
+    MessageGone { actor: String, id: String },
+    /// No dead letter with that id.
+    #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
+    UnknownDeadLetter(String),
+    /// The group committer has stopped (the store is closing).
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+
+storage_from!(
+    redb::Error,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError
+);

@@ -1,0 +1,264 @@
+//! Pigeon's durable store: everything a node must not forget, in one redb file.
+//!
+//! This crate is the bottom layer of the runtime and knows nothing of wasm.
+//! It holds:
+//! - the **mailboxes**, ordered by priority then arrival, and the index of
+//!   actors with pending work;
+//! - **delayed** messages (timers and retry backoff);
+//! - each actor's key-value **state**;
+//! - the **registry** of deployed actor types and their component bytes;
+//! - **dead letters**, stored **replies** and per-actor **stats**.
+//!
+//! Reads open a redb read transaction and never block writers. All writes on
+//! the message path go through the group committer ([`commit`]), which folds
+//! concurrent requests into one durable transaction. A turn's effects (message
+//! removed, state written, messages sent, reply stored) are one request, so
+//! they become durable together or not at all.
+
+mod address;
+pub mod commit;
+mod envelope;
+mod error;
+mod registry;
+mod schema;
+mod time;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
+pub use commit::{CommitListener, CommitStats, Disposition, TurnCommit, TurnFailure};
+pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
+pub use error::{AddressError, StoreError};
+pub use schema::{
+    ActorStats, ActorType, DeadLetter, DeadReason, MessageKey, TypeLimits, WasiGrant,
+};
+pub use time::now_ms;
+
+use commit::{Committer, Reply, Request};
+use envelope::decode_record;
+use schema::*;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "pigeon.redb";
+
+/// The store of one node. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    committer: Committer,
+    listener: commit::ListenerSlot,
+    stats: Arc<CommitStats>,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, creating the directory if
+    /// needed. Opening does not scan messages: it is fast however much is
+    /// pending.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
+        let db = Arc::new(db);
+        create_tables(&db)?;
+        let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
+        let stats = Arc::new(CommitStats::default());
+        let committer = Committer::start(db.clone(), listener.clone(), stats.clone())?;
+        Ok(Self { inner: Arc::new(Inner { db, committer, listener, stats, dir }) })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Registers the one listener told about newly ready actors and timers.
+    /// Returns false if one was already set.
+    pub fn set_listener(&self, listener: Arc<dyn CommitListener>) -> bool {
+        self.inner.listener.set(listener).is_ok()
+    }
+
+    /// Group-commit counters.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.inner.stats
+    }
+
+    /// Stores a persistent message; returns once it is durable. Refuses a
+    /// message to an unknown type or to a full mailbox.
+    pub async fn enqueue(&self, envelope: Envelope) -> Result<(), StoreError> {
+        self.submit(Request::Enqueue(envelope)).await.map(drop)
+    }
+
+    /// Commits a turn's effects atomically; returns once durable.
+    pub async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        self.submit(Request::Commit(commit)).await.map(drop)
+    }
+
+    /// Records a failed turn (retry later or dead-letter); returns once durable.
+    pub async fn fail_turn(&self, failure: TurnFailure) -> Result<(), StoreError> {
+        self.submit(Request::Fail(failure)).await.map(drop)
+    }
+
+    /// Moves delayed messages due by `now_ms` into their mailboxes; returns
+    /// how many moved (at most [`commit::MAX_PROMOTE`] per call).
+    pub async fn promote_due(&self, now_ms: u64) -> Result<usize, StoreError> {
+        match self.submit(Request::Promote { now_ms }).await? {
+            Reply::Promoted(n) => Ok(n),
+            Reply::Done => Ok(0),
+        }
+    }
+
+    async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
+        self.inner.committer.submit(request).await
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// The next message of `actor`: highest priority first, then oldest.
+    pub fn next_message(&self, actor: &str) -> Result<Option<(MessageKey, Envelope)>, StoreError> {
+        let table = self.read()?.open_table(MAILBOX)?;
+        let mut range = table.range((actor, 0u8, 0u64)..=(actor, u8::MAX, u64::MAX))?;
+        match range.next() {
+            Some(entry) => {
+                let (key, value) = entry?;
+                let (_, slot, seq) = key.value();
+                Ok(Some((MessageKey { slot, seq }, Envelope::decode(value.value(), "mailbox")?)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` messages of `actor` in delivery order, without taking them.
+    pub fn peek_mailbox(&self, actor: &str, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let table = self.read()?.open_table(MAILBOX)?;
+        let range = table.range((actor, 0u8, 0u64)..=(actor, u8::MAX, u64::MAX))?;
+        range
+            .take(limit)
+            .map(|entry| Envelope::decode(entry?.1.value(), "mailbox"))
+            .collect()
+    }
+
+    /// Pending persistent messages in `actor`'s mailbox (not counting delayed ones).
+    pub fn mailbox_depth(&self, actor: &str) -> Result<u64, StoreError> {
+        let table = self.read()?.open_table(PENDING)?;
+        Ok(table.get(actor)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Actors with pending messages, in address order, starting after
+    /// `after`: the scheduler pages through this at start-up.
+    pub fn pending_actors(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let table = self.read()?.open_table(PENDING)?;
+        let range = match after {
+            Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
+            None => table.range::<&str>(..)?,
+        };
+        range
+            .take(limit)
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((k.value().to_string(), v.value()))
+            })
+            .collect()
+    }
+
+    /// When the earliest delayed message is due, if any.
+    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let table = self.read()?.open_table(DELAYED)?;
+        Ok(table.first()?.map(|(k, _)| k.value().0))
+    }
+
+    /// Delayed messages (timers and retries in backoff), soonest first.
+    pub fn delayed(&self, limit: usize) -> Result<Vec<(u64, Envelope)>, StoreError> {
+        let table = self.read()?.open_table(DELAYED)?;
+        table
+            .iter()?
+            .take(limit)
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((k.value().0, Envelope::decode(v.value(), "delayed")?))
+            })
+            .collect()
+    }
+
+    /// One state value of `actor`.
+    pub fn state_get(&self, actor: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = self.read()?.open_table(STATE)?;
+        Ok(table.get((actor, key))?.map(|v| v.value().to_vec()))
+    }
+
+    /// `actor`'s state entries whose key starts with `prefix`, in key order.
+    pub fn state_scan(&self, actor: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let table = self.read()?.open_table(STATE)?;
+        let mut out = Vec::new();
+        for entry in table.range((actor, prefix)..)? {
+            let (k, v) = entry?;
+            let (a, key) = k.value();
+            if a != actor || !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// `actor`'s state keys that start with `prefix`, in key order.
+    pub fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.state_scan(actor, prefix)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Dead letters, oldest first.
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let table = self.read()?.open_table(DEAD)?;
+        table
+            .iter()?
+            .take(limit)
+            .map(|entry| decode_record(entry?.1.value(), "dead_letters"))
+            .collect()
+    }
+
+    /// The stored reply to call `id`, if its turn has committed.
+    pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = self.read()?.open_table(REPLIES)?;
+        Ok(table.get(id.0)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Per-actor counters.
+    pub fn actor_stats(&self, actor: &str) -> Result<ActorStats, StoreError> {
+        let table = self.read()?.open_table(STATS)?;
+        match table.get(actor)? {
+            Some(v) => decode_record(v.value(), "actor_stats"),
+            None => Ok(ActorStats::default()),
+        }
+    }
+}
+
+/// Creates every table, so readers never meet a missing one.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(MAILBOX)?;
+    txn.open_table(PENDING)?;
+    txn.open_table(DELAYED)?;
+    txn.open_table(STATE)?;
+    txn.open_table(TYPES)?;
+    txn.open_table(COMPONENTS)?;
+    txn.open_table(DEAD)?;
+    txn.open_table(REPLIES)?;
+    txn.open_table(STATS)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(())
+}

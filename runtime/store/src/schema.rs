@@ -1,0 +1,141 @@
+//! The redb tables and the records stored in them.
+//!
+//! Keys are chosen so that every hot operation is one range read or one point
+//! lookup:
+//! - `mailbox` is keyed `(actor, 9 - priority, seq)`: an actor's next message
+//!   (highest priority, then oldest) is the first entry of its range;
+//! - `pending` holds one entry per actor with messages in its mailbox (and
+//!   the count), so the scheduler and recovery never scan idle actors or
+//!   individual messages;
+//! - `delayed` is keyed `(due_ms, seq)`: due messages are a prefix of it. A
+//!   delayed message keeps its `seq`, so when it becomes due it takes its
+//!   original place in the mailbox;
+//! - `state` is keyed `(actor, key)`: `list-keys(prefix)` is a range read.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Envelope;
+
+pub(crate) const MAILBOX: TableDefinition<(&str, u8, u64), &[u8]> = TableDefinition::new("mailbox");
+pub(crate) const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending");
+pub(crate) const DELAYED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("delayed");
+pub(crate) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state");
+pub(crate) const TYPES: TableDefinition<&str, &[u8]> = TableDefinition::new("types");
+pub(crate) const COMPONENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("components");
+pub(crate) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+pub(crate) const REPLIES: TableDefinition<u128, &[u8]> = TableDefinition::new("replies");
+pub(crate) const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("actor_stats");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// `meta` key of the next sequence number to hand out.
+pub(crate) const NEXT_SEQ: &str = "next_seq";
+
+/// The mailbox slot of a priority: higher priorities sort first.
+pub(crate) fn slot(priority: u8) -> u8 {
+    crate::envelope::MAX_PRIORITY.saturating_sub(priority)
+}
+
+/// Where a persistent message sits in its actor's mailbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageKey {
+    /// `9 - priority`.
+    pub slot: u8,
+    /// Arrival order, unique across the store.
+    pub seq: u64,
+}
+
+/// Limits and policies of an actor type, fixed at deploy time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeLimits {
+    /// Failed turns before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Linear memory an instance may use, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock budget of one turn, in milliseconds.
+    pub deadline_ms: u64,
+    /// Pending persistent messages a mailbox accepts before `mailbox-full`.
+    pub mailbox_bound: u64,
+    /// First retry delay; doubled on every further failure.
+    pub backoff_base_ms: u64,
+    /// Upper bound of the retry delay.
+    pub backoff_max_ms: u64,
+    /// Idle time after which an activation is passivated.
+    pub idle_ms: u64,
+    /// WASI capabilities granted to the type (none by default).
+    pub wasi: WasiGrant,
+}
+
+impl Default for TypeLimits {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            memory_bytes: 64 << 20,
+            deadline_ms: 5_000,
+            mailbox_bound: 100_000,
+            backoff_base_ms: 100,
+            backoff_max_ms: 60_000,
+            idle_ms: 30_000,
+            wasi: WasiGrant::default(),
+        }
+    }
+}
+
+/// WASI capabilities beyond the always-present, capability-free basics
+/// (clocks, random, an empty environment, stdout/stderr to the node log).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasiGrant {
+    /// Environment variables visible to the guest.
+    pub env: Vec<(String, String)>,
+}
+
+/// A deployed actor type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorType {
+    /// The name messages address it by.
+    pub name: String,
+    /// SHA-256 of the component bytes (hex): its version.
+    pub component_hash: String,
+    /// Size of the component in bytes.
+    pub component_size: u64,
+    pub limits: TypeLimits,
+    /// When it was deployed (ms since the Unix epoch).
+    pub deployed_at_ms: u64,
+}
+
+/// Why a message was dead-lettered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadReason {
+    /// Its turns failed `max-attempts` times.
+    Failed,
+    /// Its time to live ran out before it was handled.
+    Expired,
+}
+
+/// A message that will not be delivered again unless replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Dead-letter id (its sequence number).
+    pub id: u64,
+    pub reason: DeadReason,
+    /// The last error.
+    pub error: String,
+    /// When it was dead-lettered (ms since the Unix epoch).
+    pub at_ms: u64,
+    pub envelope: Envelope,
+}
+
+/// Counters kept per actor, updated in the same transaction as its turns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorStats {
+    /// Turns committed.
+    pub processed: u64,
+    /// Turns that failed (each retry counts).
+    pub failed: u64,
+    /// Messages sent to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// The latest failure's error.
+    pub last_error: Option<String>,
+    /// Last turn, successful or not (ms since the Unix epoch).
+    pub last_activity_ms: u64,
+}
