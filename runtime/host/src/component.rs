@@ -93,16 +93,17 @@ fn provided(name: &str) -> bool {
 /// Checks the component's exports and imports against the `actor` world.
 pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), ComponentError> {
     let ty = component.component_type();
-    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
-    let has_handler = exports.iter().any(|e| e.starts_with("pigeon:actor/handler@0.1."));
-    if !has_handler {
-        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
-        return Err(ComponentError::MissingHandler { expected: HANDLER_EXPORT.into(), found });
-    }
+    // Imports first: a component built for another world is better told
+    // what it needs that is missing than that it lacks our export.
     let missing: Vec<String> =
         ty.imports(engine).map(|(name, _)| name).filter(|n| !provided(n)).map(str::to_string).collect();
     if !missing.is_empty() {
         return Err(ComponentError::UnsatisfiedImports { missing });
+    }
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if !exports.iter().any(|e| e.starts_with("pigeon:actor/handler@0.1.")) {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        return Err(ComponentError::MissingHandler { expected: HANDLER_EXPORT.into(), found });
     }
     Ok(())
 }

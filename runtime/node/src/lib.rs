@@ -1,1 +1,364 @@
-//! placeholder
+//! Pigeon's node core: the store and the host, put to work.
+//!
+//! A [`Node`] owns one store and one wasm host and runs actors on tokio:
+//! - **deploy**: validate a component, keep it in the store's registry and
+//!   compiled in memory ([`Node::deploy`]);
+//! - **send**: a persistent message is durable in its mailbox before
+//!   [`Node::send`] returns; a transient one waits in memory;
+//! - **schedule**: every actor with work gets a task that runs its turns one
+//!   at a time, many actors in parallel (`scheduler`, `turn`);
+//! - **retry**: a failed turn is rolled back and its message retried with
+//!   exponential backoff, then dead-lettered (`turn`, `timers`);
+//! - **recover**: on start, actors with pending messages are found through
+//!   the store's pending index (no scan of messages) and scheduled.
+//!
+//! The node announces what it does as [`NodeEvent`]s.
+
+mod env;
+mod error;
+mod events;
+mod registry;
+mod scheduler;
+mod timers;
+mod turn;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
+use pigeon_store::{
+    ActorAddr, ActorType, CommitListener, Delivery, Envelope, MAX_PRIORITY, MessageKind, Store, TypeLimits,
+    now_ms, validate_type_name,
+};
+use tokio::sync::{Notify, broadcast, oneshot};
+use ulid::Ulid;
+
+pub use error::NodeError;
+pub use events::NodeEvent;
+pub use pigeon_host;
+pub use pigeon_store;
+
+use env::StoreEnv;
+use registry::Registry;
+use scheduler::{Scheduler, Transient};
+
+/// How a node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the store (and the compile cache) live.
+    pub data_dir: PathBuf,
+    /// Engine settings; `cache_dir` defaults to `<data_dir>/cache`.
+    pub host: HostConfig,
+}
+
+impl NodeConfig {
+    /// Defaults for a node whose data lives in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        let host = HostConfig { cache_dir: Some(data_dir.join("cache")), ..HostConfig::default() };
+        Self { data_dir, host }
+    }
+}
+
+/// The result of a call: the reply, or the error that dead-lettered it.
+type CallResult = Result<Option<Vec<u8>>, String>;
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) store: Store,
+    pub(crate) host: Host,
+    pub(crate) registry: Registry,
+    pub(crate) env: Arc<StoreEnv>,
+    pub(crate) scheduler: Scheduler,
+    pub(crate) timer_wake: Notify,
+    pub(crate) runtime: tokio::runtime::Handle,
+    events: broadcast::Sender<NodeEvent>,
+    calls: Mutex<HashMap<Ulid, oneshot::Sender<CallResult>>>,
+    transient_seq: AtomicU64,
+    dropped: Mutex<HashMap<String, u64>>,
+    stopping: AtomicBool,
+}
+
+/// Wakes the scheduler and the timer task after each group commit.
+struct Wake(Weak<NodeInner>);
+
+impl CommitListener for Wake {
+    fn on_ready(&self, actors: &[String]) {
+        if let Some(node) = self.0.upgrade() {
+            for actor in actors {
+                node.scheduler.schedule(&node, actor);
+            }
+        }
+    }
+
+    fn on_delayed(&self, _due_ms: u64) {
+        if let Some(node) = self.0.upgrade() {
+            node.timer_wake.notify_one();
+        }
+    }
+}
+
+impl Node {
+    /// Opens the store, loads every deployed type, and starts scheduling:
+    /// actors with pending messages resume at once. Must be called within a
+    /// tokio runtime.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let store = Store::open(&config.data_dir)?;
+        let host_config = config.host.clone();
+        let host = tokio::task::spawn_blocking(move || Host::new(host_config))
+            .await
+            .map_err(|e| NodeError::Limits(format!("engine start-up panicked: {e}")))??;
+        let registry = Registry::default();
+        for record in store.list_types()? {
+            let bytes = store.component(&record.component_hash)?.ok_or_else(|| {
+                pigeon_store::StoreError::Corrupt { table: "components", reason: format!("component of `{}` is missing", record.name) }
+            })?;
+            let loader = host.clone();
+            let component = tokio::task::spawn_blocking(move || loader.load(&bytes))
+                .await
+                .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
+            registry.insert(record, component);
+        }
+        let env = Arc::new(StoreEnv { store: store.clone(), registry: registry.clone() });
+        let max_active = config.host.max_instances as usize;
+        let inner = Arc::new(NodeInner {
+            store: store.clone(),
+            host,
+            registry,
+            env,
+            scheduler: Scheduler::new(max_active),
+            timer_wake: Notify::new(),
+            runtime: tokio::runtime::Handle::current(),
+            events: broadcast::channel(4096).0,
+            calls: Mutex::default(),
+            transient_seq: AtomicU64::new(0),
+            dropped: Mutex::default(),
+            stopping: AtomicBool::new(false),
+        });
+        store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
+        tokio::spawn(timers::run_timers(inner.clone()));
+        tokio::spawn(schedule_pending(inner.clone(), String::new()));
+        Ok(Node { inner })
+    }
+
+    /// The node's store, for inspection.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Subscribes to the node's events.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Names of the deployed types.
+    pub fn type_names(&self) -> Vec<String> {
+        self.inner.registry.names()
+    }
+
+    /// Actors with a live or queued task.
+    pub fn active_actors(&self) -> usize {
+        self.inner.scheduler.slot_count()
+    }
+
+    /// Transient messages dropped for `actor` since the node started.
+    pub fn dropped(&self, actor: &str) -> u64 {
+        self.inner.dropped.lock().unwrap_or_else(|p| p.into_inner()).get(actor).copied().unwrap_or(0)
+    }
+
+    /// Deploys `bytes` as the actor type `name` (replacing any previous
+    /// version: live actors switch at their next turn).
+    pub async fn deploy(&self, name: &str, bytes: Vec<u8>, limits: TypeLimits) -> Result<ActorType, NodeError> {
+        validate_type_name(name).map_err(NodeError::TypeName)?;
+        let max_memory = self.inner.host.config().max_memory_bytes;
+        if limits.memory_bytes > max_memory {
+            return Err(NodeError::Limits(format!(
+                "memory limit of {} bytes is above this node's maximum of {max_memory} bytes",
+                limits.memory_bytes
+            )));
+        }
+        if limits.max_attempts == 0 || limits.deadline_ms == 0 || limits.mailbox_bound == 0 {
+            return Err(NodeError::Limits("max-attempts, deadline and mailbox bound must be above zero".into()));
+        }
+        let host = self.inner.host.clone();
+        let (component, bytes) = tokio::task::spawn_blocking(move || (host.load(&bytes), bytes))
+            .await
+            .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))?;
+        let component = component?;
+        let record = ActorType {
+            name: name.to_string(),
+            component_hash: component.hash().to_string(),
+            component_size: bytes.len() as u64,
+            limits,
+            deployed_at_ms: now_ms(),
+        };
+        self.inner.store.put_type(&record, &bytes)?;
+        self.inner.registry.insert(record.clone(), component);
+        tokio::spawn(schedule_pending(self.inner.clone(), format!("{name}/")));
+        Ok(record)
+    }
+
+    /// Removes the type `name`. Its mailboxes and state are kept, and its
+    /// actors resume if it is deployed again.
+    pub async fn undeploy(&self, name: &str) -> Result<(), NodeError> {
+        if !self.inner.store.remove_type(name)? {
+            return Err(NodeError::UnknownType(name.to_string()));
+        }
+        self.inner.registry.remove(name);
+        Ok(())
+    }
+
+    /// Sends a message. A persistent one is durable in the receiver's
+    /// mailbox when this returns; a transient one is queued in memory.
+    pub async fn send(&self, envelope: Envelope) -> Result<Ulid, NodeError> {
+        let addr = ActorAddr::parse(&envelope.to)?;
+        if envelope.priority > MAX_PRIORITY {
+            return Err(NodeError::Priority(envelope.priority));
+        }
+        if envelope.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: MAX_PAYLOAD_BYTES });
+        }
+        if self.inner.is_stopping() {
+            return Err(NodeError::ShuttingDown);
+        }
+        let id = envelope.id;
+        match envelope.delivery {
+            Delivery::Persistent => self.inner.store.enqueue(envelope).await?,
+            Delivery::Transient => {
+                if self.inner.registry.get(addr.actor_type()).is_none() {
+                    return Err(NodeError::UnknownType(addr.actor_type().to_string()));
+                }
+                self.inner.deliver_transient(envelope);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Sends `payload` to `to` as a call and waits up to `timeout` for the
+    /// handler's reply.
+    pub async fn call(&self, to: &str, payload: Vec<u8>, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {
+        let envelope = Envelope::new(to, payload).with_kind(MessageKind::Call);
+        let id = envelope.id;
+        let (tx, rx) = oneshot::channel();
+        self.inner.calls().insert(id, tx);
+        if let Err(e) = self.send(envelope).await {
+            self.inner.calls().remove(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(error))) => Err(NodeError::CallFailed { to: to.to_string(), error }),
+            Ok(Err(_)) => Err(NodeError::ShuttingDown),
+            Err(_) => {
+                self.inner.calls().remove(&id);
+                Err(NodeError::Timeout { to: to.to_string(), waited: timeout })
+            }
+        }
+    }
+
+    /// Stops taking work: running turns finish (or roll back), idle actors
+    /// passivate. Waits up to `grace` for the actors to stop.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.scheduler.pressure.notify_waiters();
+        self.inner.timer_wake.notify_one();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.scheduler.slot_count() > 0 && tokio::time::Instant::now() < deadline {
+            self.inner.scheduler.pressure.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, oneshot::Sender<CallResult>>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a call's outcome to whoever waits for it on this node.
+    pub(crate) fn resolve_call(&self, id: Ulid, result: CallResult) {
+        if let Some(waiter) = self.calls().remove(&id) {
+            let _ = waiter.send(result);
+        }
+    }
+
+    /// Queues a transient message in memory, or drops (and counts) it when
+    /// the receiver's queue is at its bound.
+    pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) {
+        let to = envelope.to.clone();
+        let bound = self.registry.get(to.split('/').next().unwrap_or_default()).map(|t| t.record.limits.mailbox_bound);
+        let Some(bound) = bound else {
+            return self.count_drop(&to, "its type is not deployed");
+        };
+        let seq = self.transient_seq.fetch_add(1, Ordering::Relaxed);
+        let accepted = self.scheduler.with_slot(self, &to, |slot| {
+            let mut queue = slot.transient();
+            if queue.len() as u64 >= bound {
+                return false;
+            }
+            queue.push(Transient { seq, envelope });
+            true
+        });
+        if !accepted {
+            self.count_drop(&to, "its transient queue is full");
+        }
+    }
+
+    fn count_drop(&self, actor: &str, reason: &str) {
+        *self.dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
+        self.emit(NodeEvent::Dropped { actor: actor.to_string(), reason: reason.to_string() });
+    }
+
+    /// Re-queues a failed transient message after its backoff.
+    pub(crate) fn retry_transient_later(self: &Arc<Self>, envelope: Envelope, delay: Duration) {
+        let node = self.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if !node.is_stopping() {
+                node.deliver_transient(envelope);
+            }
+        });
+    }
+}
+
+/// Schedules every actor with pending messages whose address starts with
+/// `prefix`, paging through the store's pending index.
+async fn schedule_pending(node: Arc<NodeInner>, prefix: String) {
+    const PAGE: usize = 1024;
+    let mut after = (!prefix.is_empty()).then(|| prefix.clone());
+    loop {
+        let page = match node.store.pending_actors(after.as_deref(), PAGE) {
+            Ok(page) => page,
+            Err(e) => return tracing::error!("cannot list actors with pending messages: {e}"),
+        };
+        let done = page.len() < PAGE;
+        for (actor, _) in &page {
+            if !actor.starts_with(&prefix) {
+                return;
+            }
+            node.scheduler.schedule(&node, actor);
+        }
+        match page.last() {
+            Some((last, _)) if !done => after = Some(last.clone()),
+            _ => return,
+        }
+        tokio::task::yield_now().await;
+    }
+}

@@ -1,0 +1,37 @@
+//! The node's side of [`ActorEnv`]: committed state reads and send checks,
+//! served from the store for the host's imports.
+
+use pigeon_host::{ActorEnv, SendRefusal};
+use pigeon_store::{Delivery, Store};
+
+use crate::registry::Registry;
+
+/// [`ActorEnv`] over the store and the registry of loaded types.
+pub(crate) struct StoreEnv {
+    pub(crate) store: Store,
+    pub(crate) registry: Registry,
+}
+
+impl ActorEnv for StoreEnv {
+    fn state_get(&self, actor: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store.state_get(actor, key).map_err(|e| e.to_string())
+    }
+
+    fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String> {
+        self.store.state_keys(actor, prefix).map_err(|e| e.to_string())
+    }
+
+    fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal> {
+        let ty = to.split('/').next().unwrap_or_default();
+        let Some(loaded) = self.registry.get(ty) else {
+            return Err(SendRefusal::UnknownType(ty.to_string()));
+        };
+        if delivery == Delivery::Persistent {
+            let depth = self.store.mailbox_depth(to).map_err(|e| SendRefusal::Store(e.to_string()))?;
+            if depth >= loaded.record.limits.mailbox_bound {
+                return Err(SendRefusal::MailboxFull(to.to_string()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! Errors of the node layer.
+
+use thiserror::Error;
+
+use pigeon_host::ComponentError;
+use pigeon_store::{AddressError, StoreError};
+
+/// Why a node operation failed.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// The actor type name is not valid.
+    #[error("invalid type name: {0}")]
+    TypeName(String),
+    /// No type of that name is deployed.
+    #[error("unknown actor type `{0}`: deploy it first (`pigeon deploy FILE.wasm --name {0}`)")]
+    UnknownType(String),
+    /// Priority above 9.
+    #[error("invalid priority {0}: priorities go from 0 (lowest) to 9 (highest)")]
+    Priority(u8),
+    /// Payload over the limit.
+    #[error("payload of {size} bytes is over the limit of {limit} bytes: send a reference to the data instead")]
+    PayloadTooLarge { size: usize, limit: usize },
+    /// A deploy asked for more than the engine allows.
+    #[error("invalid limits: {0}")]
+    Limits(String),
+    /// A call's deadline passed before its reply came.
+    #[error("no reply from `{to}` within {waited:?} (the message stays queued and will still be handled)")]
+    Timeout { to: String, waited: std::time::Duration },
+    /// The call's message was dead-lettered instead of answered.
+    #[error("call to `{to}` failed: {error}")]
+    CallFailed { to: String, error: String },
+    /// The node is stopping.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}

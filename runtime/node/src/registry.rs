@@ -1,0 +1,48 @@
+//! The actor types this node can run: the store's registry, compiled.
+//!
+//! Every deployed type is kept here with its compiled component, so a turn
+//! never waits for compilation. A redeploy bumps the type's generation;
+//! live activations notice it at their next turn and re-instantiate.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use pigeon_host::ActorComponent;
+use pigeon_store::ActorType;
+
+/// A deployed type, ready to instantiate.
+pub(crate) struct LoadedType {
+    pub(crate) record: ActorType,
+    pub(crate) component: ActorComponent,
+    pub(crate) generation: u64,
+}
+
+/// Name → loaded type. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    types: Arc<RwLock<HashMap<String, Arc<LoadedType>>>>,
+}
+
+impl Registry {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<LoadedType>> {
+        self.types.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn insert(&self, record: ActorType, component: ActorComponent) -> Arc<LoadedType> {
+        let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
+        let generation = types.get(&record.name).map_or(1, |t| t.generation + 1);
+        let loaded = Arc::new(LoadedType { record, component, generation });
+        types.insert(loaded.record.name.clone(), loaded.clone());
+        loaded
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> bool {
+        self.types.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some()
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.types.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+}

@@ -1,0 +1,164 @@
+//! Which actors run, and when.
+//!
+//! Actors are virtual: an actor has a *slot* here only while it has work or
+//! a live instance. [`Scheduler::schedule`] is called whenever an actor may
+//! have new work (a commit put messages in its mailbox, a transient message
+//! arrived, recovery found pending messages). If the actor already has a
+//! slot, its task is woken; otherwise a slot is created and a task started —
+//! if an activation permit is free. Permits bound the live instances to the
+//! size of the engine's instance pool; actors beyond it wait in a FIFO ready
+//! queue, and idle activations give their permit up early when someone is
+//! waiting (the `pressure` signal).
+//!
+//! One task per actor means one turn at a time per actor; many tasks run on
+//! tokio's threads in parallel.
+//!
+//! Passivation is race-free because a slot is removed only under the same
+//! lock that `schedule` takes, after checking that no work is pending: work
+//! committed before the check is seen by it, work committed after it finds
+//! no slot and starts a new task.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use pigeon_store::Envelope;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::NodeInner;
+
+/// A transient message waiting in memory, ordered like a mailbox.
+pub(crate) struct Transient {
+    pub(crate) seq: u64,
+    pub(crate) envelope: Envelope,
+}
+
+impl PartialEq for Transient {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+
+impl Eq for Transient {}
+
+impl PartialOrd for Transient {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Transient {
+    /// Higher priority first, then older (smaller seq) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.envelope.priority.cmp(&other.envelope.priority).then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// An actor with work or a live instance.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// Woken when new work may be there.
+    pub(crate) notify: Notify,
+    /// Transient messages, highest priority first.
+    pub(crate) transient: Mutex<BinaryHeap<Transient>>,
+}
+
+impl Slot {
+    pub(crate) fn transient(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Transient>> {
+        self.transient.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct Slots {
+    by_actor: HashMap<String, Arc<Slot>>,
+    /// Actors with a slot but no task yet (no permit was free).
+    waiting: VecDeque<String>,
+}
+
+/// Slots, permits and the ready queue.
+pub(crate) struct Scheduler {
+    slots: Mutex<Slots>,
+    permits: Arc<Semaphore>,
+    /// Signalled when an actor had to queue for a permit.
+    pub(crate) pressure: Notify,
+}
+
+impl Scheduler {
+    pub(crate) fn new(max_active: usize) -> Self {
+        Self { slots: Mutex::default(), permits: Arc::new(Semaphore::new(max_active)), pressure: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `actor` may have new work: wake its task or start one.
+    pub(crate) fn schedule(&self, node: &Arc<NodeInner>, actor: &str) {
+        self.with_slot(node, actor, |_| ());
+    }
+
+    /// Runs `f` on `actor`'s slot (creating it, and starting its task, if
+    /// needed), then wakes the task.
+    pub(crate) fn with_slot<R>(&self, node: &Arc<NodeInner>, actor: &str, f: impl FnOnce(&Slot) -> R) -> R {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.by_actor.get(actor) {
+            let result = f(slot);
+            slot.notify.notify_one();
+            return result;
+        }
+        let slot = Arc::new(Slot::default());
+        let result = f(&slot);
+        slots.by_actor.insert(actor.to_string(), slot.clone());
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => spawn_actor(node, actor.to_string(), slot, permit),
+            Err(_) => {
+                slots.waiting.push_back(actor.to_string());
+                self.pressure.notify_waiters();
+            }
+        }
+        result
+    }
+
+    /// Whether some actor is queued for a permit.
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.lock().waiting.is_empty()
+    }
+
+    /// Removes `actor`'s slot unless `has_work` says it has work, passing its
+    /// permit on to the next waiting actor. Returns the permit back when the
+    /// actor must keep running.
+    pub(crate) fn try_passivate(
+        &self,
+        node: &Arc<NodeInner>,
+        actor: &str,
+        permit: OwnedSemaphorePermit,
+        has_work: impl FnOnce(&Slot) -> bool,
+    ) -> Result<(), OwnedSemaphorePermit> {
+        let mut slots = self.lock();
+        let Some(slot) = slots.by_actor.get(actor).cloned() else {
+            return Ok(());
+        };
+        if has_work(&slot) {
+            return Err(permit);
+        }
+        slots.by_actor.remove(actor);
+        while let Some(next) = slots.waiting.pop_front() {
+            if let Some(slot) = slots.by_actor.get(&next).cloned() {
+                spawn_actor(node, next, slot, permit);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Actors with a slot (live or queued).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.lock().by_actor.len()
+    }
+}
+
+fn spawn_actor(node: &Arc<NodeInner>, actor: String, slot: Arc<Slot>, permit: OwnedSemaphorePermit) {
+    let node = node.clone();
+    node.runtime.clone().spawn(crate::turn::run_actor(node, actor, slot, permit));
+}

@@ -1,0 +1,248 @@
+//! The life of an actor's task: take the next message, run the turn, commit
+//! or fail it, and passivate when idle.
+//!
+//! A turn's outcome is committed by the store in one transaction (see
+//! `pigeon_store::commit`): on success the message leaves the mailbox
+//! together with the turn's state writes, sends and reply; on failure it
+//! moves to `delayed` with an exponential backoff, or to the dead-letter
+//! queue after the type's `max_attempts`. Either way, what the failed turn
+//! did is discarded with its activation.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pigeon_host::{Activation, ActivationLimits, TurnOutcome};
+use pigeon_store::{
+    DeadReason, Delivery, Disposition, Envelope, MessageKey, MessageKind, StoreError, TurnCommit, TurnFailure,
+    TypeLimits, now_ms,
+};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::registry::LoadedType;
+use crate::scheduler::{Slot, Transient};
+use crate::{NodeEvent, NodeInner};
+
+/// A live instance and the type generation it was made from.
+struct Live {
+    activation: Activation,
+    generation: u64,
+}
+
+/// The next thing an actor has to handle.
+enum Work {
+    Persistent(MessageKey, Envelope),
+    Transient(Envelope),
+}
+
+/// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
+pub(crate) fn backoff(limits: &TypeLimits, failures: u32) -> u64 {
+    let exp = failures.saturating_sub(1).min(32);
+    limits.backoff_base_ms.saturating_mul(1u64 << exp).min(limits.backoff_max_ms)
+}
+
+/// The task of one actor, from activation to passivation.
+pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slot>, mut permit: OwnedSemaphorePermit) {
+    let ty_name = actor.split('/').next().unwrap_or_default().to_string();
+    let mut live: Option<Live> = None;
+    loop {
+        let ty = node.registry.get(&ty_name);
+        let work = match (&ty, node.is_stopping()) {
+            (Some(_), false) => next_work(&node, &actor, &slot),
+            _ => Ok(None),
+        };
+        match (work, ty) {
+            (Ok(Some(work)), Some(ty)) => {
+                handle(&node, &actor, &ty, &mut live, work).await;
+                continue;
+            }
+            (Err(e), _) => {
+                tracing::error!(actor, "cannot read the mailbox: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            _ => {}
+        }
+        let idle = node.registry.get(&ty_name).map_or(Duration::ZERO, |t| Duration::from_millis(t.record.limits.idle_ms));
+        if !node.is_stopping() {
+            tokio::select! {
+                _ = slot.notify.notified() => continue,
+                _ = tokio::time::sleep(idle) => {}
+                _ = node.scheduler.pressure.notified() => {
+                    if !node.scheduler.has_waiting() && !node.is_stopping() {
+                        continue;
+                    }
+                }
+            }
+        }
+        // Only an actor whose type is deployed, on a running node, can be kept
+        // busy by its mailbox; the others passivate and are rescheduled by
+        // the deploy or the restart.
+        let runnable = node.registry.get(&ty_name).is_some() && !node.is_stopping();
+        let check = |slot: &Slot| runnable && has_work(&node, &actor, slot);
+        match node.scheduler.try_passivate(&node, &actor, permit, check) {
+            Ok(()) => {
+                if live.is_some() {
+                    node.emit(NodeEvent::Passivated { actor: actor.clone() });
+                }
+                return;
+            }
+            Err(p) => permit = p,
+        }
+    }
+}
+
+fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
+    !slot.transient().is_empty() || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
+}
+
+/// The higher-priority head of the persistent mailbox and the transient queue.
+fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>, StoreError> {
+    let persistent = node.store.next_message(actor)?;
+    let mut transient = slot.transient();
+    let transient_first = match (&persistent, transient.peek()) {
+        (Some((_, p)), Some(t)) => t.envelope.priority > p.priority,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if transient_first {
+        return Ok(transient.pop().map(|t: Transient| Work::Transient(t.envelope)));
+    }
+    Ok(persistent.map(|(key, envelope)| Work::Persistent(key, envelope)))
+}
+
+fn limits_of(ty: &LoadedType) -> ActivationLimits {
+    let limits = &ty.record.limits;
+    ActivationLimits {
+        memory_bytes: limits.memory_bytes,
+        deadline: Duration::from_millis(limits.deadline_ms),
+        env: limits.wasi.env.clone(),
+    }
+}
+
+async fn handle(node: &Arc<NodeInner>, actor: &str, ty: &LoadedType, live: &mut Option<Live>, work: Work) {
+    let (taken, envelope) = match work {
+        Work::Persistent(key, envelope) => (Some(key), envelope),
+        Work::Transient(envelope) => (None, envelope),
+    };
+    if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
+        let error = "expired before it could be handled".to_string();
+        return record_failure(node, actor, ty, taken, envelope, error, Some(DeadReason::Expired)).await;
+    }
+    if live.as_ref().is_none_or(|l| l.generation != ty.generation) {
+        *live = None;
+        let env = node.env.clone();
+        match node.host.activate(&ty.component, actor, limits_of(ty), env).await {
+            Ok(activation) => {
+                *live = Some(Live { activation, generation: ty.generation });
+                node.emit(NodeEvent::Activated { actor: actor.to_string() });
+            }
+            Err(e) => return record_failure(node, actor, ty, taken, envelope, e.to_string(), None).await,
+        }
+    }
+    let Some(current) = live.as_mut() else { return };
+    node.emit(NodeEvent::TurnStarted {
+        actor: actor.to_string(),
+        message: envelope.id.to_string(),
+        attempt: envelope.attempt(),
+        at: SystemTime::now(),
+    });
+    match current.activation.run_turn(&envelope).await {
+        TurnOutcome::Completed { reply, effects } => {
+            let (persistent, transient): (Vec<_>, Vec<_>) =
+                effects.sends.into_iter().partition(|e| e.delivery == Delivery::Persistent);
+            let commit = TurnCommit {
+                actor: actor.to_string(),
+                taken,
+                message_id: Some((envelope.id, envelope.kind == MessageKind::Call)),
+                state_writes: effects.state_writes,
+                sends: persistent,
+                reply: reply.clone(),
+            };
+            match node.store.commit_turn(commit).await {
+                Ok(()) => {
+                    for message in transient {
+                        node.deliver_transient(message);
+                    }
+                    node.resolve_call(envelope.id, Ok(reply));
+                    node.emit(NodeEvent::TurnCompleted {
+                        actor: actor.to_string(),
+                        message: envelope.id.to_string(),
+                        attempt: envelope.attempt(),
+                    });
+                }
+                Err(e) => {
+                    // Nothing of the turn is durable; its in-memory effects on
+                    // the instance must go too. The message is still queued.
+                    tracing::warn!(actor, message = %envelope.id, "turn not committed: {e}");
+                    *live = None;
+                    if !matches!(e, StoreError::MessageGone { .. }) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        TurnOutcome::Failed(error) => {
+            *live = None;
+            record_failure(node, actor, ty, taken, envelope, error.to_string(), None).await;
+        }
+    }
+}
+
+/// Counts a failed turn and decides the message's fate: retry after a
+/// backoff, or the dead-letter queue (after `max_attempts`, or at once for
+/// `forced`).
+async fn record_failure(
+    node: &Arc<NodeInner>,
+    actor: &str,
+    ty: &LoadedType,
+    taken: Option<MessageKey>,
+    mut envelope: Envelope,
+    error: String,
+    forced: Option<DeadReason>,
+) {
+    let limits = &ty.record.limits;
+    envelope.failures = envelope.failures.saturating_add(1);
+    envelope.last_error = Some(error.clone());
+    let dead = forced.or((envelope.failures >= limits.max_attempts).then_some(DeadReason::Failed));
+    let retry_in = backoff(limits, envelope.failures);
+    let disposition = match dead {
+        Some(reason) => Disposition::DeadLetter { reason },
+        None => Disposition::RetryAt { due_ms: now_ms().saturating_add(retry_in) },
+    };
+    tracing::warn!(actor, message = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
+    if taken.is_none() && dead.is_none() {
+        node.retry_transient_later(envelope.clone(), Duration::from_millis(retry_in));
+    }
+    let id = envelope.id;
+    let attempt = envelope.failures;
+    let failure = TurnFailure { actor: actor.to_string(), taken, envelope, disposition };
+    if let Err(e) = node.store.fail_turn(failure).await {
+        tracing::error!(actor, message = %id, "cannot record the failed turn: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
+    }
+    if dead.is_some() {
+        node.resolve_call(id, Err(error.clone()));
+    }
+    node.emit(NodeEvent::TurnFailed {
+        actor: actor.to_string(),
+        message: id.to_string(),
+        attempt,
+        error,
+        retry_in_ms: dead.is_none().then_some(retry_in),
+        at: SystemTime::now(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let limits = TypeLimits { backoff_base_ms: 100, backoff_max_ms: 1_000, ..TypeLimits::default() };
+        let delays: Vec<u64> = (1..=6).map(|f| backoff(&limits, f)).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(backoff(&limits, u32::MAX), 1_000);
+    }
+}

@@ -1,0 +1,74 @@
+//! Helpers shared by Pigeon's integration tests: a node on a temporary data
+//! directory, and waiting on conditions with deadlines (never sleep-and-hope).
+
+use std::future::Future;
+use std::time::Duration;
+
+use pigeon_node::pigeon_store::{ActorType, TypeLimits};
+use pigeon_node::{Node, NodeConfig, NodeEvent};
+use tokio::sync::broadcast;
+
+pub use pigeon_test_artifacts as artifacts;
+
+/// Generous upper bound for anything a test waits for.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A node on a fresh temporary data directory.
+pub struct TestNode {
+    pub node: Node,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// Starts a node with default settings.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = Node::start(NodeConfig::new(dir.path())).await.expect("node starts");
+        Self { node, dir }
+    }
+
+    /// Deploys a guest built by the artifacts crate.
+    pub async fn deploy(&self, name: &str, wasm: &str, limits: TypeLimits) -> ActorType {
+        self.node.deploy(name, artifacts::read(wasm), limits).await.expect("deploy")
+    }
+}
+
+/// Limits with short backoff, so retry tests run quickly.
+pub fn quick_limits() -> TypeLimits {
+    TypeLimits { backoff_base_ms: 20, backoff_max_ms: 200, ..TypeLimits::default() }
+}
+
+/// Waits for the first event matching `pred`, failing the test after `PATIENCE`.
+pub async fn next_event(
+    events: &mut broadcast::Receiver<NodeEvent>,
+    what: &str,
+    mut pred: impl FnMut(&NodeEvent) -> bool,
+) -> NodeEvent {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => panic!("test fell {n} events behind waiting for {what}"),
+                Err(broadcast::error::RecvError::Closed) => panic!("node stopped while waiting for {what}"),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `PATIENCE`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
