@@ -23,19 +23,28 @@ impl TestNode {
     /// Starts a node with default settings.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = Node::start(NodeConfig::new(dir.path())).await.expect("node starts");
+        let node = Node::start(NodeConfig::new(dir.path()))
+            .await
+            .expect("node starts");
         Self { node, dir }
     }
 
     /// Deploys a guest built by the artifacts crate.
     pub async fn deploy(&self, name: &str, wasm: &str, limits: TypeLimits) -> ActorType {
-        self.node.deploy(name, artifacts::read(wasm), limits).await.expect("deploy")
+        self.node
+            .deploy(name, artifacts::read(wasm), limits)
+            .await
+            .expect("deploy")
     }
 }
 
 /// Limits with short backoff, so retry tests run quickly.
 pub fn quick_limits() -> TypeLimits {
-    TypeLimits { backoff_base_ms: 20, backoff_max_ms: 200, ..TypeLimits::default() }
+    TypeLimits {
+        backoff_base_ms: 20,
+        backoff_max_ms: 200,
+        ..TypeLimits::default()
+    }
 }
 
 /// Waits for the first event matching `pred`, failing the test after `PATIENCE`.
@@ -49,12 +58,18 @@ pub async fn next_event(
             match events.recv().await {
                 Ok(event) if pred(&event) => return event,
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(n)) => panic!("test fell {n} events behind waiting for {what}"),
-                Err(broadcast::error::RecvError::Closed) => panic!("node stopped while waiting for {what}"),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    panic!("test fell {n} events behind waiting for {what}")
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    panic!("node stopped while waiting for {what}")
+                }
             }
         }
     };
-    tokio::time::timeout(PATIENCE, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `PATIENCE`.
@@ -68,7 +83,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

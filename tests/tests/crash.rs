@@ -42,7 +42,10 @@ async fn start_harness(dir: &std::path::Path) -> (Child, u16) {
         .expect("harness ready in time")
         .expect("harness stdout")
         .expect("harness printed its port");
-    let port = line.strip_prefix("listening ").and_then(|p| p.parse().ok()).expect("`listening PORT`");
+    let port = line
+        .strip_prefix("listening ")
+        .and_then(|p| p.parse().ok())
+        .expect("`listening PORT`");
     (child, port)
 }
 
@@ -55,16 +58,25 @@ struct Conn {
 impl Conn {
     async fn open(port: u16) -> std::io::Result<Self> {
         let (read, write) = TcpStream::connect(("127.0.0.1", port)).await?.into_split();
-        Ok(Self { lines: BufReader::new(read).lines(), write })
+        Ok(Self {
+            lines: BufReader::new(read).lines(),
+            write,
+        })
     }
 
     async fn request(&mut self, line: &str) -> std::io::Result<String> {
         self.write.write_all(format!("{line}\n").as_bytes()).await?;
-        self.lines.next_line().await?.ok_or_else(|| std::io::Error::other("connection closed"))
+        self.lines
+            .next_line()
+            .await?
+            .ok_or_else(|| std::io::Error::other("connection closed"))
     }
 
     async fn state(&mut self, actor: &str, prefix: &str) -> BTreeMap<String, String> {
-        self.write.write_all(format!("state {actor} {prefix}\n").as_bytes()).await.unwrap();
+        self.write
+            .write_all(format!("state {actor} {prefix}\n").as_bytes())
+            .await
+            .unwrap();
         let mut entries = BTreeMap::new();
         loop {
             let line = self.lines.next_line().await.unwrap().unwrap();
@@ -73,7 +85,10 @@ impl Conn {
             }
             let mut parts = line.splitn(3, ' ');
             assert_eq!(parts.next(), Some("entry"), "{line}");
-            entries.insert(parts.next().unwrap().to_string(), parts.next().unwrap_or_default().to_string());
+            entries.insert(
+                parts.next().unwrap().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+            );
         }
     }
 }
@@ -107,7 +122,9 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
                         }
                     }
                 }
-                let Some((generation, c)) = conn.as_mut() else { continue };
+                let Some((generation, c)) = conn.as_mut() else {
+                    continue;
+                };
                 match c.request(&format!("send counter/a {id} inc")).await {
                     Ok(answer) if answer == "ok" => {
                         acked.lock().unwrap().insert(id);
@@ -126,7 +143,9 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
     }
 
     // Kill at three random points of the load, restarting each time.
-    let mut thresholds: Vec<usize> = (0..KILLS).map(|_| rand::rng().random_range(300..MESSAGES - 600)).collect();
+    let mut thresholds: Vec<usize> = (0..KILLS)
+        .map(|_| rand::rng().random_range(300..MESSAGES - 600))
+        .collect();
     thresholds.sort();
     let mut child = child;
     for (generation, threshold) in thresholds.iter().enumerate() {
@@ -142,7 +161,10 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
         current.send_replace((generation as u64 + 1, port));
     }
     for client in clients {
-        tokio::time::timeout(PATIENCE * 5, client).await.expect("clients finish").expect("client ok");
+        tokio::time::timeout(PATIENCE * 5, client)
+            .await
+            .expect("clients finish")
+            .expect("client ok");
     }
 
     // Let the last incarnation drain the mailbox, then read the counter.
@@ -150,11 +172,18 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
     let mut conn = Conn::open(port).await.unwrap();
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     while conn.request("depth counter/a").await.unwrap() != "depth 0" {
-        assert!(tokio::time::Instant::now() < deadline, "the mailbox did not drain");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mailbox did not drain"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let applied = conn.state("counter/a", "applied/").await;
-    let count: usize = conn.state("counter/a", "count").await.get("count").map_or(0, |c| c.parse().unwrap());
+    let count: usize = conn
+        .state("counter/a", "count")
+        .await
+        .get("count")
+        .map_or(0, |c| c.parse().unwrap());
     drop(child);
 
     let acked = acked.lock().unwrap().clone();
@@ -167,10 +196,26 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
         assert!(n < MESSAGES, "{id} was never sent");
         orders.insert(order.parse::<usize>().unwrap());
     }
-    let lost: Vec<&String> = acked.iter().filter(|id| !applied.contains_key(&format!("applied/{id}"))).collect();
-    assert!(lost.is_empty(), "{} acknowledged sends were lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    assert_eq!(count, applied.len(), "the count equals the number of distinct ids applied");
-    assert_eq!(orders, (1..=count).collect(), "each application moved the counter by exactly one");
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !applied.contains_key(&format!("applied/{id}")))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged sends were lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert_eq!(
+        count,
+        applied.len(),
+        "the count equals the number of distinct ids applied"
+    );
+    assert_eq!(
+        orders,
+        (1..=count).collect(),
+        "each application moved the counter by exactly one"
+    );
     eprintln!(
         "{} sent, {} acknowledged, {} applied ({} unacknowledged but applied) across {KILLS} SIGKILLs at {thresholds:?} acks",
         MESSAGES,

@@ -33,7 +33,11 @@ impl Guest for Counter {
                 count.saturating_add(n)
             }
             (Some("get"), None) => return Ok(Some(count.to_string().into_bytes())),
-            _ => return Err(format!("counter: unknown command `{text}` (try inc, add N, get)")),
+            _ => {
+                return Err(format!(
+                    "counter: unknown command `{text}` (try inc, add N, get)"
+                ));
+            }
         };
         state::set("count", new_count.to_string().as_bytes());
         if let Some(op) = message.headers.iter().find(|h| h.name == "op-id") {

@@ -30,9 +30,14 @@ impl Guest for Faulty {
             (Some("loop"), None) => spin(),
             (Some("bomb"), None) => bomb(),
             (Some("fail-until"), Some(n)) => {
-                let n: u32 = n.parse().map_err(|_| format!("faulty: bad attempt `{n}`"))?;
+                let n: u32 = n
+                    .parse()
+                    .map_err(|_| format!("faulty: bad attempt `{n}`"))?;
                 if message.attempt < n {
-                    return Err(format!("faulty: failing attempt {} of {n}", message.attempt));
+                    return Err(format!(
+                        "faulty: failing attempt {} of {n}",
+                        message.attempt
+                    ));
                 }
                 state::set("succeeded-at", message.attempt.to_string().as_bytes());
                 Ok(None)

@@ -15,8 +15,10 @@ struct Forwarder;
 
 impl Guest for Forwarder {
     fn handle(message: Envelope) -> Result<Option<Vec<u8>>, String> {
-        let (to, headers): (Vec<_>, Vec<_>) =
-            message.headers.into_iter().partition(|h| h.name == "forward-to");
+        let (to, headers): (Vec<_>, Vec<_>) = message
+            .headers
+            .into_iter()
+            .partition(|h| h.name == "forward-to");
         let to = to
             .into_iter()
             .next()

@@ -90,7 +90,10 @@ pub struct ActorData {
 
 impl WasiView for ActorData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -102,7 +105,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.used.saturating_add(desired.saturating_sub(current));
         if total > self.limit {
             self.exceeded = Some(total);
@@ -115,7 +123,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; a million is far beyond any
         // real guest and bounds what a hostile one can take.
         Ok(desired <= 1_000_000)
@@ -182,29 +195,50 @@ impl Activation {
             };
             ActivationError::Instantiate { actor: address.to_string(), reason }
         })?;
-        Ok(Self { store, actor, limits })
+        Ok(Self {
+            store,
+            actor,
+            limits,
+        })
     }
 
     /// Runs one turn: hands `message` to the handler and returns what it did.
     /// Nothing is committed here. After `Failed`, drop the activation.
     pub async fn run_turn(&mut self, message: &Envelope) -> TurnOutcome {
         let data = self.store.data_mut();
-        data.turn = Some(TurnBuffer { writes: BTreeMap::new(), sends: Vec::new(), chain: message.call_chain.clone(), bytes: 0 });
+        data.turn = Some(TurnBuffer {
+            writes: BTreeMap::new(),
+            sends: Vec::new(),
+            chain: message.call_chain.clone(),
+            bytes: 0,
+        });
         data.deadline = Instant::now() + self.limits.deadline;
         data.deadline_hit = false;
         data.stderr.clear();
         self.store.set_epoch_deadline(1);
 
         let envelope = to_wit(message);
-        let result = self.actor.pigeon_actor_handler().call_handle(&mut self.store, &envelope).await;
+        let result = self
+            .actor
+            .pigeon_actor_handler()
+            .call_handle(&mut self.store, &envelope)
+            .await;
         let data = self.store.data_mut();
         let buffer = data.turn.take();
         match result {
             Ok(Ok(reply)) => {
-                let buffer = buffer.unwrap_or_else(|| TurnBuffer { writes: BTreeMap::new(), sends: Vec::new(), chain: Vec::new(), bytes: 0 });
+                let buffer = buffer.unwrap_or_else(|| TurnBuffer {
+                    writes: BTreeMap::new(),
+                    sends: Vec::new(),
+                    chain: Vec::new(),
+                    bytes: 0,
+                });
                 TurnOutcome::Completed {
                     reply,
-                    effects: TurnEffects { state_writes: buffer.writes.into_iter().collect(), sends: buffer.sends },
+                    effects: TurnEffects {
+                        state_writes: buffer.writes.into_iter().collect(),
+                        sends: buffer.sends,
+                    },
                 }
             }
             Ok(Err(text)) => TurnOutcome::Failed(TurnError::Guest(text)),
@@ -219,14 +253,34 @@ impl Activation {
             return TurnError::Deadline(self.limits.deadline);
         }
         if let Some(requested) = data.limiter.exceeded {
-            return TurnError::Memory { limit: self.limits.memory_bytes, requested: requested as u64 };
+            return TurnError::Memory {
+                limit: self.limits.memory_bytes,
+                requested: requested as u64,
+            };
         }
         if let Some(host) = trap.downcast_ref::<crate::imports::HostFailure>() {
             return TurnError::Host(host.0.clone());
         }
-        let printed = data.stderr.tail();
-        let trap = format!("{trap:#}");
-        if printed.is_empty() { TurnError::Trap(trap) } else { TurnError::Trap(format!("{trap}; guest stderr: {printed}")) }
+        // The trap's cause, without the wasm backtrace (it names only
+        // function indices), and what the guest printed: a Rust guest's
+        // panic message.
+        let cause = match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => trap.root_cause().to_string(),
+        };
+        let printed: Vec<String> = data
+            .stderr
+            .tail()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .map(str::to_string)
+            .collect();
+        if printed.is_empty() {
+            TurnError::Trap(cause)
+        } else {
+            TurnError::Trap(format!("{cause}; the guest printed: {}", printed.join(" ")))
+        }
     }
 }
 
@@ -247,7 +301,14 @@ fn to_wit(m: &Envelope) -> wit::Envelope {
             Delivery::Persistent => wit::Delivery::Persistent,
             Delivery::Transient => wit::Delivery::Transient,
         },
-        headers: m.headers.iter().map(|(n, v)| wit::Header { name: n.clone(), value: v.clone() }).collect(),
+        headers: m
+            .headers
+            .iter()
+            .map(|(n, v)| wit::Header {
+                name: n.clone(),
+                value: v.clone(),
+            })
+            .collect(),
         payload: m.payload.clone(),
         attempt: m.attempt(),
     }

@@ -55,10 +55,14 @@ pub enum TurnError {
     #[error("guest trapped: {0}")]
     Trap(String),
     /// The turn ran past its deadline.
-    #[error("turn exceeded its deadline of {0:?} and was stopped (raise the type's deadline if the work is legitimate)")]
+    #[error(
+        "turn exceeded its deadline of {0:?} and was stopped (raise the type's deadline if the work is legitimate)"
+    )]
     Deadline(Duration),
     /// The guest tried to grow its memory past the limit.
-    #[error("guest exceeded its memory limit of {limit} bytes (asked for {requested}); raise the type's memory limit if it needs more")]
+    #[error(
+        "guest exceeded its memory limit of {limit} bytes (asked for {requested}); raise the type's memory limit if it needs more"
+    )]
     Memory { limit: u64, requested: u64 },
     /// The host failed (store I/O) while the guest ran.
     #[error("host failure during the turn: {0}")]

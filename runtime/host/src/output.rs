@@ -28,8 +28,15 @@ struct Buffer {
 
 impl GuestOutput {
     pub(crate) fn new(actor: &str, stream: &'static str) -> Self {
-        let buffer = Buffer { actor: actor.to_string(), stream, line: Vec::new(), tail: Vec::new() };
-        Self { inner: Arc::new(Mutex::new(buffer)) }
+        let buffer = Buffer {
+            actor: actor.to_string(),
+            stream,
+            line: Vec::new(),
+            tail: Vec::new(),
+        };
+        Self {
+            inner: Arc::new(Mutex::new(buffer)),
+        }
     }
 
     /// The last lines written, trimmed.
@@ -51,7 +58,9 @@ impl GuestOutput {
         for &byte in bytes {
             if byte == b'\n' {
                 let line = std::mem::take(&mut b.line);
-                tracing::info!(actor = %b.actor, stream = b.stream, "{}", String::from_utf8_lossy(&line));
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    tracing::info!(actor = %b.actor, stream = b.stream, "{}", String::from_utf8_lossy(&line));
+                }
                 b.tail.extend_from_slice(&line);
                 b.tail.push(b'\n');
                 if b.tail.len() > TAIL {
@@ -78,7 +87,11 @@ impl StdoutStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -17,9 +17,10 @@
 //! whole batch and every waiter gets the error: nothing was acknowledged.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
@@ -31,6 +32,16 @@ use crate::time::now_ms;
 
 /// Most requests folded into one transaction.
 pub const MAX_BATCH: usize = 4096;
+
+/// Longest a batch waits for more requests (see `Worker::gather`).
+const MAX_GATHER: Duration = Duration::from_millis(1);
+/// Polling interval while gathering.
+const GATHER_POLL: Duration = Duration::from_micros(20);
+
+/// Sequence numbers are leased in blocks, so most commits need not write
+/// the `meta` table; a restart continues after the last lease (a gap is
+/// harmless: only the order matters).
+const SEQ_LEASE: u64 = 100_000;
 
 /// Most delayed messages moved into mailboxes by one promotion.
 pub const MAX_PROMOTE: usize = 10_000;
@@ -121,15 +132,31 @@ impl Committer {
         db: Arc<Database>,
         listener: ListenerSlot,
         stats: Arc<CommitStats>,
+        types_version: Arc<AtomicU64>,
     ) -> Result<Self, StoreError> {
         let next_seq = {
             let txn = db.begin_write()?;
-            let seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+            let seq = txn
+                .open_table(META)?
+                .get(NEXT_SEQ)?
+                .map(|v| v.value())
+                .unwrap_or(1);
             txn.abort()?;
             seq
         };
         let (tx, rx) = mpsc::channel::<Job>();
-        let mut worker = Worker { db, listener, stats, next_seq };
+        let mut worker = Worker {
+            db,
+            listener,
+            stats,
+            next_seq,
+            leased_until: next_seq,
+            last_batch: 0,
+            last_commit: Duration::ZERO,
+            bounds: HashMap::new(),
+            types_seen: 0,
+            types_version,
+        };
         std::thread::Builder::new()
             .name("pigeon-commit".into())
             .spawn(move || worker.run(rx))
@@ -139,7 +166,9 @@ impl Committer {
 
     pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Job { request, done }).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Job { request, done })
+            .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -162,29 +191,67 @@ struct Worker {
     listener: ListenerSlot,
     stats: Arc<CommitStats>,
     next_seq: u64,
+    /// Sequence numbers below this are covered by the persisted lease.
+    leased_until: u64,
+    /// Requests in the previous batch.
+    last_batch: usize,
+    /// Duration of the previous commit.
+    last_commit: Duration,
+    /// Mailbox bound per type name, valid while `types_seen` equals
+    /// `types_version` (bumped by every registry write).
+    bounds: HashMap<String, Option<u64>>,
+    types_seen: u64,
+    types_version: Arc<AtomicU64>,
+}
+
+fn drain(rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+    while jobs.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
 }
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
+            drain(&rx, &mut jobs);
+            self.gather(&rx, &mut jobs);
+            self.last_batch = jobs.len();
             self.commit_batch(jobs);
+        }
+    }
+
+    /// Commit delay. The writers a batch released come back a few
+    /// microseconds apart; starting the next transaction with the first of
+    /// them makes batches alternate between one request and all the others.
+    /// When the last batch showed concurrency, wait for as many requests as
+    /// it had — at most half a commit's duration, so a lull costs little.
+    fn gather(&self, rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+        if self.last_batch <= 1 {
+            return;
+        }
+        // Poll with short sleeps rather than block in `recv`: a blocked
+        // receiver is woken by every single send, and on a small machine
+        // those wake-ups steal the cores the writers need to come back.
+        let deadline = Instant::now() + (self.last_commit / 2).min(MAX_GATHER);
+        while jobs.len() < self.last_batch.min(MAX_BATCH) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::sleep((deadline - now).min(GATHER_POLL));
+            drain(rx, jobs);
         }
     }
 
     fn commit_batch(&mut self, jobs: Vec<Job>) {
         let mut effects = Effects::default();
-        let seq_before = self.next_seq;
         let (results, outcome) = match self.apply_all(&jobs, &mut effects) {
             Ok(ok) => ok,
             Err(e) => {
-                self.next_seq = seq_before;
                 let msg = e.to_string();
                 for job in jobs {
                     let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
@@ -193,6 +260,8 @@ impl Worker {
             }
         };
         if let Err(e) = outcome {
+            // The lease may not be durable: take a new one next time.
+            self.leased_until = self.next_seq;
             let msg = e.to_string();
             for job in jobs {
                 let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
@@ -200,7 +269,9 @@ impl Worker {
             return;
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.requests.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        self.stats
+            .requests
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.done.send(result);
         }
@@ -240,11 +311,17 @@ impl Worker {
                 }
                 results.push(result);
             }
-            t.meta.insert(NEXT_SEQ, self.next_seq)?;
+            if self.next_seq >= self.leased_until {
+                self.leased_until = self.next_seq + SEQ_LEASE;
+                t.meta.insert(NEXT_SEQ, self.leased_until)?;
+            }
         }
         let started = Instant::now();
         let outcome = txn.commit().map_err(StoreError::from);
-        self.stats.commit_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.last_commit = started.elapsed();
+        self.stats
+            .commit_nanos
+            .fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
         Ok((results, outcome))
     }
 
@@ -254,22 +331,60 @@ impl Worker {
         seq
     }
 
-    fn enqueue(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<Reply, StoreError> {
+    fn enqueue(
+        &mut self,
+        t: &mut Tables<'_>,
+        env: &Envelope,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
         let ty = env.to.split('/').next().unwrap_or_default();
-        let bound = match t.types.get(ty)? {
-            Some(record) => decode_record::<ActorType>(record.value(), "types")?.limits.mailbox_bound,
-            None => return Err(StoreError::UnknownType(ty.to_string())),
+        let Some(bound) = self.mailbox_bound(t, ty)? else {
+            return Err(StoreError::UnknownType(ty.to_string()));
         };
-        let depth = t.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or(0);
+        let depth = t
+            .pending
+            .get(env.to.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0);
         if depth >= bound {
-            return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
+            return Err(StoreError::MailboxFull {
+                actor: env.to.clone(),
+                bound,
+            });
         }
         self.place(t, env, fx)?;
         Ok(Reply::Done)
     }
 
+    /// The mailbox bound of type `ty` (none: not deployed), cached.
+    fn mailbox_bound(&mut self, t: &Tables<'_>, ty: &str) -> Result<Option<u64>, StoreError> {
+        let version = self.types_version.load(Ordering::Acquire);
+        if version != self.types_seen {
+            self.bounds.clear();
+            self.types_seen = version;
+        }
+        if let Some(bound) = self.bounds.get(ty) {
+            return Ok(*bound);
+        }
+        let bound = match t.types.get(ty)? {
+            Some(record) => Some(
+                decode_record::<ActorType>(record.value(), "types")?
+                    .limits
+                    .mailbox_bound,
+            ),
+            None => None,
+        };
+        self.bounds.insert(ty.to_string(), bound);
+        Ok(bound)
+    }
+
     /// Puts a message into its mailbox, or into `delayed` if not yet due.
-    fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
+    fn place(
+        &mut self,
+        t: &mut Tables<'_>,
+        env: &Envelope,
+        fx: &mut Effects,
+    ) -> Result<(), StoreError> {
         let seq = self.take_seq();
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
@@ -277,20 +392,27 @@ impl Worker {
                 fx.delayed(due);
             }
             _ => {
-                t.into_mailbox(env, seq)?;
+                t.put_in_mailbox(env, seq)?;
                 fx.ready.insert(env.to.clone());
             }
         }
         Ok(())
     }
 
-    fn commit_turn(&mut self, t: &mut Tables<'_>, c: &TurnCommit, fx: &mut Effects) -> Result<Reply, StoreError> {
+    fn commit_turn(
+        &mut self,
+        t: &mut Tables<'_>,
+        c: &TurnCommit,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
         if let Some(key) = c.taken {
             t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
         }
         for (key, value) in &c.state_writes {
             match value {
-                Some(v) => t.state.insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
+                Some(v) => t
+                    .state
+                    .insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
                 None => t.state.remove((c.actor.as_str(), key.as_str()))?,
             };
         }
@@ -304,7 +426,12 @@ impl Worker {
         Ok(Reply::Done)
     }
 
-    fn fail_turn(&mut self, t: &mut Tables<'_>, f: &TurnFailure, fx: &mut Effects) -> Result<Reply, StoreError> {
+    fn fail_turn(
+        &mut self,
+        t: &mut Tables<'_>,
+        f: &TurnFailure,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
         let seq = match f.taken {
             Some(key) => {
                 t.take_from_mailbox(&f.actor, key, Some(f.envelope.id))?;
@@ -316,13 +443,20 @@ impl Worker {
         match f.disposition {
             Disposition::RetryAt { due_ms } => {
                 if f.taken.is_some() {
-                    t.delayed.insert((due_ms, seq), f.envelope.encode().as_slice())?;
+                    t.delayed
+                        .insert((due_ms, seq), f.envelope.encode().as_slice())?;
                     fx.delayed(due_ms);
                 }
             }
             Disposition::DeadLetter { reason } => {
                 let id = self.take_seq();
-                let dead = DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
+                let dead = DeadLetter {
+                    id,
+                    reason,
+                    error: error.clone(),
+                    at_ms: now_ms(),
+                    envelope: f.envelope.clone(),
+                };
                 t.dead.insert(id, encode_record(&dead).as_slice())?;
             }
         }
@@ -335,7 +469,12 @@ impl Worker {
         Ok(Reply::Done)
     }
 
-    fn promote(&mut self, t: &mut Tables<'_>, now: u64, fx: &mut Effects) -> Result<Reply, StoreError> {
+    fn promote(
+        &mut self,
+        t: &mut Tables<'_>,
+        now: u64,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
         let mut due = Vec::new();
         for entry in t.delayed.range((0, 0)..=(now, u64::MAX))?.take(MAX_PROMOTE) {
             let (key, value) = entry?;
@@ -344,7 +483,7 @@ impl Worker {
         for ((due_ms, seq), bytes) in &due {
             t.delayed.remove((*due_ms, *seq))?;
             let env = Envelope::decode(bytes, "delayed")?;
-            t.into_mailbox(&env, *seq)?;
+            t.put_in_mailbox(&env, *seq)?;
             fx.ready.insert(env.to);
         }
         Ok(Reply::Promoted(due.len()))
@@ -379,18 +518,35 @@ impl<'t> Tables<'t> {
         })
     }
 
-    fn into_mailbox(&mut self, env: &Envelope, seq: u64) -> Result<(), StoreError> {
-        self.mailbox.insert((env.to.as_str(), slot(env.priority), seq), env.encode().as_slice())?;
-        let depth = self.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or(0);
+    fn put_in_mailbox(&mut self, env: &Envelope, seq: u64) -> Result<(), StoreError> {
+        self.mailbox.insert(
+            (env.to.as_str(), slot(env.priority), seq),
+            env.encode().as_slice(),
+        )?;
+        let depth = self
+            .pending
+            .get(env.to.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0);
         self.pending.insert(env.to.as_str(), depth + 1)?;
         Ok(())
     }
 
     /// Removes a handled message; refuses if it is no longer there.
-    fn take_from_mailbox(&mut self, actor: &str, key: MessageKey, id: Option<ulid::Ulid>) -> Result<(), StoreError> {
+    fn take_from_mailbox(
+        &mut self,
+        actor: &str,
+        key: MessageKey,
+        id: Option<ulid::Ulid>,
+    ) -> Result<(), StoreError> {
         if self.mailbox.remove((actor, key.slot, key.seq))?.is_none() {
-            let id = id.map(|i| i.to_string()).unwrap_or_else(|| format!("#{}", key.seq));
-            return Err(StoreError::MessageGone { actor: actor.to_string(), id });
+            let id = id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("#{}", key.seq));
+            return Err(StoreError::MessageGone {
+                actor: actor.to_string(),
+                id,
+            });
         }
         let depth = self.pending.get(actor)?.map(|v| v.value()).unwrap_or(0);
         if depth <= 1 {
@@ -401,7 +557,11 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
+    fn update_stats(
+        &mut self,
+        actor: &str,
+        change: impl FnOnce(&mut ActorStats),
+    ) -> Result<(), StoreError> {
         let mut stats = match self.stats.get(actor)? {
             Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
             None => ActorStats::default(),

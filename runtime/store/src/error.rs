@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AddressError {
     /// No `/` between type and key.
-    #[error("invalid address `{0}`: no `/` between type and key (expected `type/key`, e.g. `counter/alice`)")]
+    #[error(
+        "invalid address `{0}`: no `/` between type and key (expected `type/key`, e.g. `counter/alice`)"
+    )]
     MissingSlash(String),
     /// The type part is not a valid type name.
     #[error("invalid address `{address}`: {reason}")]
@@ -15,7 +17,9 @@ pub enum AddressError {
     #[error("invalid address `{0}`: the key after `/` is empty (expected `type/key`)")]
     EmptyKey(String),
     /// The key contains whitespace or a control character.
-    #[error("invalid address `{address}`: the key contains {found:?} (whitespace and control characters are not allowed)")]
+    #[error(
+        "invalid address `{address}`: the key contains {found:?} (whitespace and control characters are not allowed)"
+    )]
     BadKeyChar { address: String, found: char },
     /// Longer than [`crate::MAX_ADDRESS_LEN`].
     #[error("invalid address: {len} bytes long (at most {max})")]
@@ -33,7 +37,9 @@ pub enum StoreError {
         source: Box<redb::DatabaseError>,
     },
     /// The store's data directory could not be prepared.
-    #[error("cannot use the data directory {path}: {source} (check that it exists and is writable)")]
+    #[error(
+        "cannot use the data directory {path}: {source} (check that it exists and is writable)"
+    )]
     DataDir {
         path: String,
         #[source]
@@ -49,10 +55,14 @@ pub enum StoreError {
     #[error("unknown actor type `{0}`: deploy it first (`pigeon deploy FILE.wasm --name {0}`)")]
     UnknownType(String),
     /// The receiver's mailbox is at its bound.
-    #[error("mailbox of `{actor}` is full ({bound} pending messages): retry later or raise the type's mailbox bound")]
+    #[error(
+        "mailbox of `{actor}` is full ({bound} pending messages): retry later or raise the type's mailbox bound"
+    )]
     MailboxFull { actor: String, bound: u64 },
     /// A turn tried to commit for a message that is no longer in the mailbox.
-    #[error("message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded")]
+    #[error(
+        "message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded"
+    )]
     MessageGone { actor: String, id: String },
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]

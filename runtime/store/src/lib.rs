@@ -24,6 +24,7 @@ mod schema;
 mod time;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -55,6 +56,8 @@ struct Inner {
     committer: Committer,
     listener: commit::ListenerSlot,
     stats: Arc<CommitStats>,
+    /// Bumped by every registry write, so cached type data is refreshed.
+    types_version: Arc<AtomicU64>,
     dir: PathBuf,
 }
 
@@ -64,8 +67,10 @@ impl Store {
     /// pending.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let path = dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|source| StoreError::Open {
             path: path.display().to_string(),
@@ -75,8 +80,23 @@ impl Store {
         create_tables(&db)?;
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
-        let committer = Committer::start(db.clone(), listener.clone(), stats.clone())?;
-        Ok(Self { inner: Arc::new(Inner { db, committer, listener, stats, dir }) })
+        let types_version = Arc::new(AtomicU64::new(1));
+        let committer = Committer::start(
+            db.clone(),
+            listener.clone(),
+            stats.clone(),
+            types_version.clone(),
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                committer,
+                listener,
+                stats,
+                types_version,
+                dir,
+            }),
+        })
     }
 
     /// The data directory.
@@ -136,7 +156,10 @@ impl Store {
             Some(entry) => {
                 let (key, value) = entry?;
                 let (_, slot, seq) = key.value();
-                Ok(Some((MessageKey { slot, seq }, Envelope::decode(value.value(), "mailbox")?)))
+                Ok(Some((
+                    MessageKey { slot, seq },
+                    Envelope::decode(value.value(), "mailbox")?,
+                )))
             }
             None => Ok(None),
         }
@@ -160,10 +183,15 @@ impl Store {
 
     /// Actors with pending messages, in address order, starting after
     /// `after`: the scheduler pages through this at start-up.
-    pub fn pending_actors(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    pub fn pending_actors(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         let table = self.read()?.open_table(PENDING)?;
         let range = match after {
-            Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
+            Some(after) => table
+                .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
             None => table.range::<&str>(..)?,
         };
         range
@@ -201,7 +229,11 @@ impl Store {
     }
 
     /// `actor`'s state entries whose key starts with `prefix`, in key order.
-    pub fn state_scan(&self, actor: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn state_scan(
+        &self,
+        actor: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let table = self.read()?.open_table(STATE)?;
         let mut out = Vec::new();
         for entry in table.range((actor, prefix)..)? {
@@ -217,7 +249,11 @@ impl Store {
 
     /// `actor`'s state keys that start with `prefix`, in key order.
     pub fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.state_scan(actor, prefix)?.into_iter().map(|(k, _)| k).collect())
+        Ok(self
+            .state_scan(actor, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
 
     /// Dead letters, oldest first.

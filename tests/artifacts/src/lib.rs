@@ -1,5 +1,6 @@
-//! Paths of the example guest components, built from `guest-examples/` by
-//! this crate's build script. Tests and benchmarks load them from here.
+//! The example guest components, built from `guest-examples/` by this
+//! crate's build script: tests and benchmarks load them from here, and
+//! `pigeon up --demo` embeds them.
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 

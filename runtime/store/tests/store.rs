@@ -1,0 +1,274 @@
+//! The store on its own: ordering, atomic turns, group commit, recovery.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use pigeon_store::{
+    ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TurnCommit,
+    TurnFailure, TypeLimits, now_ms,
+};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    deploy(&store, "counter", TypeLimits::default());
+    (dir, store)
+}
+
+fn deploy(store: &Store, name: &str, limits: TypeLimits) {
+    let ty = ActorType {
+        name: name.into(),
+        component_hash: "00".into(),
+        component_size: 1,
+        limits,
+        deployed_at_ms: now_ms(),
+    };
+    store.put_type(&ty, b"component").unwrap();
+}
+
+#[tokio::test]
+async fn next_message_is_highest_priority_then_oldest() {
+    let (_dir, store) = store();
+    for (i, p) in [2u8, 7, 2, 9, 0, 7].iter().enumerate() {
+        store
+            .enqueue(Envelope::new("counter/a", vec![i as u8]).with_priority(*p))
+            .await
+            .unwrap();
+    }
+    store
+        .enqueue(Envelope::new("counter/other", b"x".to_vec()).with_priority(9))
+        .await
+        .unwrap();
+    let order: Vec<u8> = store
+        .peek_mailbox("counter/a", 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.payload[0])
+        .collect();
+    assert_eq!(order, vec![3, 1, 5, 0, 2, 4]);
+    let (_, first) = store.next_message("counter/a").unwrap().unwrap();
+    assert_eq!(first.payload, vec![3]);
+    assert_eq!(store.mailbox_depth("counter/a").unwrap(), 6);
+    assert_eq!(store.mailbox_depth("counter/idle").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_turn_commits_removal_state_sends_and_reply_together() {
+    let (_dir, store) = store();
+    let call = Envelope::new("counter/a", b"inc".to_vec()).with_kind(MessageKind::Call);
+    store.enqueue(call.clone()).await.unwrap();
+    let (key, taken) = store.next_message("counter/a").unwrap().unwrap();
+    let commit = TurnCommit {
+        actor: "counter/a".into(),
+        taken: Some(key),
+        message_id: Some((taken.id, true)),
+        state_writes: vec![("count".into(), Some(b"1".to_vec())), ("gone".into(), None)],
+        sends: vec![Envelope::new("counter/b", b"inc".to_vec())],
+        reply: Some(b"1".to_vec()),
+    };
+    store.commit_turn(commit).await.unwrap();
+    assert!(store.next_message("counter/a").unwrap().is_none());
+    assert_eq!(
+        store.state_get("counter/a", "count").unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
+    assert_eq!(store.reply(call.id).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
+    assert_eq!(
+        store.pending_actors(None, 10).unwrap(),
+        vec![("counter/b".to_string(), 1)]
+    );
+
+    // Committing the same message again is refused and changes nothing.
+    let again = TurnCommit {
+        actor: "counter/a".into(),
+        taken: Some(key),
+        state_writes: vec![("count".into(), Some(b"2".to_vec()))],
+        ..TurnCommit::default()
+    };
+    let err = store.commit_turn(again).await.unwrap_err();
+    assert!(matches!(err, StoreError::MessageGone { .. }), "{err}");
+    assert_eq!(
+        store.state_get("counter/a", "count").unwrap(),
+        Some(b"1".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn refuses_unknown_types_and_full_mailboxes_without_side_effects() {
+    let (_dir, store) = store();
+    deploy(
+        &store,
+        "small",
+        TypeLimits {
+            mailbox_bound: 2,
+            ..TypeLimits::default()
+        },
+    );
+    let err = store
+        .enqueue(Envelope::new("nobody/a", b"x".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown actor type `nobody`"),
+        "{err}"
+    );
+    store
+        .enqueue(Envelope::new("small/a", b"1".to_vec()))
+        .await
+        .unwrap();
+    store
+        .enqueue(Envelope::new("small/a", b"2".to_vec()))
+        .await
+        .unwrap();
+    let err = store
+        .enqueue(Envelope::new("small/a", b"3".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("mailbox of `small/a` is full (2 pending messages)"),
+        "{err}"
+    );
+    assert_eq!(store.mailbox_depth("small/a").unwrap(), 2);
+}
+
+#[tokio::test]
+async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
+    let (_dir, store) = store();
+    store
+        .enqueue(Envelope::new("counter/a", b"first".to_vec()))
+        .await
+        .unwrap();
+    store
+        .enqueue(Envelope::new("counter/a", b"second".to_vec()))
+        .await
+        .unwrap();
+    let (key, mut env) = store.next_message("counter/a").unwrap().unwrap();
+    env.failures = 1;
+    env.last_error = Some("boom".into());
+    let due = now_ms() + 60_000;
+    let failure = TurnFailure {
+        actor: "counter/a".into(),
+        taken: Some(key),
+        envelope: env,
+        disposition: Disposition::RetryAt { due_ms: due },
+    };
+    store.fail_turn(failure).await.unwrap();
+    assert_eq!(
+        store.next_message("counter/a").unwrap().unwrap().1.payload,
+        b"second"
+    );
+    assert_eq!(store.next_due().unwrap(), Some(due));
+    assert_eq!(store.promote_due(due - 1).await.unwrap(), 0);
+    assert_eq!(store.promote_due(due).await.unwrap(), 1);
+    // Back at its original place: ahead of the later message.
+    let (key, mut env) = store.next_message("counter/a").unwrap().unwrap();
+    assert_eq!((env.payload.as_slice(), env.failures), (&b"first"[..], 1));
+
+    env.failures = 2;
+    env.last_error = Some("boom again".into());
+    let failure = TurnFailure {
+        actor: "counter/a".into(),
+        taken: Some(key),
+        envelope: env,
+        disposition: Disposition::DeadLetter {
+            reason: DeadReason::Failed,
+        },
+    };
+    store.fail_turn(failure).await.unwrap();
+    let dead = store.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].error.as_str(), dead[0].envelope.payload.as_slice()),
+        ("boom again", &b"first"[..])
+    );
+    let stats = store.actor_stats("counter/a").unwrap();
+    assert_eq!((stats.failed, stats.dead_lettered), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_commits() {
+    let (_dir, store) = store();
+    let store = Arc::new(store);
+    let before = store.commit_stats().batches.load(Ordering::Relaxed);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for j in 0..20 {
+                    store
+                        .enqueue(Envelope::new(format!("counter/{i}"), vec![j]))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let batches = store.commit_stats().batches.load(Ordering::Relaxed) - before;
+    assert_eq!(store.pending_actors(None, 100).unwrap().len(), 64);
+    assert!(
+        batches < 64 * 20,
+        "1,280 enqueues took {batches} commits: no grouping happened"
+    );
+}
+
+#[tokio::test]
+async fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        deploy(&store, "counter", TypeLimits::default());
+        for i in 0..3 {
+            store
+                .enqueue(Envelope::new(format!("counter/{i}"), b"x".to_vec()))
+                .await
+                .unwrap();
+        }
+    }
+    let store = eventually_open(dir.path());
+    assert_eq!(store.list_types().unwrap().len(), 1);
+    assert_eq!(store.component("00").unwrap(), Some(b"component".to_vec()));
+    let pending: Vec<String> = store
+        .pending_actors(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(pending, ["counter/0", "counter/1", "counter/2"]);
+    assert_eq!(
+        store.pending_actors(Some("counter/0"), 1).unwrap()[0].0,
+        "counter/1"
+    );
+    // New sequence numbers continue after the old ones: order is kept.
+    store
+        .enqueue(Envelope::new("counter/0", b"y".to_vec()))
+        .await
+        .unwrap();
+    let payloads: Vec<Vec<u8>> = store
+        .peek_mailbox("counter/0", 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(payloads, vec![b"x".to_vec(), b"y".to_vec()]);
+}
+
+/// The committer thread releases the database when its last handle goes;
+/// reopening waits for that.
+fn eventually_open(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("cannot reopen the store: {e}"),
+        }
+    }
+}
