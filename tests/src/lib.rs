@@ -29,6 +29,22 @@ impl TestNode {
         Self { node, dir }
     }
 
+    /// Stops the node gracefully and starts a new one on the same directory
+    /// (waiting for the old one to let go of its store).
+    pub async fn restart(self) -> Self {
+        let Self { node, dir } = self;
+        node.shutdown(Duration::from_secs(10)).await;
+        drop(node);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match Node::start(NodeConfig::new(dir.path())).await {
+                Ok(node) => return Self { node, dir },
+                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => panic!("the node does not restart: {e}"),
+            }
+        }
+    }
+
     /// Deploys a guest built by the artifacts crate.
     pub async fn deploy(&self, name: &str, wasm: &str, limits: TypeLimits) -> ActorType {
         self.node

@@ -1,0 +1,23 @@
+# Every routine task by name. Each recipe is a plain cargo command.
+
+# A node on ./.pigeon with the example actors.
+up:
+    cargo run --release -- up --demo
+
+# The whole test suite (builds the guest components first).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo fmt --manifest-path guest-examples/Cargo.toml --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks, with the disk's ceilings measured in the same run.
+bench:
+    cargo run --release -p pigeon-bench
+
+# Builds the example guests to guest-examples/target/wasm32-wasip2/release/*.wasm.
+guests:
+    cd guest-examples && cargo build --release --target wasm32-wasip2
