@@ -39,7 +39,9 @@ impl TestNode {
         loop {
             match Node::start(NodeConfig::new(dir.path())).await {
                 Ok(node) => return Self { node, dir },
-                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 Err(e) => panic!("the node does not restart: {e}"),
             }
         }

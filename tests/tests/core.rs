@@ -499,9 +499,15 @@ async fn bad_sends_are_refused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_keeps_types_state_and_pending_messages() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
-    t.node.call("counter/a", b"add 5".to_vec(), CALL).await.unwrap();
-    let cached: Vec<_> = std::fs::read_dir(t.dir.path().join("cache")).unwrap().collect();
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
+        .await;
+    t.node
+        .call("counter/a", b"add 5".to_vec(), CALL)
+        .await
+        .unwrap();
+    let cached: Vec<_> = std::fs::read_dir(t.dir.path().join("cache"))
+        .unwrap()
+        .collect();
     assert_eq!(cached.len(), 1, "the compiled component is cached on disk");
     // A message due after the restart must still be delivered.
     let mut later = Envelope::new("counter/a", b"inc".to_vec());
@@ -513,8 +519,18 @@ async fn a_restarted_node_keeps_types_state_and_pending_messages() {
     let store = t.node.store().clone();
     eventually("the delayed increment after the restart", || {
         let store = store.clone();
-        async move { (store.state_get("counter/a", "count").unwrap() == Some(b"6".to_vec())).then_some(()) }
+        async move {
+            (store.state_get("counter/a", "count").unwrap() == Some(b"6".to_vec())).then_some(())
+        }
     })
     .await;
-    assert_eq!(text(t.node.call("counter/a", b"get".to_vec(), CALL).await.unwrap()), "6");
+    assert_eq!(
+        text(
+            t.node
+                .call("counter/a", b"get".to_vec(), CALL)
+                .await
+                .unwrap()
+        ),
+        "6"
+    );
 }
