@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use pigeon_node::pigeon_store::{ActorType, TypeLimits};
+use pigeon_node::pigeon_store::ulid::Ulid;
+use pigeon_node::pigeon_store::{ActorType, DeadLetter, Envelope, TypeLimits};
 use pigeon_node::{Node, NodeConfig, NodeEvent};
 use tokio::sync::broadcast;
 
@@ -45,6 +46,48 @@ impl TestNode {
                 Err(e) => panic!("the node does not restart: {e}"),
             }
         }
+    }
+
+    /// Sends a persistent text message to `to`; returns its id.
+    pub async fn tell(&self, to: &str, payload: &str) -> Ulid {
+        let envelope = Envelope::new(to, payload.as_bytes().to_vec());
+        self.node
+            .send(envelope)
+            .await
+            .unwrap_or_else(|e| panic!("send {to} `{payload}`: {e}"))
+    }
+
+    /// Calls `to` with a text payload and returns its text reply.
+    pub async fn ask(&self, to: &str, payload: &str) -> String {
+        let reply = self
+            .node
+            .call(to, payload.as_bytes().to_vec(), PATIENCE)
+            .await;
+        let reply = reply.unwrap_or_else(|e| panic!("call {to} `{payload}`: {e}"));
+        String::from_utf8(reply.expect("a reply")).expect("a UTF-8 reply")
+    }
+
+    /// Waits until `actor`'s state holds `value` under `key`.
+    pub async fn state_becomes(&self, actor: &str, key: &str, value: &str) {
+        let store = self.node.store().clone();
+        eventually(&format!("{actor}'s `{key}` to be `{value}`"), || {
+            let store = store.clone();
+            async move {
+                (store.state_get(actor, key).unwrap().as_deref() == Some(value.as_bytes()))
+                    .then_some(())
+            }
+        })
+        .await
+    }
+
+    /// Waits for a dead letter and returns the latest one.
+    pub async fn dead_letter(&self) -> DeadLetter {
+        let store = self.node.store().clone();
+        eventually("a dead letter", || {
+            let store = store.clone();
+            async move { store.dead_letters(100).unwrap().pop() }
+        })
+        .await
     }
 
     /// Deploys a guest built by the artifacts crate.

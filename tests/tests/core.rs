@@ -9,46 +9,18 @@ use pigeon_tests::{TestNode, artifacts, eventually, next_event, quick_limits};
 
 const CALL: Duration = Duration::from_secs(30);
 
-fn text(reply: Option<Vec<u8>>) -> String {
-    String::from_utf8(reply.expect("a reply")).expect("UTF-8 reply")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counter_counts_and_replies() {
     let t = TestNode::start().await;
     t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
         .await;
     for expected in 1..=3 {
-        let reply = t
-            .node
-            .call("counter/a", b"inc".to_vec(), CALL)
-            .await
-            .unwrap();
-        assert_eq!(text(reply), expected.to_string());
+        assert_eq!(t.ask("counter/a", "inc").await, expected.to_string());
     }
-    t.node
-        .call("counter/a", b"add 39".to_vec(), CALL)
-        .await
-        .unwrap();
-    assert_eq!(
-        text(
-            t.node
-                .call("counter/a", b"get".to_vec(), CALL)
-                .await
-                .unwrap()
-        ),
-        "42"
-    );
+    t.ask("counter/a", "add 39").await;
+    assert_eq!(t.ask("counter/a", "get").await, "42");
     // Another key is another actor, with its own state.
-    assert_eq!(
-        text(
-            t.node
-                .call("counter/b", b"get".to_vec(), CALL)
-                .await
-                .unwrap()
-        ),
-        "0"
-    );
+    assert_eq!(t.ask("counter/b", "get").await, "0");
     assert_eq!(
         t.node.store().state_get("counter/a", "count").unwrap(),
         Some(b"42".to_vec())
@@ -67,14 +39,7 @@ async fn messages_sent_by_a_turn_are_delivered() {
             Envelope::new("forwarder/f", b"inc".to_vec()).with_header("forward-to", "counter/x");
         t.node.send(env).await.unwrap();
     }
-    let store = t.node.store().clone();
-    eventually("five forwarded increments", || {
-        let store = store.clone();
-        async move {
-            (store.state_get("counter/x", "count").unwrap() == Some(b"5".to_vec())).then_some(())
-        }
-    })
-    .await;
+    t.state_becomes("counter/x", "count", "5").await;
 }
 
 /// Messages that become due together enter the mailbox in one transaction;
@@ -136,10 +101,7 @@ async fn failed_turns_are_retried_with_exponential_backoff() {
     };
     t.deploy("faulty", artifacts::FAULTY, limits).await;
     let mut events = t.node.events();
-    t.node
-        .send(Envelope::new("faulty/r", b"fail-until 3".to_vec()))
-        .await
-        .unwrap();
+    t.tell("faulty/r", "fail-until 3").await;
 
     // Collect this actor's turn events until it succeeds.
     let mut history = Vec::new();
@@ -218,17 +180,9 @@ async fn a_message_that_keeps_failing_is_dead_lettered_with_its_error() {
         },
     )
     .await;
-    let id = t
-        .node
-        .send(Envelope::new("faulty/d", b"trap".to_vec()))
-        .await
-        .unwrap();
+    let id = t.tell("faulty/d", "trap").await;
     let store = t.node.store().clone();
-    let dead = eventually("a dead letter", || {
-        let store = store.clone();
-        async move { store.dead_letters(10).unwrap().pop() }
-    })
-    .await;
+    let dead = t.dead_letter().await;
     assert_eq!(dead.envelope.id, id);
     assert_eq!(dead.reason, DeadReason::Failed);
     assert_eq!(dead.envelope.failures, 3, "max-attempts turns were made");
@@ -272,10 +226,7 @@ async fn the_deadline_stops_an_infinite_loop_while_other_actors_keep_serving() {
     t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
         .await;
     let mut events = t.node.events();
-    t.node
-        .send(Envelope::new("faulty/spin", b"loop".to_vec()))
-        .await
-        .unwrap();
+    t.tell("faulty/spin", "loop").await;
     next_event(
         &mut events,
         "the loop to start",
@@ -284,12 +235,7 @@ async fn the_deadline_stops_an_infinite_loop_while_other_actors_keep_serving() {
     .await;
 
     for expected in 1..=20 {
-        let reply = t
-            .node
-            .call("counter/b", b"inc".to_vec(), CALL)
-            .await
-            .unwrap();
-        assert_eq!(text(reply), expected.to_string());
+        assert_eq!(t.ask("counter/b", "inc").await, expected.to_string());
     }
     // All of those were served while the loop was still running.
     let mut seen = t.node.events();
@@ -331,33 +277,16 @@ async fn the_memory_limit_stops_a_memory_bomb() {
         ..quick_limits()
     };
     t.deploy("faulty", artifacts::FAULTY, limits).await;
-    t.node
-        .send(Envelope::new("faulty/bomb", b"bomb".to_vec()))
-        .await
-        .unwrap();
-    let store = t.node.store().clone();
-    let dead = eventually("the bomb to be dead-lettered", || {
-        let store = store.clone();
-        async move { store.dead_letters(10).unwrap().pop() }
-    })
-    .await;
+    t.tell("faulty/bomb", "bomb").await;
+    let dead = t.dead_letter().await;
     assert!(
         dead.error.contains("memory limit of 16777216 bytes"),
         "{}",
         dead.error
     );
     // The actor is usable again afterwards, in a fresh instance.
-    t.node
-        .send(Envelope::new("faulty/bomb", b"ok".to_vec()))
-        .await
-        .unwrap();
-    eventually("a later message to succeed", || {
-        let store = store.clone();
-        async move {
-            (store.state_get("faulty/bomb", "ok").unwrap() == Some(b"1".to_vec())).then_some(())
-        }
-    })
-    .await;
+    t.tell("faulty/bomb", "ok").await;
+    t.state_becomes("faulty/bomb", "ok", "1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,19 +304,9 @@ async fn a_trapped_turn_leaves_no_trace_of_its_writes_or_sends() {
     t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
         .await;
     let mut events = t.node.events();
-    t.node
-        .send(Envelope::new(
-            "faulty/w",
-            b"write-then-trap counter/c".to_vec(),
-        ))
-        .await
-        .unwrap();
+    t.tell("faulty/w", "write-then-trap counter/c").await;
     let store = t.node.store().clone();
-    eventually("the message to be dead-lettered", || {
-        let store = store.clone();
-        async move { store.dead_letters(10).unwrap().pop() }
-    })
-    .await;
+    t.dead_letter().await;
     assert_eq!(
         store.state_get("faulty/w", "dirty").unwrap(),
         None,
@@ -501,10 +420,7 @@ async fn a_restarted_node_keeps_types_state_and_pending_messages() {
     let t = TestNode::start().await;
     t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
         .await;
-    t.node
-        .call("counter/a", b"add 5".to_vec(), CALL)
-        .await
-        .unwrap();
+    t.ask("counter/a", "add 5").await;
     let cached: Vec<_> = std::fs::read_dir(t.dir.path().join("cache"))
         .unwrap()
         .collect();
@@ -516,21 +432,6 @@ async fn a_restarted_node_keeps_types_state_and_pending_messages() {
 
     let t = t.restart().await;
     assert_eq!(t.node.type_names(), ["counter"]);
-    let store = t.node.store().clone();
-    eventually("the delayed increment after the restart", || {
-        let store = store.clone();
-        async move {
-            (store.state_get("counter/a", "count").unwrap() == Some(b"6".to_vec())).then_some(())
-        }
-    })
-    .await;
-    assert_eq!(
-        text(
-            t.node
-                .call("counter/a", b"get".to_vec(), CALL)
-                .await
-                .unwrap()
-        ),
-        "6"
-    );
+    t.state_becomes("counter/a", "count", "6").await;
+    assert_eq!(t.ask("counter/a", "get").await, "6");
 }

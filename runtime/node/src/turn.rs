@@ -247,10 +247,12 @@ async fn record_failure(
     envelope.last_error = Some(error.clone());
     let dead = forced.or((envelope.failures >= limits.max_attempts).then_some(DeadReason::Failed));
     let retry_in = backoff(limits, envelope.failures);
+    let failed_at = SystemTime::now();
     let disposition = match dead {
         Some(reason) => Disposition::DeadLetter { reason },
+        // +1: `now_ms` truncates, and the retry must not come early.
         None => Disposition::RetryAt {
-            due_ms: now_ms().saturating_add(retry_in),
+            due_ms: now_ms().saturating_add(retry_in).saturating_add(1),
         },
     };
     tracing::warn!(actor, message = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
@@ -279,7 +281,7 @@ async fn record_failure(
         attempt,
         error,
         retry_in_ms: dead.is_none().then_some(retry_in),
-        at: SystemTime::now(),
+        at: failed_at,
     });
 }
 

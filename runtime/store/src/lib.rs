@@ -37,6 +37,7 @@ pub use schema::{
     ActorStats, ActorType, DeadLetter, DeadReason, MessageKey, TypeLimits, WasiGrant,
 };
 pub use time::now_ms;
+pub use ulid;
 
 use commit::{Committer, Reply, Request};
 use envelope::decode_record;
