@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
-use crate::envelope::{Envelope, decode_record, encode_record};
+use crate::envelope::{Envelope, MAX_PRIORITY, decode_record, encode_record};
 use crate::error::StoreError;
 use crate::schema::*;
 use crate::time::now_ms;
@@ -106,13 +106,20 @@ pub(crate) enum Request {
     Enqueue(Envelope),
     Commit(TurnCommit),
     Fail(TurnFailure),
-    Promote { now_ms: u64 },
+    Promote {
+        now_ms: u64,
+    },
+    /// Dead letters back into their mailboxes (all when `None`).
+    Replay(Option<Vec<u64>>),
+    /// Dead letters deleted (all when `None`).
+    Purge(Option<Vec<u64>>),
 }
 
 /// What a request produced.
 pub(crate) enum Reply {
     Done,
-    Promoted(usize),
+    /// How many messages a promotion, replay or purge moved.
+    Moved(usize),
 }
 
 struct Job {
@@ -304,6 +311,8 @@ impl Worker {
                     Request::Commit(c) => self.commit_turn(&mut t, c, effects),
                     Request::Fail(f) => self.fail_turn(&mut t, f, effects),
                     Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
+                    Request::Replay(ids) => self.replay(&mut t, ids.as_deref(), effects),
+                    Request::Purge(ids) => self.purge(&mut t, ids.as_deref()),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {
@@ -341,11 +350,8 @@ impl Worker {
         let Some(bound) = self.mailbox_bound(t, ty)? else {
             return Err(StoreError::UnknownType(ty.to_string()));
         };
-        let depth = t
-            .pending
-            .get(env.to.as_str())?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let depths = t.pending.get(env.to.as_str())?.map(|v| v.value());
+        let depth: u64 = depths.unwrap_or_default().iter().sum();
         if depth >= bound {
             return Err(StoreError::MailboxFull {
                 actor: env.to.clone(),
@@ -486,14 +492,63 @@ impl Worker {
             t.put_in_mailbox(&env, *seq)?;
             fx.ready.insert(env.to);
         }
-        Ok(Reply::Promoted(due.len()))
+        Ok(Reply::Moved(due.len()))
+    }
+
+    /// The dead letters named by `ids` (all when `None`), checking that each
+    /// exists before anything is changed.
+    fn dead_ids(t: &Tables<'_>, ids: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    if t.dead.get(id)?.is_none() {
+                        return Err(StoreError::UnknownDeadLetter(id.to_string()));
+                    }
+                }
+                Ok(ids.to_vec())
+            }
+            None => t.dead.iter()?.map(|e| Ok(e?.0.value())).collect(),
+        }
+    }
+
+    /// Puts dead letters back at the end of their mailboxes, as fresh
+    /// deliveries (failures reset, priority kept).
+    fn replay(
+        &mut self,
+        t: &mut Tables<'_>,
+        ids: Option<&[u64]>,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        let ids = Self::dead_ids(t, ids)?;
+        for id in &ids {
+            let Some(record) = t.dead.remove(id)? else {
+                continue;
+            };
+            let dead: DeadLetter = decode_record(record.value(), "dead_letters")?;
+            drop(record);
+            let mut env = dead.envelope;
+            env.failures = 0;
+            env.not_before_ms = None;
+            let seq = self.take_seq();
+            t.put_in_mailbox(&env, seq)?;
+            fx.ready.insert(env.to);
+        }
+        Ok(Reply::Moved(ids.len()))
+    }
+
+    fn purge(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>) -> Result<Reply, StoreError> {
+        let ids = Self::dead_ids(t, ids)?;
+        for id in &ids {
+            t.dead.remove(id)?;
+        }
+        Ok(Reply::Moved(ids.len()))
     }
 }
 
 /// The tables a batch writes, opened once per transaction.
 struct Tables<'t> {
     mailbox: Table<'t, (&'static str, u8, u64), &'static [u8]>,
-    pending: Table<'t, &'static str, u64>,
+    pending: Table<'t, &'static str, Depths>,
     delayed: Table<'t, (u64, u64), &'static [u8]>,
     state: Table<'t, (&'static str, &'static str), &'static [u8]>,
     types: Table<'t, &'static str, &'static [u8]>,
@@ -523,12 +578,13 @@ impl<'t> Tables<'t> {
             (env.to.as_str(), slot(env.priority), seq),
             env.encode().as_slice(),
         )?;
-        let depth = self
+        let mut depths = self
             .pending
             .get(env.to.as_str())?
             .map(|v| v.value())
-            .unwrap_or(0);
-        self.pending.insert(env.to.as_str(), depth + 1)?;
+            .unwrap_or_default();
+        depths[usize::from(env.priority.min(MAX_PRIORITY))] += 1;
+        self.pending.insert(env.to.as_str(), depths)?;
         Ok(())
     }
 
@@ -548,11 +604,17 @@ impl<'t> Tables<'t> {
                 id,
             });
         }
-        let depth = self.pending.get(actor)?.map(|v| v.value()).unwrap_or(0);
-        if depth <= 1 {
+        let mut depths = self
+            .pending
+            .get(actor)?
+            .map(|v| v.value())
+            .unwrap_or_default();
+        let priority = usize::from(MAX_PRIORITY.saturating_sub(key.slot));
+        depths[priority] = depths[priority].saturating_sub(1);
+        if depths.iter().all(|d| *d == 0) {
             self.pending.remove(actor)?;
         } else {
-            self.pending.insert(actor, depth - 1)?;
+            self.pending.insert(actor, depths)?;
         }
         Ok(())
     }

@@ -34,7 +34,8 @@ pub use commit::{CommitListener, CommitStats, Disposition, TurnCommit, TurnFailu
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
-    ActorStats, ActorType, DeadLetter, DeadReason, MessageKey, TypeLimits, WasiGrant,
+    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, MessageKey, TypeLimits,
+    WasiGrant,
 };
 pub use time::now_ms;
 pub use ulid;
@@ -135,8 +136,25 @@ impl Store {
     /// Moves delayed messages due by `now_ms` into their mailboxes; returns
     /// how many moved (at most [`commit::MAX_PROMOTE`] per call).
     pub async fn promote_due(&self, now_ms: u64) -> Result<usize, StoreError> {
-        match self.submit(Request::Promote { now_ms }).await? {
-            Reply::Promoted(n) => Ok(n),
+        self.moved(Request::Promote { now_ms }).await
+    }
+
+    /// Puts dead letters back into their mailboxes as fresh deliveries (all
+    /// of them when `ids` is `None`); returns how many. An unknown id
+    /// refuses the whole request.
+    pub async fn replay_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<usize, StoreError> {
+        self.moved(Request::Replay(ids)).await
+    }
+
+    /// Deletes dead letters (all of them when `ids` is `None`); returns how
+    /// many. An unknown id refuses the whole request.
+    pub async fn purge_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<usize, StoreError> {
+        self.moved(Request::Purge(ids)).await
+    }
+
+    async fn moved(&self, request: Request) -> Result<usize, StoreError> {
+        match self.submit(request).await? {
+            Reply::Moved(n) => Ok(n),
             Reply::Done => Ok(0),
         }
     }
@@ -178,8 +196,13 @@ impl Store {
 
     /// Pending persistent messages in `actor`'s mailbox (not counting delayed ones).
     pub fn mailbox_depth(&self, actor: &str) -> Result<u64, StoreError> {
+        Ok(self.mailbox_depths(actor)?.iter().sum())
+    }
+
+    /// Pending persistent messages of `actor` by priority (index = priority).
+    pub fn mailbox_depths(&self, actor: &str) -> Result<Depths, StoreError> {
         let table = self.read()?.open_table(PENDING)?;
-        Ok(table.get(actor)?.map(|v| v.value()).unwrap_or(0))
+        Ok(table.get(actor)?.map(|v| v.value()).unwrap_or_default())
     }
 
     /// Actors with pending messages, in address order, starting after
@@ -199,9 +222,46 @@ impl Store {
             .take(limit)
             .map(|entry| {
                 let (k, v) = entry?;
-                Ok((k.value().to_string(), v.value()))
+                Ok((k.value().to_string(), v.value().iter().sum()))
             })
             .collect()
+    }
+
+    /// Actors known to the store (with pending messages, or that ever ran
+    /// a turn), in address order, starting after `after`, with their
+    /// mailbox depths by priority and their counters.
+    pub fn list_actors(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActorSummary>, StoreError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let txn = self.read()?;
+        let bounds = || (after.map_or(Unbounded, Excluded), Unbounded);
+        // The first `limit` addresses of the union are among the first
+        // `limit` of each table.
+        let mut merged: std::collections::BTreeMap<String, ActorSummary> = Default::default();
+        for entry in txn
+            .open_table(PENDING)?
+            .range::<&str>(bounds())?
+            .take(limit)
+        {
+            let (k, v) = entry?;
+            let address = k.value().to_string();
+            merged
+                .entry(address.clone())
+                .or_insert_with(|| ActorSummary::named(address))
+                .depths = v.value();
+        }
+        for entry in txn.open_table(STATS)?.range::<&str>(bounds())?.take(limit) {
+            let (k, v) = entry?;
+            let address = k.value().to_string();
+            merged
+                .entry(address.clone())
+                .or_insert_with(|| ActorSummary::named(address))
+                .stats = decode_record(v.value(), "actor_stats")?;
+        }
+        Ok(merged.into_values().take(limit).collect())
     }
 
     /// When the earliest delayed message is due, if any.
@@ -255,6 +315,15 @@ impl Store {
             .into_iter()
             .map(|(k, _)| k)
             .collect())
+    }
+
+    /// The dead letter `id`.
+    pub fn dead_letter(&self, id: u64) -> Result<DeadLetter, StoreError> {
+        let table = self.read()?.open_table(DEAD)?;
+        match table.get(id)? {
+            Some(v) => decode_record(v.value(), "dead_letters"),
+            None => Err(StoreError::UnknownDeadLetter(id.to_string())),
+        }
     }
 
     /// Dead letters, oldest first.

@@ -5,7 +5,7 @@
 //! - `mailbox` is keyed `(actor, 9 - priority, seq)`: an actor's next message
 //!   (highest priority, then oldest) is the first entry of its range;
 //! - `pending` holds one entry per actor with messages in its mailbox (and
-//!   the count), so the scheduler and recovery never scan idle actors or
+//!   their count per priority), so the scheduler and recovery never scan idle actors or
 //!   individual messages;
 //! - `delayed` is keyed `(due_ms, seq)`: due messages are a prefix of it. A
 //!   delayed message keeps its `seq`, so when it becomes due it takes its
@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::Envelope;
 
 pub(crate) const MAILBOX: TableDefinition<(&str, u8, u64), &[u8]> = TableDefinition::new("mailbox");
-pub(crate) const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending");
+/// Pending messages of an actor, by priority (index = priority).
+pub type Depths = [u64; 10];
+
+pub(crate) const PENDING: TableDefinition<&str, Depths> = TableDefinition::new("pending");
 pub(crate) const DELAYED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("delayed");
 pub(crate) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state");
 pub(crate) const TYPES: TableDefinition<&str, &[u8]> = TableDefinition::new("types");
@@ -138,4 +141,23 @@ pub struct ActorStats {
     pub last_error: Option<String>,
     /// Last turn, successful or not (ms since the Unix epoch).
     pub last_activity_ms: u64,
+}
+
+/// What the store knows of one actor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActorSummary {
+    /// `type/key`.
+    pub address: String,
+    /// Pending messages by priority (index = priority).
+    pub depths: Depths,
+    pub stats: ActorStats,
+}
+
+impl ActorSummary {
+    pub(crate) fn named(address: String) -> Self {
+        Self {
+            address,
+            ..Self::default()
+        }
+    }
 }

@@ -272,3 +272,114 @@ fn eventually_open(dir: &std::path::Path) -> Store {
         }
     }
 }
+
+#[tokio::test]
+async fn lists_actors_with_depths_by_priority_and_counters() {
+    let (_dir, store) = store();
+    for p in [1u8, 1, 9] {
+        store
+            .enqueue(Envelope::new("counter/b", b"x".to_vec()).with_priority(p))
+            .await
+            .unwrap();
+    }
+    store
+        .enqueue(Envelope::new("counter/a", b"x".to_vec()))
+        .await
+        .unwrap();
+    let (key, _) = store.next_message("counter/a").unwrap().unwrap();
+    let commit = TurnCommit {
+        actor: "counter/a".into(),
+        taken: Some(key),
+        ..TurnCommit::default()
+    };
+    store.commit_turn(commit).await.unwrap();
+
+    let actors = store.list_actors(None, 10).unwrap();
+    let names: Vec<&str> = actors.iter().map(|a| a.address.as_str()).collect();
+    assert_eq!(
+        names,
+        ["counter/a", "counter/b"],
+        "idle actors that ran are listed too"
+    );
+    assert_eq!(actors[0].depths, [0; 10]);
+    assert_eq!(actors[0].stats.processed, 1);
+    assert_eq!(
+        (
+            actors[1].depths[1],
+            actors[1].depths[9],
+            actors[1].depths.iter().sum::<u64>()
+        ),
+        (2, 1, 3)
+    );
+    let page = store.list_actors(Some("counter/a"), 10).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(store.list_actors(None, 1).unwrap()[0].address, "counter/a");
+}
+
+#[tokio::test]
+async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
+    let (_dir, store) = store();
+    for payload in [b"a", b"b", b"c"] {
+        store
+            .enqueue(Envelope::new("counter/d", payload.to_vec()).with_priority(7))
+            .await
+            .unwrap();
+        let (key, mut env) = store.next_message("counter/d").unwrap().unwrap();
+        env.failures = 5;
+        env.last_error = Some("boom".into());
+        let disposition = Disposition::DeadLetter {
+            reason: DeadReason::Failed,
+        };
+        let failure = TurnFailure {
+            actor: "counter/d".into(),
+            taken: Some(key),
+            envelope: env,
+            disposition,
+        };
+        store.fail_turn(failure).await.unwrap();
+    }
+    let dead = store.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 3);
+    let err = store
+        .replay_dead_letters(Some(vec![dead[0].id, 999_999]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no dead letter with id 999999"),
+        "{err}"
+    );
+    assert_eq!(
+        store.dead_letters(10).unwrap().len(),
+        3,
+        "a refused request changes nothing"
+    );
+
+    assert_eq!(
+        store
+            .replay_dead_letters(Some(vec![dead[0].id]))
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, replayed) = store.next_message("counter/d").unwrap().unwrap();
+    assert_eq!(
+        (
+            replayed.payload.as_slice(),
+            replayed.failures,
+            replayed.priority
+        ),
+        (&b"a"[..], 0, 7)
+    );
+    assert_eq!(
+        store
+            .purge_dead_letters(Some(vec![dead[1].id]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.dead_letter(dead[1].id).is_err());
+    assert_eq!(store.replay_dead_letters(None).await.unwrap(), 1);
+    assert_eq!(store.mailbox_depth("counter/d").unwrap(), 2);
+    assert!(store.dead_letters(10).unwrap().is_empty());
+    assert_eq!(store.purge_dead_letters(None).await.unwrap(), 0);
+}
