@@ -11,6 +11,8 @@ use tokio::sync::broadcast;
 
 pub use pigeon_test_artifacts as artifacts;
 
+pub mod process;
+
 /// Generous upper bound for anything a test waits for.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 

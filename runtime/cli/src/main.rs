@@ -1,129 +1,222 @@
 //! `pigeon`: the command line of the Pigeon actor runtime.
 //!
-//! This is the binary's edge: arguments are parsed with clap, errors become
-//! `anyhow` reports printed on one line, and everything else is the node's.
+//! `pigeon up` runs a node; every other command talks to a node through its
+//! HTTP API (the same one the dashboard uses). This is the binary's edge:
+//! errors become one line on stderr and a non-zero exit.
 
+mod client;
+mod commands;
+mod table;
+mod units;
+mod up;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use pigeon_node::pigeon_store::{Envelope, TypeLimits};
-use pigeon_node::{Node, NodeConfig};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-/// Pigeon: a runtime for actors compiled to WebAssembly components, with
-/// durable mailboxes.
+/// Pigeon: actors compiled to WebAssembly components, with durable mailboxes.
+///
+/// Start a node with `pigeon up`, then deploy components and send messages
+/// to actors (`type/key`) from another terminal.
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version, propagate_version = true, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+const EXAMPLES: &str = "Examples:
+  pigeon up --demo                                  start a node with example actors
+  pigeon deploy counter.wasm --name counter         deploy a component
+  pigeon send counter/alice inc                     send a message
+  pigeon call counter/alice get                     send and wait for the reply
+  pigeon inspect counter/alice                      mailbox, state and errors of one actor
+  pigeon dlq ls                                     dead letters";
+
+/// Options of every command that talks to a node.
+#[derive(Args)]
+pub struct Global {
+    /// The node's API.
+    #[arg(
+        long,
+        global = true,
+        env = "PIGEON_NODE",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    node: String,
+    /// The API token (default: read from `<data>/token`).
+    #[arg(long, global = true, env = "PIGEON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The node's data directory: where `up` keeps its store, and where
+    /// other commands find the token.
+    #[arg(long, global = true, env = "PIGEON_DATA", default_value = ".pigeon")]
+    data: PathBuf,
+    /// Print JSON instead of tables (read commands).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Starts a node on the embedded store and runs until Ctrl-C.
+    /// Starts a node and its HTTP API; runs until Ctrl-C.
     ///
-    /// Messages and state live in the data directory: stop the node, start
-    /// it again, and its actors carry on where they were.
+    /// Messages and state live in the data directory: stop the node, start it
+    /// again, and its actors carry on where they were.
     Up {
-        /// Where the node keeps its store and compile cache.
-        #[arg(long, default_value = ".pigeon")]
-        data: PathBuf,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: SocketAddr,
         /// Deploys the example actors (counter, forwarder, faulty) and sends
-        /// them a few messages, so there is something to see at once.
+        /// them a few messages.
         #[arg(long)]
         demo: bool,
     },
+    /// Deploys a component as an actor type (replacing any older version).
+    Deploy {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The type name messages address (`NAME/key`).
+        #[arg(long)]
+        name: String,
+        /// Failed turns before a message is dead-lettered.
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// Memory limit of one instance, e.g. 64MiB.
+        #[arg(long, value_parser = units::parse_size)]
+        memory: Option<u64>,
+        /// Time limit of one turn, e.g. 5s.
+        #[arg(long, value_parser = units::parse_duration)]
+        deadline: Option<Duration>,
+        /// Pending messages a mailbox accepts before refusing sends.
+        #[arg(long)]
+        mailbox_bound: Option<u64>,
+    },
+    /// Removes an actor type; its mailboxes and state are kept.
+    Undeploy { name: String },
+    /// Sends a message to an actor; prints its id once it is accepted.
+    Send(SendArgs),
+    /// Sends a message and waits for the actor's reply; prints the reply.
+    Call {
+        #[command(flatten)]
+        send: SendArgs,
+        /// How long to wait for the reply.
+        #[arg(long, default_value = "30s", value_parser = units::parse_duration)]
+        timeout: Duration,
+    },
+    /// Lists actor types and actors, with mailbox depths and counters.
+    Ls,
+    /// Shows one actor: mailbox, state, counters and errors.
+    Inspect {
+        /// `type/key`.
+        address: String,
+    },
+    /// Dead letters: list, replay or purge them.
+    #[command(subcommand)]
+    Dlq(Dlq),
+    /// Prints shell completions: `pigeon completions bash > /etc/bash_completion.d/pigeon`.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// What to send.
+#[derive(Args)]
+pub struct SendArgs {
+    /// `type/key`.
+    address: String,
+    /// The payload (text); see --stdin.
+    payload: Option<String>,
+    /// 0 (lowest) to 9 (highest).
+    #[arg(long, short, default_value_t = 4)]
+    priority: u8,
+    /// In memory only: lost if the node stops first.
+    #[arg(long)]
+    transient: bool,
+    /// A header, `name=value` (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = units::parse_header)]
+    headers: Vec<(String, String)>,
+    /// Deliver no earlier than this from now, e.g. 10s.
+    #[arg(long, value_parser = units::parse_duration)]
+    delay: Option<Duration>,
+    /// Read the payload (any bytes) from standard input.
+    #[arg(long, conflicts_with = "payload")]
+    stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// Lists dead letters with their reason and last error.
+    Ls,
+    /// Puts dead letters back into their mailboxes.
+    Replay(Selection),
+    /// Deletes dead letters.
+    Purge(Selection),
+}
+
+/// Which dead letters.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct Selection {
+    /// Dead-letter ids (from `pigeon dlq ls`).
+    ids: Vec<u64>,
+    /// All of them.
+    #[arg(long)]
+    all: bool,
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
+        .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
-        )
-        .init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
-        Command::Up { data, demo } => runtime.block_on(up(data, demo)),
-    }
-}
-
-async fn up(data: PathBuf, demo: bool) -> anyhow::Result<()> {
-    let node = Node::start(NodeConfig::new(&data))
-        .await
-        .with_context(|| format!("cannot start a node in {}", data.display()))?;
-    tracing::info!(data = %data.display(), types = ?node.type_names(), "node started");
-    if demo {
-        run_demo(&node).await?;
-    }
-    shutdown_signal().await;
-    tracing::info!("shutting down: running turns finish, nothing accepted is lost");
-    node.shutdown(Duration::from_secs(10)).await;
-    Ok(())
-}
-
-/// Deploys the example actors and shows a few turns.
-async fn run_demo(node: &Node) -> anyhow::Result<()> {
-    use pigeon_test_artifacts as guests;
-    for (name, bytes) in [
-        ("counter", guests::COUNTER_WASM),
-        ("forwarder", guests::FORWARDER_WASM),
-        ("faulty", guests::FAULTY_WASM),
-    ] {
-        let limits = TypeLimits {
-            max_attempts: 3,
-            deadline_ms: 2_000,
-            ..TypeLimits::default()
-        };
-        let ty = node.deploy(name, bytes.to_vec(), limits).await?;
-        tracing::info!(
+        Command::Up { listen, demo } => up::up(&g.data, listen, demo).await,
+        Command::Deploy {
+            file,
             name,
-            version = &ty.component_hash[..12],
-            "deployed example actor"
-        );
-    }
-    let reply = node
-        .call("counter/demo", b"inc".to_vec(), Duration::from_secs(10))
-        .await?;
-    let count = String::from_utf8_lossy(&reply.unwrap_or_default()).into_owned();
-    tracing::info!(count, "counter/demo replied to `inc`");
-    node.send(
-        Envelope::new("forwarder/demo", b"add 10".to_vec())
-            .with_header("forward-to", "counter/demo"),
-    )
-    .await?;
-    node.send(Envelope::new("faulty/demo", b"trap".to_vec()))
-        .await?;
-    tracing::info!(
-        "sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (it will be retried, then dead-lettered)"
-    );
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending::<()>().await,
+            max_attempts,
+            memory,
+            deadline,
+            mailbox_bound,
+        } => {
+            let limits = commands::DeployLimits {
+                max_attempts,
+                memory,
+                deadline,
+                mailbox_bound,
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            commands::deploy(&client(), &file, &name, limits, g.json).await
+        }
+        Command::Undeploy { name } => commands::undeploy(&client(), &name).await,
+        Command::Send(args) => commands::send(&client(), args, None, g.json).await,
+        Command::Call { send, timeout } => {
+            commands::send(&client(), send, Some(timeout), g.json).await
+        }
+        Command::Ls => commands::ls(&client(), g.json).await,
+        Command::Inspect { address } => commands::inspect(&client(), &address, g.json).await,
+        Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
+        Command::Dlq(Dlq::Replay(s)) => commands::dlq_change(&client(), "replay", s).await,
+        Command::Dlq(Dlq::Purge(s)) => commands::dlq_change(&client(), "purge", s).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pigeon", &mut std::io::stdout());
+            Ok(())
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -88,6 +88,7 @@ pub(crate) struct NodeInner {
     transient_seq: AtomicU64,
     dropped: Mutex<HashMap<String, u64>>,
     stopping: AtomicBool,
+    started: std::time::Instant,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -151,6 +152,7 @@ impl Node {
             transient_seq: AtomicU64::new(0),
             dropped: Mutex::default(),
             stopping: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         tokio::spawn(timers::run_timers(inner.clone()));
@@ -173,9 +175,35 @@ impl Node {
         self.inner.registry.names()
     }
 
+    /// The deployed types, by name.
+    pub fn types(&self) -> Vec<ActorType> {
+        let names = self.inner.registry.names();
+        names
+            .iter()
+            .filter_map(|n| self.inner.registry.get(n))
+            .map(|t| t.record.clone())
+            .collect()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.inner.store.dir()
+    }
+
+    /// How long the node has been running.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
     /// Actors with a live or queued task.
     pub fn active_actors(&self) -> usize {
         self.inner.scheduler.slot_count()
+    }
+
+    /// The id of the message `actor` is handling right now, if any. It stays
+    /// in the mailbox until its turn commits.
+    pub fn in_flight(&self, actor: &str) -> Option<Ulid> {
+        self.inner.scheduler.in_flight(actor)
     }
 
     /// Transient messages dropped for `actor` since the node started.
@@ -275,7 +303,21 @@ impl Node {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, NodeError> {
-        let envelope = Envelope::new(to, payload).with_kind(MessageKind::Call);
+        self.request(
+            Envelope::new(to, payload).with_kind(MessageKind::Call),
+            timeout,
+        )
+        .await
+    }
+
+    /// Sends `envelope` (a call) and waits up to `timeout` for the reply. A
+    /// timeout leaves the message queued: it will still be handled.
+    pub async fn request(
+        &self,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let to = envelope.to.clone();
         let id = envelope.id;
         let (tx, rx) = oneshot::channel();
         self.inner.calls().insert(id, tx);
@@ -285,15 +327,12 @@ impl Node {
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(error))) => Err(NodeError::CallFailed {
-                to: to.to_string(),
-                error,
-            }),
+            Ok(Ok(Err(error))) => Err(NodeError::CallFailed { to, error }),
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
             Err(_) => {
                 self.inner.calls().remove(&id);
                 Err(NodeError::Timeout {
-                    to: to.to_string(),
+                    to,
                     waited: timeout,
                 })
             }

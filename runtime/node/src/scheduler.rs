@@ -64,9 +64,19 @@ pub(crate) struct Slot {
     pub(crate) notify: Notify,
     /// Transient messages, highest priority first.
     pub(crate) transient: Mutex<BinaryHeap<Transient>>,
+    /// The message whose turn is running, if any.
+    in_flight: Mutex<Option<ulid::Ulid>>,
 }
 
 impl Slot {
+    pub(crate) fn set_in_flight(&self, id: Option<ulid::Ulid>) {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = id;
+    }
+
+    pub(crate) fn in_flight(&self) -> Option<ulid::Ulid> {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn transient(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Transient>> {
         self.transient.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,6 +172,14 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The message `actor` is handling right now, if any.
+    pub(crate) fn in_flight(&self, actor: &str) -> Option<ulid::Ulid> {
+        self.lock()
+            .by_actor
+            .get(actor)
+            .and_then(|slot| slot.in_flight())
     }
 
     /// Actors with a slot (live or queued).

@@ -60,7 +60,7 @@ pub(crate) async fn run_actor(
         };
         match (work, ty) {
             (Ok(Some(work)), Some(ty)) => {
-                handle(&node, &actor, &ty, &mut live, work).await;
+                handle(&node, &actor, &slot, &ty, &mut live, work).await;
                 continue;
             }
             (Err(e), _) => {
@@ -136,6 +136,7 @@ fn limits_of(ty: &LoadedType) -> ActivationLimits {
 async fn handle(
     node: &Arc<NodeInner>,
     actor: &str,
+    slot: &Slot,
     ty: &LoadedType,
     live: &mut Option<Live>,
     work: Work,
@@ -186,7 +187,10 @@ async fn handle(
         attempt: envelope.attempt(),
         at: SystemTime::now(),
     });
-    match current.activation.run_turn(&envelope).await {
+    slot.set_in_flight(Some(envelope.id));
+    let outcome = current.activation.run_turn(&envelope).await;
+    slot.set_in_flight(None);
+    match outcome {
         TurnOutcome::Completed { reply, effects } => {
             let (persistent, transient): (Vec<_>, Vec<_>) = effects
                 .sends
@@ -215,7 +219,7 @@ async fn handle(
                 Err(e) => {
                     // Nothing of the turn is durable; its in-memory effects on
                     // the instance must go too. The message is still queued.
-                    tracing::warn!(actor, message = %envelope.id, "turn not committed: {e}");
+                    tracing::warn!(actor, msg = %envelope.id, "turn not committed: {e}");
                     *live = None;
                     if !matches!(e, StoreError::MessageGone { .. }) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -255,7 +259,7 @@ async fn record_failure(
             due_ms: now_ms().saturating_add(retry_in).saturating_add(1),
         },
     };
-    tracing::warn!(actor, message = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
+    tracing::warn!(actor, msg = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
     if taken.is_none() && dead.is_none() {
         node.retry_transient_later(envelope.clone(), Duration::from_millis(retry_in));
     }
@@ -268,7 +272,7 @@ async fn record_failure(
         disposition,
     };
     if let Err(e) = node.store.fail_turn(failure).await {
-        tracing::error!(actor, message = %id, "cannot record the failed turn: {e}");
+        tracing::error!(actor, msg = %id, "cannot record the failed turn: {e}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         return;
     }

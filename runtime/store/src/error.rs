@@ -36,6 +36,11 @@ pub enum StoreError {
         #[source]
         source: Box<redb::DatabaseError>,
     },
+    /// Another process (or node) has the store open.
+    #[error(
+        "the data directory {0} is in use by another Pigeon node: stop it, or use another directory"
+    )]
+    InUse(String),
     /// The store's data directory could not be prepared.
     #[error(
         "cannot use the data directory {path}: {source} (check that it exists and is writable)"

@@ -74,9 +74,14 @@ impl Store {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source: Box::new(source),
+        let db = Database::create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::InUse(dir.display().to_string())
+            }
+            source => StoreError::Open {
+                path: path.display().to_string(),
+                source: Box::new(source),
+            },
         })?;
         let db = Arc::new(db);
         create_tables(&db)?;

@@ -1,0 +1,82 @@
+//! API errors: every failure is JSON `{"error": {"code", "message"}}` with
+//! a stable `code` for scripts and a `message` for people that names the fix.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pigeon_node::NodeError;
+use pigeon_node::pigeon_host::ComponentError;
+use pigeon_node::pigeon_store::StoreError;
+
+use crate::model::{ErrorBody, ErrorDetail};
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            NodeError::Address(_) => (S::BAD_REQUEST, "invalid_address"),
+            NodeError::TypeName(_) => (S::BAD_REQUEST, "invalid_type_name"),
+            NodeError::UnknownType(_) => (S::NOT_FOUND, "unknown_type"),
+            NodeError::Priority(_) => (S::BAD_REQUEST, "invalid_priority"),
+            NodeError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            NodeError::Limits(_) => (S::BAD_REQUEST, "invalid_limits"),
+            NodeError::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
+            NodeError::CallFailed { .. } => (S::BAD_GATEWAY, "call_failed"),
+            NodeError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            NodeError::Component(c) => match c {
+                ComponentError::NotWasm
+                | ComponentError::CoreModule
+                | ComponentError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid_component"),
+                _ => (S::UNPROCESSABLE_ENTITY, "world_mismatch"),
+            },
+            NodeError::Store(s) => match s {
+                StoreError::UnknownType(_) => (S::NOT_FOUND, "unknown_type"),
+                StoreError::MailboxFull { .. } => (S::TOO_MANY_REQUESTS, "mailbox_full"),
+                StoreError::UnknownDeadLetter(_) => (S::NOT_FOUND, "unknown_dead_letter"),
+                StoreError::Closed => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+                _ => (S::INTERNAL_SERVER_ERROR, "storage"),
+            },
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        NodeError::Store(e).into()
+    }
+}

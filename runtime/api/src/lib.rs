@@ -1,0 +1,149 @@
+//! Pigeon's HTTP API: the one interface of a node to the outside world.
+//!
+//! The CLI and the dashboard both speak it. JSON under `/api/v1`:
+//!
+//! | method | path | what |
+//! | --- | --- | --- |
+//! | GET | `/health` | node status |
+//! | GET | `/types` | deployed types |
+//! | PUT | `/types/{name}` | deploy the body (`.wasm`), limits as query parameters |
+//! | DELETE | `/types/{name}` | undeploy |
+//! | POST | `/messages` | send; `wait: replied` waits for the reply |
+//! | GET | `/actors` | actors with mailbox depths and counters |
+//! | GET | `/actors/{type}/{key}` | one actor: mailbox, state, errors |
+//! | GET | `/dead-letters` | dead letters |
+//! | POST | `/dead-letters/replay`, `/dead-letters/purge` | by id or all |
+//! | GET | `/openapi.json` | this API, described |
+//!
+//! Requests are size-limited (the component upload more generously), need
+//! the node's token (see [`auth`]) and fail with JSON errors (see [`error`]).
+
+pub mod auth;
+pub mod error;
+pub mod model;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use pigeon_node::Node;
+use utoipa::OpenApi;
+
+/// Largest component upload.
+pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
+/// Largest body of any other request (a 1 MiB payload in base64 fits).
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Node,
+    pub token: Arc<str>,
+    /// Reads are open when the node listens on loopback only.
+    pub loopback: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Pigeon node API", description = "Deploy, drive and inspect the actors of a Pigeon node."),
+    paths(
+        routes::health,
+        routes::list_types,
+        routes::deploy,
+        routes::undeploy,
+        routes::send,
+        routes::list_actors,
+        routes::inspect,
+        routes::list_dead_letters,
+        routes::replay,
+        routes::purge,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("token", SecurityScheme::Http(bearer));
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "token",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Refuses a request whose announced `Content-Length` is over its limit at
+/// once, before reading any of the body (the body-limit layer alone would
+/// read up to the limit first).
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, error::ApiError> {
+    let deploying = request.method() == axum::http::Method::PUT;
+    let limit = if deploying {
+        MAX_COMPONENT_BYTES
+    } else {
+        MAX_REQUEST_BYTES
+    };
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > limit as u64 => Err(error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("request body of {length} bytes is over the limit of {limit} bytes"),
+        )),
+        _ => Ok(next.run(request).await),
+    }
+}
+
+/// The router of `/api/v1`, for a node, its token and its listen address.
+pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
+    let state = AppState {
+        node,
+        token: token.into(),
+        loopback: listen.ip().is_loopback(),
+    };
+    let api = Router::new()
+        .route("/health", get(routes::health))
+        .route("/types", get(routes::list_types))
+        .route(
+            "/types/{name}",
+            put(routes::deploy)
+                .delete(routes::undeploy)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/messages", post(routes::send))
+        .route("/actors", get(routes::list_actors))
+        .route("/actors/{*address}", get(routes::inspect))
+        .route("/dead-letters", get(routes::list_dead_letters))
+        .route("/dead-letters/replay", post(routes::replay))
+        .route("/dead-letters/purge", post(routes::purge))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn(refuse_oversized))
+        .with_state(state);
+    Router::new().nest("/api/v1", api)
+}

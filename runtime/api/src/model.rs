@@ -1,0 +1,285 @@
+//! The JSON shapes of the API, shared by the server and (through the same
+//! field names) the CLI. Payloads travel as text when they are UTF-8 and as
+//! base64 otherwise.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use pigeon_node::pigeon_store::{
+    ActorSummary, ActorType, DeadLetter, DeadReason, Delivery, Envelope, MessageKind,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A body: `text` when it is UTF-8, `base64` otherwise.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Body {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+impl Body {
+    pub fn of(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self {
+                text: Some(text.to_string()),
+                base64: None,
+                size: bytes.len(),
+            },
+            Err(_) => Self {
+                text: None,
+                base64: Some(BASE64.encode(bytes)),
+                size: bytes.len(),
+            },
+        }
+    }
+}
+
+/// Node health.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub uptime_ms: u64,
+    pub types: usize,
+    pub active_actors: usize,
+}
+
+/// A deployed actor type.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TypeInfo {
+    pub name: String,
+    /// SHA-256 of the component (hex).
+    pub version: String,
+    pub size: u64,
+    pub max_attempts: u32,
+    pub memory_bytes: u64,
+    pub deadline_ms: u64,
+    pub mailbox_bound: u64,
+    pub deployed_at_ms: u64,
+}
+
+impl From<&ActorType> for TypeInfo {
+    fn from(t: &ActorType) -> Self {
+        Self {
+            name: t.name.clone(),
+            version: t.component_hash.clone(),
+            size: t.component_size,
+            max_attempts: t.limits.max_attempts,
+            memory_bytes: t.limits.memory_bytes,
+            deadline_ms: t.limits.deadline_ms,
+            mailbox_bound: t.limits.mailbox_bound,
+            deployed_at_ms: t.deployed_at_ms,
+        }
+    }
+}
+
+/// Limits given at deploy time (query parameters); unset ones keep the defaults.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct DeployParams {
+    pub max_attempts: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub mailbox_bound: Option<u64>,
+}
+
+/// Where a send unblocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Wait {
+    /// Once stored (persistent) or queued (transient).
+    #[default]
+    Accepted,
+    /// Once the handler's reply is committed.
+    Replied,
+}
+
+/// A message to send.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct SendRequest {
+    /// `type/key`.
+    pub to: String,
+    /// The payload as text...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// ...or as base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+    /// 0 (lowest) to 9 (highest); default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// In memory only.
+    #[serde(default)]
+    pub transient: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Deliver no earlier than this many milliseconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub wait: Wait,
+    /// With `wait: replied`: how long to wait (default 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// What a send produced.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SendResponse {
+    pub id: String,
+    /// With `wait: replied`: the handler's reply, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Body>,
+}
+
+/// A message as shown by inspect and the dead-letter list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub kind: String,
+    pub priority: u8,
+    pub delivery: String,
+    pub headers: BTreeMap<String, String>,
+    pub payload: Body,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+impl From<&Envelope> for MessageView {
+    fn from(e: &Envelope) -> Self {
+        Self {
+            id: e.id.to_string(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            kind: match e.kind {
+                MessageKind::Send => "send",
+                MessageKind::Call => "call",
+                MessageKind::Reply => "reply",
+                MessageKind::Publish => "publish",
+            }
+            .into(),
+            priority: e.priority,
+            delivery: match e.delivery {
+                Delivery::Persistent => "persistent",
+                Delivery::Transient => "transient",
+            }
+            .into(),
+            headers: e.headers.iter().cloned().collect(),
+            payload: Body::of(&e.payload),
+            failures: e.failures,
+            last_error: e.last_error.clone(),
+        }
+    }
+}
+
+/// One actor in the list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActorInfo {
+    pub address: String,
+    /// Pending messages by priority (index = priority).
+    pub depths: Vec<u64>,
+    pub pending: u64,
+    pub processed: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub last_error: Option<String>,
+    pub last_activity_ms: u64,
+}
+
+impl From<&ActorSummary> for ActorInfo {
+    fn from(a: &ActorSummary) -> Self {
+        Self {
+            address: a.address.clone(),
+            depths: a.depths.to_vec(),
+            pending: a.depths.iter().sum(),
+            processed: a.stats.processed,
+            failed: a.stats.failed,
+            dead_lettered: a.stats.dead_lettered,
+            last_error: a.stats.last_error.clone(),
+            last_activity_ms: a.stats.last_activity_ms,
+        }
+    }
+}
+
+/// One state entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StateEntry {
+    pub key: String,
+    pub value: Body,
+}
+
+/// Everything about one actor.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActorDetail {
+    #[serde(flatten)]
+    pub info: ActorInfo,
+    /// Transient messages dropped since the node started.
+    pub dropped: u64,
+    /// The message whose turn is running now (it stays in the mailbox
+    /// until the turn commits).
+    pub in_flight: Option<String>,
+    /// The next messages, in delivery order.
+    pub mailbox: Vec<MessageView>,
+    pub state: Vec<StateEntry>,
+    /// This actor's dead letters.
+    pub dead_letters: Vec<DeadLetterView>,
+}
+
+/// A dead letter.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterView {
+    pub id: u64,
+    /// `failed` or `expired`.
+    pub reason: String,
+    pub error: String,
+    pub at_ms: u64,
+    pub message: MessageView,
+}
+
+impl From<&DeadLetter> for DeadLetterView {
+    fn from(d: &DeadLetter) -> Self {
+        Self {
+            id: d.id,
+            reason: match d.reason {
+                DeadReason::Failed => "failed",
+                DeadReason::Expired => "expired",
+            }
+            .into(),
+            error: d.error.clone(),
+            at_ms: d.at_ms,
+            message: MessageView::from(&d.envelope),
+        }
+    }
+}
+
+/// Which dead letters to replay or purge: the listed ids, or all.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterSelection {
+    #[serde(default)]
+    pub ids: Option<Vec<u64>>,
+}
+
+/// How many messages an operation moved.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Count {
+    pub count: usize,
+}
+
+/// Every error: a stable code and a message that names the fix.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,264 @@
+//! The handlers of `/api/v1`. Each one is a thin translation between JSON
+//! and a [`Node`](pigeon_node::Node) call; the node does the work and its
+//! errors become [`ApiError`]s.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use pigeon_node::NodeError;
+use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, now_ms};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::model::*;
+
+/// Default wait for `wait: replied`.
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(|e| match e {
+        JsonRejection::BytesRejection(b) => bytes_rejection(b),
+        other => ApiError::bad_request(
+            "bad_request",
+            format!("invalid JSON body: {}", other.body_text()),
+        ),
+    })
+}
+
+fn bytes_rejection(e: BytesRejection) -> ApiError {
+    let text = e.body_text();
+    if text.contains("length limit") {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("request body too large: {text}"),
+        )
+    } else {
+        ApiError::bad_request(
+            "bad_request",
+            format!("cannot read the request body: {text}"),
+        )
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+pub async fn health(State(s): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_ms: s.node.uptime().as_millis() as u64,
+        types: s.node.type_names().len(),
+        active_actors: s.node.active_actors(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/types", responses((status = 200, body = Vec<TypeInfo>)))]
+pub async fn list_types(State(s): State<AppState>) -> Json<Vec<TypeInfo>> {
+    Json(s.node.types().iter().map(TypeInfo::from).collect())
+}
+
+/// Deploys the request body (a `.wasm` component) as type `name`.
+#[utoipa::path(put, path = "/api/v1/types/{name}", params(("name" = String, Path), DeployParams),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 200, body = TypeInfo), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn deploy(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<DeployParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TypeInfo>, ApiError> {
+    let bytes = body.map_err(bytes_rejection)?;
+    let defaults = TypeLimits::default();
+    let limits = TypeLimits {
+        max_attempts: params.max_attempts.unwrap_or(defaults.max_attempts),
+        memory_bytes: params.memory_bytes.unwrap_or(defaults.memory_bytes),
+        deadline_ms: params.deadline_ms.unwrap_or(defaults.deadline_ms),
+        mailbox_bound: params.mailbox_bound.unwrap_or(defaults.mailbox_bound),
+        ..defaults
+    };
+    let ty = s.node.deploy(&name, bytes.to_vec(), limits).await?;
+    Ok(Json(TypeInfo::from(&ty)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/types/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn undeploy(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.node.undeploy(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a message; with `wait: replied`, waits for the handler's reply.
+#[utoipa::path(post, path = "/api/v1/messages", request_body = SendRequest,
+    responses((status = 200, body = SendResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn send(
+    State(s): State<AppState>,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> Result<Json<SendResponse>, ApiError> {
+    let request = json_body(body)?;
+    let payload = match (request.payload, request.payload_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| {
+            ApiError::bad_request(
+                "bad_request",
+                format!("`payload_base64` is not valid base64: {e}"),
+            )
+        })?,
+        (None, None) => Vec::new(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "give `payload` or `payload_base64`, not both",
+            ));
+        }
+    };
+    let mut envelope = Envelope::new(request.to.as_str(), payload);
+    if let Some(priority) = request.priority {
+        envelope.priority = priority;
+    }
+    if request.transient {
+        envelope.delivery = Delivery::Transient;
+    }
+    envelope.headers = request.headers.into_iter().collect();
+    envelope.not_before_ms = request.delay_ms.map(|d| now_ms().saturating_add(d));
+    let id = envelope.id.to_string();
+    match request.wait {
+        Wait::Accepted => {
+            s.node.send(envelope).await?;
+            Ok(Json(SendResponse { id, reply: None }))
+        }
+        Wait::Replied => {
+            let timeout =
+                std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+            let reply = s
+                .node
+                .request(envelope.with_kind(MessageKind::Call), timeout)
+                .await?;
+            Ok(Json(SendResponse {
+                id,
+                reply: reply.as_deref().map(Body::of),
+            }))
+        }
+    }
+}
+
+/// Paging of list endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    /// Start after this address (or id).
+    pub after: Option<String>,
+    /// At most this many (default 1000).
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/actors", params(Page), responses((status = 200, body = Vec<ActorInfo>)))]
+pub async fn list_actors(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<ActorInfo>>, ApiError> {
+    let actors = s
+        .node
+        .store()
+        .list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
+    Ok(Json(actors.iter().map(ActorInfo::from).collect()))
+}
+
+/// Everything about one actor: mailbox, state, counters, dead letters.
+#[utoipa::path(get, path = "/api/v1/actors/{address}", params(("address" = String, Path, description = "type/key")),
+    responses((status = 200, body = ActorDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn inspect(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<ActorDetail>, ApiError> {
+    let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
+    let store = s.node.store();
+    let depths = store.mailbox_depths(addr.as_str())?;
+    let stats = store.actor_stats(addr.as_str())?;
+    let known = s.node.type_names().iter().any(|t| t == addr.actor_type());
+    let state = store.state_scan(addr.as_str(), "")?;
+    if !known && state.is_empty() && depths.iter().all(|d| *d == 0) && stats.last_activity_ms == 0 {
+        return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
+    }
+    let summary = pigeon_node::pigeon_store::ActorSummary {
+        address: address.clone(),
+        depths,
+        stats,
+    };
+    let dead = store.dead_letters(usize::MAX)?;
+    Ok(Json(ActorDetail {
+        info: ActorInfo::from(&summary),
+        dropped: s.node.dropped(&address),
+        in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
+        mailbox: store
+            .peek_mailbox(addr.as_str(), 50)?
+            .iter()
+            .map(MessageView::from)
+            .collect(),
+        state: state
+            .iter()
+            .take(1000)
+            .map(|(k, v)| StateEntry {
+                key: k.clone(),
+                value: Body::of(v),
+            })
+            .collect(),
+        dead_letters: dead
+            .iter()
+            .filter(|d| d.envelope.to == address)
+            .map(DeadLetterView::from)
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/dead-letters", params(Page), responses((status = 200, body = Vec<DeadLetterView>)))]
+pub async fn list_dead_letters(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    let after: u64 = page
+        .after
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let dead = s.node.store().dead_letters(usize::MAX)?;
+    let limit = page.limit.unwrap_or(1000);
+    Ok(Json(
+        dead.iter()
+            .filter(|d| d.id > after)
+            .take(limit)
+            .map(DeadLetterView::from)
+            .collect(),
+    ))
+}
+
+/// Puts dead letters back into their mailboxes (`ids`, or all when absent).
+#[utoipa::path(post, path = "/api/v1/dead-letters/replay", request_body = DeadLetterSelection,
+    responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
+pub async fn replay(
+    State(s): State<AppState>,
+    body: Result<Json<DeadLetterSelection>, JsonRejection>,
+) -> Result<Json<Count>, ApiError> {
+    let selection = json_body(body)?;
+    let count = s.node.store().replay_dead_letters(selection.ids).await?;
+    Ok(Json(Count { count }))
+}
+
+/// Deletes dead letters (`ids`, or all when absent).
+#[utoipa::path(post, path = "/api/v1/dead-letters/purge", request_body = DeadLetterSelection,
+    responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
+pub async fn purge(
+    State(s): State<AppState>,
+    body: Result<Json<DeadLetterSelection>, JsonRejection>,
+) -> Result<Json<Count>, ApiError> {
+    let selection = json_body(body)?;
+    let count = s.node.store().purge_dead_letters(selection.ids).await?;
+    Ok(Json(Count { count }))
+}

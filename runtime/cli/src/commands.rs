@@ -1,0 +1,307 @@
+//! The commands that drive a node through its API: each builds a request,
+//! sends it, and prints the answer as a table (or JSON with `--json`).
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine as _;
+use pigeon_api::model::*;
+
+use crate::client::Client;
+use crate::table;
+use crate::{Selection, SendArgs};
+
+/// Limits given to `pigeon deploy`.
+pub struct DeployLimits {
+    pub max_attempts: Option<u32>,
+    pub memory: Option<u64>,
+    pub deadline: Option<Duration>,
+    pub mailbox_bound: Option<u64>,
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Text for a body: its text, or `<N bytes>` when binary.
+fn show(body: &Body) -> String {
+    body.text
+        .clone()
+        .unwrap_or_else(|| format!("<{} bytes>", body.size))
+}
+
+pub async fn deploy(
+    client: &Client,
+    file: &Path,
+    name: &str,
+    limits: DeployLimits,
+    json: bool,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut query = vec![];
+    if let Some(n) = limits.max_attempts {
+        query.push(format!("max_attempts={n}"));
+    }
+    if let Some(m) = limits.memory {
+        query.push(format!("memory_bytes={m}"));
+    }
+    if let Some(d) = limits.deadline {
+        query.push(format!("deadline_ms={}", d.as_millis()));
+    }
+    if let Some(b) = limits.mailbox_bound {
+        query.push(format!("mailbox_bound={b}"));
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!(
+        "uploading and compiling {} ({} KiB)",
+        file.display(),
+        bytes.len() / 1024
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let path = format!("/types/{name}?{}", query.join("&"));
+    let result: anyhow::Result<TypeInfo> = client.put_bytes(&path, bytes).await;
+    spinner.finish_and_clear();
+    let ty = result.with_context(|| format!("cannot deploy {}", file.display()))?;
+    if json {
+        return print_json(&ty);
+    }
+    println!(
+        "deployed {} (version {}, {} KiB)",
+        ty.name,
+        &ty.version[..12.min(ty.version.len())],
+        ty.size / 1024
+    );
+    Ok(())
+}
+
+pub async fn undeploy(client: &Client, name: &str) -> anyhow::Result<()> {
+    client.delete(&format!("/types/{name}")).await?;
+    println!("undeployed {name} (its mailboxes and state are kept)");
+    Ok(())
+}
+
+pub async fn send(
+    client: &Client,
+    args: SendArgs,
+    reply_within: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let payload = if args.stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the payload from standard input")?;
+        bytes
+    } else {
+        args.payload.unwrap_or_default().into_bytes()
+    };
+    let (payload, payload_base64) = match String::from_utf8(payload) {
+        Ok(text) => (Some(text), None),
+        Err(e) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
+        ),
+    };
+    let request = SendRequest {
+        to: args.address,
+        payload,
+        payload_base64,
+        priority: Some(args.priority),
+        transient: args.transient,
+        headers: args.headers.into_iter().collect(),
+        delay_ms: args.delay.map(|d| d.as_millis() as u64),
+        wait: if reply_within.is_some() {
+            Wait::Replied
+        } else {
+            Wait::Accepted
+        },
+        timeout_ms: reply_within.map(|d| d.as_millis() as u64),
+    };
+    let answer: SendResponse = client.post("/messages", &request).await?;
+    if json {
+        return print_json(&answer);
+    }
+    match (reply_within, answer.reply) {
+        (None, _) => println!("{}", answer.id),
+        (Some(_), Some(reply)) => println!("{}", show(&reply)),
+        (Some(_), None) => println!("(no reply)"),
+    }
+    Ok(())
+}
+
+pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
+    let types: Vec<TypeInfo> = client.get("/types").await?;
+    let actors: Vec<ActorInfo> = client.get("/actors").await?;
+    if json {
+        return print_json(&serde_json::json!({ "types": types, "actors": actors }));
+    }
+    let rows: Vec<Vec<String>> = types
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.version[..12.min(t.version.len())].to_string(),
+                format!("{} KiB", t.size / 1024),
+                t.max_attempts.to_string(),
+                format!("{} MiB", t.memory_bytes >> 20),
+                format!("{} ms", t.deadline_ms),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["TYPE", "VERSION", "SIZE", "ATTEMPTS", "MEMORY", "DEADLINE"],
+            &rows
+        )
+    );
+    println!();
+    let rows: Vec<Vec<String>> = actors
+        .iter()
+        .map(|a| {
+            vec![
+                a.address.clone(),
+                a.pending.to_string(),
+                by_priority(&a.depths),
+                a.processed.to_string(),
+                a.failed.to_string(),
+                a.dead_lettered.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "ACTOR",
+                "PENDING",
+                "BY PRIORITY",
+                "PROCESSED",
+                "FAILED",
+                "DEAD"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `p9:1 p4:2`: the non-empty priorities, highest first.
+fn by_priority(depths: &[u64]) -> String {
+    let parts: Vec<String> = depths
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, n)| **n > 0)
+        .map(|(p, n)| format!("p{p}:{n}"))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Result<()> {
+    let detail: ActorDetail = client.get(&format!("/actors/{address}")).await?;
+    if json {
+        return print_json(&detail);
+    }
+    let a = &detail.info;
+    println!("{}", a.address);
+    println!("  pending    {} ({})", a.pending, by_priority(&a.depths));
+    println!("  processed  {}", a.processed);
+    println!(
+        "  failed     {} (dead-lettered {})",
+        a.failed, a.dead_lettered
+    );
+    println!("  dropped    {} transient", detail.dropped);
+    if let Some(id) = &detail.in_flight {
+        println!("  handling   {id}");
+    }
+    if let Some(error) = &a.last_error {
+        println!("  last error {error}");
+    }
+    println!("\nMAILBOX ({} shown)", detail.mailbox.len());
+    let rows: Vec<Vec<String>> = detail
+        .mailbox
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                m.priority.to_string(),
+                m.failures.to_string(),
+                show(&m.payload),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows)
+    );
+    println!("\nSTATE ({} keys)", detail.state.len());
+    let rows: Vec<Vec<String>> = detail
+        .state
+        .iter()
+        .map(|e| vec![e.key.clone(), show(&e.value)])
+        .collect();
+    print!("{}", table::render(&["KEY", "VALUE"], &rows));
+    if !detail.dead_letters.is_empty() {
+        println!("\nDEAD LETTERS");
+        print!("{}", dead_letter_table(&detail.dead_letters));
+    }
+    Ok(())
+}
+
+fn dead_letter_table(dead: &[DeadLetterView]) -> String {
+    let rows: Vec<Vec<String>> = dead
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.to_string(),
+                d.message.to.clone(),
+                d.reason.clone(),
+                d.message.failures.to_string(),
+                show(&d.message.payload),
+                d.error.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &["ID", "ACTOR", "REASON", "ATTEMPTS", "PAYLOAD", "ERROR"],
+        &rows,
+    )
+}
+
+pub async fn dlq_ls(client: &Client, json: bool) -> anyhow::Result<()> {
+    let dead: Vec<DeadLetterView> = client.get("/dead-letters").await?;
+    if json {
+        return print_json(&dead);
+    }
+    print!("{}", dead_letter_table(&dead));
+    Ok(())
+}
+
+/// `replay` or `purge` the selected dead letters.
+pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> anyhow::Result<()> {
+    let body = DeadLetterSelection {
+        ids: (!selection.all).then_some(selection.ids),
+    };
+    let count: Count = client
+        .post(&format!("/dead-letters/{action}"), &body)
+        .await?;
+    let done = if action == "replay" {
+        "replayed"
+    } else {
+        "purged"
+    };
+    println!(
+        "{done} {} dead letter{}",
+        count.count,
+        if count.count == 1 { "" } else { "s" }
+    );
+    Ok(())
+}

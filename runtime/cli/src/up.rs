@@ -1,0 +1,99 @@
+//! `pigeon up`: a node, its HTTP API, and a clean stop on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use pigeon_node::pigeon_store::{Envelope, TypeLimits};
+use pigeon_node::{Node, NodeConfig};
+
+/// Starts the node on `data`, serves the API on `listen`, and runs until a
+/// signal; running turns then finish or roll back, and nothing accepted is
+/// lost.
+pub async fn up(data: &Path, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    // Bind first: a busy port should fail before any work is done.
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "is another node running? choose another address with --listen"
+        } else {
+            "choose another address with --listen"
+        };
+        anyhow::anyhow!("cannot listen on {listen}: {e} ({hint})")
+    })?;
+    let bound = listener.local_addr()?;
+    let node = Node::start(NodeConfig::new(data))
+        .await
+        .with_context(|| format!("cannot start a node in {}", data.display()))?;
+    let token = pigeon_api::auth::load_or_create_token(data)
+        .with_context(|| format!("cannot write the API token in {}", data.display()))?;
+    if demo {
+        run_demo(&node).await?;
+    }
+    let app = pigeon_api::router(node.clone(), token, bound);
+    // The one line scripts and tests wait for.
+    println!(
+        "pigeon node listening on http://{bound} (data in {})",
+        data.display()
+    );
+    tracing::info!(types = ?node.type_names(), "node ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("shutting down: running turns finish, nothing accepted is lost");
+    node.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Deploys the example actors and shows a few turns.
+async fn run_demo(node: &Node) -> anyhow::Result<()> {
+    use pigeon_test_artifacts as guests;
+    let examples = [
+        ("counter", guests::COUNTER_WASM),
+        ("forwarder", guests::FORWARDER_WASM),
+        ("faulty", guests::FAULTY_WASM),
+    ];
+    for (name, bytes) in examples {
+        let limits = TypeLimits {
+            max_attempts: 3,
+            deadline_ms: 2_000,
+            ..TypeLimits::default()
+        };
+        let ty = node.deploy(name, bytes.to_vec(), limits).await?;
+        tracing::info!(
+            name,
+            version = &ty.component_hash[..12],
+            "deployed example actor"
+        );
+    }
+    let reply = node
+        .call("counter/demo", b"inc".to_vec(), Duration::from_secs(10))
+        .await?;
+    let count = String::from_utf8_lossy(&reply.unwrap_or_default()).into_owned();
+    tracing::info!(count, "counter/demo replied to `inc`");
+    let forward = Envelope::new("forwarder/demo", b"add 10".to_vec())
+        .with_header("forward-to", "counter/demo");
+    node.send(forward).await?;
+    node.send(Envelope::new("faulty/demo", b"trap".to_vec()))
+        .await?;
+    tracing::info!(
+        "sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (retried, then dead-lettered)"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

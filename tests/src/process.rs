@@ -1,0 +1,201 @@
+//! The real `pigeon` binary, for end-to-end tests: built once per test run
+//! (into the target directory the tests themselves came from), started as
+//! `pigeon up` on a free port and a temporary data directory, and driven
+//! with the real CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Path of the `pigeon` binary, built on first use.
+pub fn pigeon_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The test executable is <target>/<profile>/deps/NAME-HASH.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("<target>/<profile>");
+        let target_dir = profile_dir.parent().expect("<target>");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "pigeon-cli",
+                "--bin",
+                "pigeon",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the pigeon binary failed");
+        profile_dir.join("pigeon")
+    })
+}
+
+/// A `pigeon up` process.
+pub struct PigeonNode {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub data: PathBuf,
+}
+
+impl PigeonNode {
+    /// Starts `pigeon up` on `data`, listening on `listen` (e.g.
+    /// `127.0.0.1:0`); waits for its "listening" line. `Err` carries what the
+    /// process printed when it failed to start.
+    pub fn start(data: &Path, listen: &str, extra: &[&str]) -> Result<Self, String> {
+        let log_path = log_path();
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let mut child = Command::new(pigeon_bin())
+            .args(["up", "--listen", listen, "--data"])
+            .arg(data)
+            .args(extra)
+            .env("PIGEON_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start pigeon: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep draining so the node never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(crate::PATIENCE);
+        let listening = match line {
+            Ok(Some(Ok(line))) => line,
+            _ => {
+                let _ = child.wait();
+                let printed = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(printed);
+            }
+        };
+        let url = listening
+            .strip_prefix("pigeon node listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or_else(|| format!("unexpected first line: {listening}"))?
+            .to_string();
+        Ok(Self {
+            child,
+            url,
+            data: data.to_path_buf(),
+        })
+    }
+
+    /// Runs the CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, &[])
+    }
+
+    /// Runs the CLI against this node with `stdin` as standard input.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_cli(
+            &[
+                "--node",
+                &self.url,
+                "--data",
+                &self.data.display().to_string(),
+            ],
+            args,
+            stdin,
+        )
+    }
+
+    /// The API token the node wrote.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("token"))
+            .expect("token file")
+            .trim()
+            .to_string()
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + crate::PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pigeon did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for PigeonNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh file for a node's log, in the system's temp directory.
+fn log_path() -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("pigeon-e2e-{}-{n}.log", std::process::id()))
+}
+
+/// Runs `pigeon GLOBAL... ARGS...`.
+pub fn run_cli(global: &[&str], args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(pigeon_bin())
+        .args(global)
+        .args(args)
+        .env_remove("PIGEON_TOKEN")
+        .env("PIGEON_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pigeon runs");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    child.wait_with_output().expect("pigeon finishes")
+}
+
+/// Stdout of a successful command (panics with its stderr otherwise).
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr of a failed command (panics if it succeeded).
+pub fn fails(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "command succeeded: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
