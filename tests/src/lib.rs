@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 pub use pigeon_test_artifacts as artifacts;
 
+pub mod crash;
 pub mod process;
 
 /// Generous upper bound for anything a test waits for.

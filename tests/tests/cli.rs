@@ -337,6 +337,13 @@ fn the_api_demands_the_token_and_describes_itself() {
         assert_eq!(response.status(), 401);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
+        // The token file is private to the node's user.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node.data.join("token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
         // Reads are open on loopback.
         assert_eq!(http.get(url("/health")).send().await.unwrap().status(), 200);
         // A body over the request limit is refused (before it is read)
@@ -414,4 +421,32 @@ async fn raw_post_headers(base: &str, path: &str, token: &str, length: usize) ->
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, answer)
+}
+
+#[test]
+fn completions_and_help_teach_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&run_cli(&[], &["completions", shell], &[]));
+        assert!(
+            script.contains("pigeon") && script.contains("deploy") && script.contains("dlq"),
+            "{shell}"
+        );
+    }
+    let help = ok(&run_cli(&[], &["--help"], &[]));
+    for command in [
+        "up",
+        "deploy",
+        "send",
+        "call",
+        "ls",
+        "inspect",
+        "dlq",
+        "undeploy",
+        "completions",
+        "Examples:",
+    ] {
+        assert!(help.contains(command), "--help lacks {command}: {help}");
+    }
+    let err = fails(&run_cli(&[], &["dlq", "replay"], &[]));
+    assert!(err.contains("--all"), "replay needs ids or --all: {err}");
 }

@@ -11,6 +11,7 @@
 //! | POST | `/messages` | send; `wait: replied` waits for the reply |
 //! | GET | `/actors` | actors with mailbox depths and counters |
 //! | GET | `/actors/{type}/{key}` | one actor: mailbox, state, errors |
+//! | GET | `/state/{type}/{key}?prefix=` | all of an actor's state entries |
 //! | GET | `/dead-letters` | dead letters |
 //! | POST | `/dead-letters/replay`, `/dead-letters/purge` | by id or all |
 //! | GET | `/openapi.json` | this API, described |
@@ -57,6 +58,7 @@ pub struct AppState {
         routes::send,
         routes::list_actors,
         routes::inspect,
+        routes::state,
         routes::list_dead_letters,
         routes::replay,
         routes::purge,
@@ -134,6 +136,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
         .route("/messages", post(routes::send))
         .route("/actors", get(routes::list_actors))
         .route("/actors/{*address}", get(routes::inspect))
+        .route("/state/{*address}", get(routes::state))
         .route("/dead-letters", get(routes::list_dead_letters))
         .route("/dead-letters/replay", post(routes::replay))
         .route("/dead-letters/purge", post(routes::purge))

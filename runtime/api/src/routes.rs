@@ -262,3 +262,34 @@ pub async fn purge(
     let count = s.node.store().purge_dead_letters(selection.ids).await?;
     Ok(Json(Count { count }))
 }
+
+/// Which state entries.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StateQuery {
+    /// Only keys starting with this.
+    pub prefix: Option<String>,
+}
+
+/// All of an actor's state entries (optionally those under a prefix).
+#[utoipa::path(get, path = "/api/v1/state/{address}", params(("address" = String, Path, description = "type/key"), StateQuery),
+    responses((status = 200, body = Vec<StateEntry>), (status = 400, body = ErrorBody)))]
+pub async fn state(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    Query(query): Query<StateQuery>,
+) -> Result<Json<Vec<StateEntry>>, ApiError> {
+    let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
+    let entries = s
+        .node
+        .store()
+        .state_scan(addr.as_str(), query.prefix.as_deref().unwrap_or(""))?;
+    Ok(Json(
+        entries
+            .iter()
+            .map(|(k, v)| StateEntry {
+                key: k.clone(),
+                value: Body::of(v),
+            })
+            .collect(),
+    ))
+}

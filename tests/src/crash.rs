@@ -1,0 +1,143 @@
+//! The crash-test driver shared by the core and end-to-end crash tests.
+//!
+//! Clients send messages with unique ids (`op00000`, ...) while the node is
+//! SIGKILLed at random numbers of acknowledgements and started again. A send
+//! whose acknowledgement was cut by a kill may be applied once or not at
+//! all; [`verify`] checks that every acknowledged one was applied exactly
+//! once, and that nothing was applied twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::{PATIENCE, eventually};
+
+/// What became of one send.
+pub enum Outcome {
+    /// The node acknowledged it.
+    Acked,
+    /// The node went away before answering.
+    Cut,
+}
+
+/// The id of message `n`.
+pub fn op_id(n: usize) -> String {
+    format!("op{n:05}")
+}
+
+/// Sends `messages` messages from `clients` concurrent tasks to the node at
+/// `endpoint` (with `send`), calling `restart` (kill, then start again; it
+/// returns the new endpoint) at `kills` random points of the load. Returns
+/// the acknowledged ids, the kill points, and the last endpoint.
+pub async fn drive<E, S, SF, R, RF>(
+    messages: usize,
+    clients: usize,
+    kills: usize,
+    endpoint: E,
+    send: S,
+    mut restart: R,
+) -> (BTreeSet<String>, Vec<usize>, E)
+where
+    E: Clone + Send + Sync + 'static,
+    S: Fn(E, String) -> SF + Clone + Send + Sync + 'static,
+    SF: Future<Output = Outcome> + Send,
+    R: FnMut() -> RF,
+    RF: Future<Output = E>,
+{
+    // (generation, endpoint): clients retarget when the generation moves.
+    let (current, _) = watch::channel((0u64, endpoint));
+    let current = Arc::new(current);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let ack_count = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (current, acked, ack_count, send) = (
+            current.clone(),
+            acked.clone(),
+            ack_count.clone(),
+            send.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rx = current.subscribe();
+            for n in (client..messages).step_by(clients) {
+                let (generation, endpoint) = rx.borrow_and_update().clone();
+                match send(endpoint, op_id(n)).await {
+                    Outcome::Acked => {
+                        acked.lock().unwrap().insert(op_id(n));
+                        ack_count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Cut by a kill: wait for the next incarnation, move on.
+                    Outcome::Cut => {
+                        rx.wait_for(|(g, _)| *g > generation).await.unwrap();
+                    }
+                }
+            }
+        }));
+    }
+    let mut thresholds: Vec<usize> = (0..kills)
+        .map(|_| rand::rng().random_range(messages / 10..messages * 8 / 10))
+        .collect();
+    thresholds.sort();
+    for (generation, threshold) in thresholds.iter().enumerate() {
+        let acks = ack_count.clone();
+        eventually("acknowledgements to reach the next kill point", || {
+            let acks = acks.clone();
+            async move { (acks.load(Ordering::SeqCst) >= *threshold).then_some(()) }
+        })
+        .await;
+        let endpoint = restart().await;
+        current.send_replace((generation as u64 + 1, endpoint));
+    }
+    for task in tasks {
+        tokio::time::timeout(PATIENCE * 5, task)
+            .await
+            .expect("clients finish")
+            .expect("client ok");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let endpoint = current.borrow().1.clone();
+    (acked, thresholds, endpoint)
+}
+
+/// Checks the counter's state after a crash test: `applied` maps
+/// `applied/<id>` to `"TIMES ORDER"`, `count` is the counter.
+pub fn verify(
+    applied: &BTreeMap<String, String>,
+    count: usize,
+    acked: &BTreeSet<String>,
+    messages: usize,
+) {
+    let mut orders = BTreeSet::new();
+    for (key, value) in applied {
+        let id = key.trim_start_matches("applied/");
+        let (times, order) = value.split_once(' ').expect("`TIMES ORDER`");
+        assert_eq!(times, "1", "{id} was applied {times} times");
+        let n: usize = id.trim_start_matches("op").parse().expect("an id we sent");
+        assert!(n < messages, "{id} was never sent");
+        orders.insert(order.parse::<usize>().unwrap());
+    }
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !applied.contains_key(&format!("applied/{id}")))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged sends were lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert_eq!(
+        count,
+        applied.len(),
+        "the count equals the number of distinct ids applied"
+    );
+    assert_eq!(
+        orders,
+        (1..=count).collect(),
+        "each application moved the counter by exactly one"
+    );
+}
