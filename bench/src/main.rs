@@ -27,61 +27,28 @@ const REPS: usize = 5;
 const RAW: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raw");
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let scratch = tempfile::tempdir()?;
-    println!(
-        "Pigeon benchmarks — {} cores, 64-byte payloads, median of {REPS} runs (± spread)\n",
-        cores()
-    );
+    println!("Pigeon benchmarks — {} cores, 64-byte payloads, median of {REPS} runs (± spread)\n", cores());
     let mut rows = Vec::new();
 
     let fsync = median_rate(REPS, || fsync_floor(scratch.path(), 500))?;
-    rows.push((
-        "fdatasync of 4 KiB (floor per durable commit)",
-        1,
-        fsync.clone(),
-    ));
+    rows.push(("fdatasync of 4 KiB (floor per durable commit)", 1, fsync.clone()));
     let one = median_rate(REPS, || redb_commits(scratch.path(), 1, 1, 400))?;
     rows.push(("redb, one durable commit per message", 1, one.clone()));
     let one32 = median_rate(REPS, || redb_commits(scratch.path(), 32, 1, 25))?;
     rows.push(("redb, one durable commit per message", 32, one32.clone()));
     let batched = median_rate(REPS, || redb_commits(scratch.path(), 1, 1_000, 50))?;
-    rows.push((
-        "redb, 1,000 messages per commit (ceiling)",
-        1,
-        batched.clone(),
-    ));
+    rows.push(("redb, 1,000 messages per commit (ceiling)", 1, batched.clone()));
 
     // Each repetition starts from an empty store: the steady state of a
     // system that keeps up. `backlog` keeps one store across repetitions, so
     // every mailbox holds thousands of messages (more B-tree pages per commit).
     let scenarios: [(&str, usize, usize, Target); 4] = [
-        (
-            "pigeon, persistent send (group commit)",
-            1,
-            400,
-            Target::OwnActor,
-        ),
-        (
-            "pigeon, persistent send (group commit)",
-            32,
-            200,
-            Target::OwnActor,
-        ),
-        (
-            "pigeon, persistent send, one hot mailbox",
-            32,
-            200,
-            Target::OneActor,
-        ),
-        (
-            "pigeon, persistent send, 1,000s queued each",
-            32,
-            200,
-            Target::OwnActor,
-        ),
+        ("pigeon, persistent send (group commit)", 1, 400, Target::OwnActor),
+        ("pigeon, persistent send (group commit)", 32, 200, Target::OwnActor),
+        ("pigeon, persistent send, one hot mailbox", 32, 200, Target::OneActor),
+        ("pigeon, persistent send, 1,000s queued each", 32, 200, Target::OwnActor),
     ];
     let backlog = open_store(&scratch.path().join("backlog"))?;
     let mut commits = (0u64, 0u64, 0u64);
@@ -98,8 +65,7 @@ fn main() -> anyhow::Result<()> {
             };
             let result = runtime.block_on(pigeon_enqueue(store, senders, per_sender, target));
             let stats = store.commit_stats();
-            let load =
-                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             if i == 1 {
                 commits = (
                     commits.0 + load(&stats.batches),
@@ -135,16 +101,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn print_table(rows: &[(&str, usize, Sample)], baseline: &Sample) {
-    println!(
-        "{:<48} {:>7} {:>14} {:>10} {:>12}",
-        "scenario", "senders", "messages/s", "spread", "vs 1 commit"
-    );
+    println!("{:<48} {:>7} {:>14} {:>10} {:>12}", "scenario", "senders", "messages/s", "spread", "vs 1 commit");
     for (name, senders, s) in rows {
         println!(
             "{:<48} {:>7} {:>14} {:>9.0}% {:>11.1}×",
@@ -160,11 +121,7 @@ fn print_table(rows: &[(&str, usize, Sample)], baseline: &Sample) {
 /// Writes 4 KiB and `fdatasync`s it, `n` times: durable commits per second.
 fn fsync_floor(dir: &std::path::Path, n: usize) -> anyhow::Result<(usize, Duration)> {
     use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(dir.join("fsync"))?;
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("fsync"))?;
     let block = [1u8; 4096];
     let started = Instant::now();
     for _ in 0..n {
@@ -198,10 +155,7 @@ fn redb_commits(
                         {
                             let mut table = txn.open_table(RAW)?;
                             for i in 0..per_commit {
-                                table.insert(
-                                    (t as u64, (c * per_commit + i) as u64),
-                                    PAYLOAD.as_slice(),
-                                )?;
+                                table.insert((t as u64, (c * per_commit + i) as u64), PAYLOAD.as_slice())?;
                             }
                         }
                         txn.commit()?;
@@ -220,10 +174,7 @@ fn redb_commits(
 
 fn open_store(dir: &std::path::Path) -> anyhow::Result<Store> {
     let store = Store::open(dir)?;
-    let limits = TypeLimits {
-        mailbox_bound: u64::MAX,
-        ..TypeLimits::default()
-    };
+    let limits = TypeLimits { mailbox_bound: u64::MAX, ..TypeLimits::default() };
     let ty = ActorType {
         name: "bench".into(),
         component_hash: "bench".into(),
@@ -262,9 +213,7 @@ async fn pigeon_enqueue(
                     Target::OneActor => "bench/hot".to_string(),
                 };
                 for _ in 0..per_sender {
-                    store
-                        .enqueue(Envelope::new(to.as_str(), PAYLOAD.to_vec()))
-                        .await?;
+                    store.enqueue(Envelope::new(to.as_str(), PAYLOAD.to_vec())).await?;
                 }
                 anyhow::Ok(())
             })
@@ -288,9 +237,7 @@ async fn recovery(dir: &std::path::Path, n: usize) -> anyhow::Result<(Duration, 
                 let store = store.clone();
                 tokio::spawn(async move {
                     for i in (s..n).step_by(senders) {
-                        store
-                            .enqueue(Envelope::new(format!("bench/{i}"), PAYLOAD.to_vec()))
-                            .await?;
+                        store.enqueue(Envelope::new(format!("bench/{i}"), PAYLOAD.to_vec())).await?;
                     }
                     anyhow::Ok(())
                 })
@@ -308,10 +255,7 @@ async fn recovery(dir: &std::path::Path, n: usize) -> anyhow::Result<(Duration, 
         match Store::open(dir) {
             Ok(store) => {
                 let page = store.pending_actors(None, 1024)?;
-                anyhow::ensure!(
-                    page.len() == 1024,
-                    "expected pending actors after reopening"
-                );
+                anyhow::ensure!(page.len() == 1024, "expected pending actors after reopening");
                 break started.elapsed();
             }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),

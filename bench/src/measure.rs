@@ -21,10 +21,7 @@ impl Sample {
 
 /// Runs `run` once to warm up, then `reps` times; each run reports how many
 /// operations it did and how long they took.
-pub fn median_rate(
-    reps: usize,
-    mut run: impl FnMut() -> anyhow::Result<(usize, Duration)>,
-) -> anyhow::Result<Sample> {
+pub fn median_rate(reps: usize, mut run: impl FnMut() -> anyhow::Result<(usize, Duration)>) -> anyhow::Result<Sample> {
     run()?;
     let mut rates = Vec::with_capacity(reps);
     for _ in 0..reps {

@@ -55,12 +55,7 @@ where
     let ack_count = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let (current, acked, ack_count, send) = (
-            current.clone(),
-            acked.clone(),
-            ack_count.clone(),
-            send.clone(),
-        );
+        let (current, acked, ack_count, send) = (current.clone(), acked.clone(), ack_count.clone(), send.clone());
         tasks.push(tokio::spawn(async move {
             let mut rx = current.subscribe();
             for n in (client..messages).step_by(clients) {
@@ -78,9 +73,8 @@ where
             }
         }));
     }
-    let mut thresholds: Vec<usize> = (0..kills)
-        .map(|_| rand::rng().random_range(messages / 10..messages * 8 / 10))
-        .collect();
+    let mut thresholds: Vec<usize> =
+        (0..kills).map(|_| rand::rng().random_range(messages / 10..messages * 8 / 10)).collect();
     thresholds.sort();
     for (generation, threshold) in thresholds.iter().enumerate() {
         let acks = ack_count.clone();
@@ -93,10 +87,7 @@ where
         current.send_replace((generation as u64 + 1, endpoint));
     }
     for task in tasks {
-        tokio::time::timeout(PATIENCE * 5, task)
-            .await
-            .expect("clients finish")
-            .expect("client ok");
+        tokio::time::timeout(PATIENCE * 5, task).await.expect("clients finish").expect("client ok");
     }
     let acked = acked.lock().unwrap().clone();
     let endpoint = current.borrow().1.clone();
@@ -105,12 +96,7 @@ where
 
 /// Checks the counter's state after a crash test: `applied` maps
 /// `applied/<id>` to `"TIMES ORDER"`, `count` is the counter.
-pub fn verify(
-    applied: &BTreeMap<String, String>,
-    count: usize,
-    acked: &BTreeSet<String>,
-    messages: usize,
-) {
+pub fn verify(applied: &BTreeMap<String, String>, count: usize, acked: &BTreeSet<String>, messages: usize) {
     let mut orders = BTreeSet::new();
     for (key, value) in applied {
         let id = key.trim_start_matches("applied/");
@@ -120,24 +106,8 @@ pub fn verify(
         assert!(n < messages, "{id} was never sent");
         orders.insert(order.parse::<usize>().unwrap());
     }
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|id| !applied.contains_key(&format!("applied/{id}")))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged sends were lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
-    assert_eq!(
-        count,
-        applied.len(),
-        "the count equals the number of distinct ids applied"
-    );
-    assert_eq!(
-        orders,
-        (1..=count).collect(),
-        "each application moved the counter by exactly one"
-    );
+    let lost: Vec<&String> = acked.iter().filter(|id| !applied.contains_key(&format!("applied/{id}"))).collect();
+    assert!(lost.is_empty(), "{} acknowledged sends were lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert_eq!(count, applied.len(), "the count equals the number of distinct ids applied");
+    assert_eq!(orders, (1..=count).collect(), "each application moved the counter by exactly one");
 }

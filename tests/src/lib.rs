@@ -27,9 +27,7 @@ impl TestNode {
     /// Starts a node with default settings.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = Node::start(NodeConfig::new(dir.path()))
-            .await
-            .expect("node starts");
+        let node = Node::start(NodeConfig::new(dir.path())).await.expect("node starts");
         Self { node, dir }
     }
 
@@ -43,9 +41,7 @@ impl TestNode {
         loop {
             match Node::start(NodeConfig::new(dir.path())).await {
                 Ok(node) => return Self { node, dir },
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
+                Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(e) => panic!("the node does not restart: {e}"),
             }
         }
@@ -54,18 +50,12 @@ impl TestNode {
     /// Sends a persistent text message to `to`; returns its id.
     pub async fn tell(&self, to: &str, payload: &str) -> Ulid {
         let envelope = Envelope::new(to, payload.as_bytes().to_vec());
-        self.node
-            .send(envelope)
-            .await
-            .unwrap_or_else(|e| panic!("send {to} `{payload}`: {e}"))
+        self.node.send(envelope).await.unwrap_or_else(|e| panic!("send {to} `{payload}`: {e}"))
     }
 
     /// Calls `to` with a text payload and returns its text reply.
     pub async fn ask(&self, to: &str, payload: &str) -> String {
-        let reply = self
-            .node
-            .call(to, payload.as_bytes().to_vec(), PATIENCE)
-            .await;
+        let reply = self.node.call(to, payload.as_bytes().to_vec(), PATIENCE).await;
         let reply = reply.unwrap_or_else(|e| panic!("call {to} `{payload}`: {e}"));
         String::from_utf8(reply.expect("a reply")).expect("a UTF-8 reply")
     }
@@ -75,10 +65,7 @@ impl TestNode {
         let store = self.node.store().clone();
         eventually(&format!("{actor}'s `{key}` to be `{value}`"), || {
             let store = store.clone();
-            async move {
-                (store.state_get(actor, key).unwrap().as_deref() == Some(value.as_bytes()))
-                    .then_some(())
-            }
+            async move { (store.state_get(actor, key).unwrap().as_deref() == Some(value.as_bytes())).then_some(()) }
         })
         .await
     }
@@ -95,20 +82,13 @@ impl TestNode {
 
     /// Deploys a guest built by the artifacts crate.
     pub async fn deploy(&self, name: &str, wasm: &str, limits: TypeLimits) -> ActorType {
-        self.node
-            .deploy(name, artifacts::read(wasm), limits)
-            .await
-            .expect("deploy")
+        self.node.deploy(name, artifacts::read(wasm), limits).await.expect("deploy")
     }
 }
 
 /// Limits with short backoff, so retry tests run quickly.
 pub fn quick_limits() -> TypeLimits {
-    TypeLimits {
-        backoff_base_ms: 20,
-        backoff_max_ms: 200,
-        ..TypeLimits::default()
-    }
+    TypeLimits { backoff_base_ms: 20, backoff_max_ms: 200, ..TypeLimits::default() }
 }
 
 /// Waits for the first event matching `pred`, failing the test after `PATIENCE`.
@@ -131,9 +111,7 @@ pub async fn next_event(
             }
         }
     };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    tokio::time::timeout(PATIENCE, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `PATIENCE`.
@@ -147,10 +125,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -15,23 +15,12 @@ pub fn pigeon_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // The test executable is <target>/<profile>/deps/NAME-HASH.
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>");
         let target_dir = profile_dir.parent().expect("<target>");
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "pigeon-cli",
-                "--bin",
-                "pigeon",
-                "--manifest-path",
-            ])
+            .args(["build", "--quiet", "-p", "pigeon-cli", "--bin", "pigeon", "--manifest-path"])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", target_dir)
             .status()
@@ -87,11 +76,7 @@ impl PigeonNode {
             .and_then(|rest| rest.split_whitespace().next())
             .ok_or_else(|| format!("unexpected first line: {listening}"))?
             .to_string();
-        Ok(Self {
-            child,
-            url,
-            data: data.to_path_buf(),
-        })
+        Ok(Self { child, url, data: data.to_path_buf() })
     }
 
     /// Runs the CLI against this node.
@@ -101,24 +86,12 @@ impl PigeonNode {
 
     /// Runs the CLI against this node with `stdin` as standard input.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        run_cli(
-            &[
-                "--node",
-                &self.url,
-                "--data",
-                &self.data.display().to_string(),
-            ],
-            args,
-            stdin,
-        )
+        run_cli(&["--node", &self.url, "--data", &self.data.display().to_string()], args, stdin)
     }
 
     /// The API token the node wrote.
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data.join("token"))
-            .expect("token file")
-            .trim()
-            .to_string()
+        std::fs::read_to_string(self.data.join("token")).expect("token file").trim().to_string()
     }
 
     /// SIGKILL: no clean-up of any kind.
@@ -129,19 +102,13 @@ impl PigeonNode {
 
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = std::time::Instant::now() + crate::PATIENCE;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "pigeon did not stop after SIGTERM"
-            );
+            assert!(std::time::Instant::now() < deadline, "pigeon did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -192,10 +159,6 @@ pub fn ok(output: &Output) -> String {
 
 /// Stderr of a failed command (panics if it succeeded).
 pub fn fails(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "command succeeded: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(!output.status.success(), "command succeeded: {}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

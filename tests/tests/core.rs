@@ -12,8 +12,7 @@ const CALL: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counter_counts_and_replies() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     for expected in 1..=3 {
         assert_eq!(t.ask("counter/a", "inc").await, expected.to_string());
     }
@@ -21,22 +20,16 @@ async fn counter_counts_and_replies() {
     assert_eq!(t.ask("counter/a", "get").await, "42");
     // Another key is another actor, with its own state.
     assert_eq!(t.ask("counter/b", "get").await, "0");
-    assert_eq!(
-        t.node.store().state_get("counter/a", "count").unwrap(),
-        Some(b"42".to_vec())
-    );
+    assert_eq!(t.node.store().state_get("counter/a", "count").unwrap(), Some(b"42".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_by_a_turn_are_delivered() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
-    t.deploy("forwarder", artifacts::FORWARDER, TypeLimits::default())
-        .await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
+    t.deploy("forwarder", artifacts::FORWARDER, TypeLimits::default()).await;
     for _ in 0..5 {
-        let env =
-            Envelope::new("forwarder/f", b"inc".to_vec()).with_header("forward-to", "counter/x");
+        let env = Envelope::new("forwarder/f", b"inc".to_vec()).with_header("forward-to", "counter/x");
         t.node.send(env).await.unwrap();
     }
     t.state_becomes("counter/x", "count", "5").await;
@@ -47,21 +40,16 @@ async fn messages_sent_by_a_turn_are_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_yields_highest_priority_first() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     let due = now_ms() + 2_000;
     let priorities = [3u8, 9, 0, 5, 9, 3, 7, 1, 5, 0];
     for (i, p) in priorities.iter().enumerate() {
-        let mut env = Envelope::new("counter/p", b"inc".to_vec())
-            .with_priority(*p)
-            .with_header("op-id", format!("m{i}"));
+        let mut env =
+            Envelope::new("counter/p", b"inc".to_vec()).with_priority(*p).with_header("op-id", format!("m{i}"));
         env.not_before_ms = Some(due);
         t.node.send(env).await.unwrap();
     }
-    assert!(
-        now_ms() < due,
-        "sending took longer than the delay: the test cannot check the order"
-    );
+    assert!(now_ms() < due, "sending took longer than the delay: the test cannot check the order");
     let store = t.node.store().clone();
     let applied = eventually("all ten messages handled", || {
         let store = store.clone();
@@ -75,12 +63,7 @@ async fn mailbox_yields_highest_priority_first() {
     let mut handled: Vec<(u64, usize)> = applied
         .iter()
         .map(|(key, value)| {
-            let order = String::from_utf8_lossy(value)
-                .split(' ')
-                .nth(1)
-                .unwrap()
-                .parse()
-                .unwrap();
+            let order = String::from_utf8_lossy(value).split(' ').nth(1).unwrap().parse().unwrap();
             (order, key.trim_start_matches("applied/m").parse().unwrap())
         })
         .collect();
@@ -94,11 +77,7 @@ async fn mailbox_yields_highest_priority_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_turns_are_retried_with_exponential_backoff() {
     let t = TestNode::start().await;
-    let limits = TypeLimits {
-        backoff_base_ms: 100,
-        backoff_max_ms: 10_000,
-        ..TypeLimits::default()
-    };
+    let limits = TypeLimits { backoff_base_ms: 100, backoff_max_ms: 10_000, ..TypeLimits::default() };
     t.deploy("faulty", artifacts::FAULTY, limits).await;
     let mut events = t.node.events();
     t.tell("faulty/r", "fail-until 3").await;
@@ -122,109 +101,50 @@ async fn failed_turns_are_retried_with_exponential_backoff() {
     // started 1, failed 1, started 2, failed 2, started 3, completed 3.
     assert_eq!(history.len(), 6, "{history:#?}");
     for (i, attempt) in [(1usize, 1u32), (3, 2)] {
-        let NodeEvent::TurnFailed {
-            attempt: a,
-            retry_in_ms,
-            at: failed_at,
-            error,
-            ..
-        } = &history[i]
-        else {
+        let NodeEvent::TurnFailed { attempt: a, retry_in_ms, at: failed_at, error, .. } = &history[i] else {
             panic!("expected a failure at {i}: {history:#?}")
         };
         assert_eq!(*a, attempt);
         assert_eq!(*retry_in_ms, Some(100 << (attempt - 1)), "backoff doubles");
-        assert!(
-            error.contains(&format!("failing attempt {attempt} of 3")),
-            "{error}"
-        );
-        let NodeEvent::TurnStarted {
-            at: retried_at,
-            attempt: next,
-            ..
-        } = &history[i + 1]
-        else {
+        assert!(error.contains(&format!("failing attempt {attempt} of 3")), "{error}");
+        let NodeEvent::TurnStarted { at: retried_at, attempt: next, .. } = &history[i + 1] else {
             panic!("expected a retry at {}: {history:#?}", i + 1)
         };
         assert_eq!(*next, attempt + 1);
         // The retry starts no sooner than its backoff.
         let waited = retried_at.duration_since(*failed_at).unwrap_or_default();
-        assert!(
-            waited >= Duration::from_millis(100 << (attempt - 1)),
-            "retried after {waited:?}"
-        );
+        assert!(waited >= Duration::from_millis(100 << (attempt - 1)), "retried after {waited:?}");
     }
-    assert!(
-        matches!(history[5], NodeEvent::TurnCompleted { attempt: 3, .. }),
-        "{history:#?}"
-    );
-    assert_eq!(
-        t.node
-            .store()
-            .state_get("faulty/r", "succeeded-at")
-            .unwrap(),
-        Some(b"3".to_vec())
-    );
+    assert!(matches!(history[5], NodeEvent::TurnCompleted { attempt: 3, .. }), "{history:#?}");
+    assert_eq!(t.node.store().state_get("faulty/r", "succeeded-at").unwrap(), Some(b"3".to_vec()));
     assert!(t.node.store().dead_letters(10).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_keeps_failing_is_dead_lettered_with_its_error() {
     let t = TestNode::start().await;
-    t.deploy(
-        "faulty",
-        artifacts::FAULTY,
-        TypeLimits {
-            max_attempts: 3,
-            ..quick_limits()
-        },
-    )
-    .await;
+    t.deploy("faulty", artifacts::FAULTY, TypeLimits { max_attempts: 3, ..quick_limits() }).await;
     let id = t.tell("faulty/d", "trap").await;
     let store = t.node.store().clone();
     let dead = t.dead_letter().await;
     assert_eq!(dead.envelope.id, id);
     assert_eq!(dead.reason, DeadReason::Failed);
     assert_eq!(dead.envelope.failures, 3, "max-attempts turns were made");
-    assert!(
-        dead.error.contains("faulty: trap on command"),
-        "the guest's panic message is kept: {}",
-        dead.error
-    );
+    assert!(dead.error.contains("faulty: trap on command"), "the guest's panic message is kept: {}", dead.error);
     assert_eq!(store.mailbox_depth("faulty/d").unwrap(), 0);
     let stats = store.actor_stats("faulty/d").unwrap();
-    assert_eq!(
-        (stats.failed, stats.dead_lettered, stats.processed),
-        (3, 1, 0)
-    );
+    assert_eq!((stats.failed, stats.dead_lettered, stats.processed), (3, 1, 0));
     // A call whose message is dead-lettered fails instead of hanging.
-    let err = t
-        .node
-        .call("faulty/d", b"err".to_vec(), CALL)
-        .await
-        .unwrap_err();
+    let err = t.node.call("faulty/d", b"err".to_vec(), CALL).await.unwrap_err();
     assert!(matches!(err, NodeError::CallFailed { .. }), "{err}");
-    assert!(
-        err.to_string().contains("faulty: error on command"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("faulty: error on command"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_stops_an_infinite_loop_while_other_actors_keep_serving() {
     let t = TestNode::start().await;
-    t.deploy(
-        "faulty",
-        artifacts::FAULTY,
-        TypeLimits {
-            max_attempts: 1,
-            deadline_ms: 3_000,
-            ..quick_limits()
-        },
-    )
-    .await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("faulty", artifacts::FAULTY, TypeLimits { max_attempts: 1, deadline_ms: 3_000, ..quick_limits() }).await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     let mut events = t.node.events();
     t.tell("faulty/spin", "loop").await;
     next_event(
@@ -257,12 +177,7 @@ async fn the_deadline_stops_an_infinite_loop_while_other_actors_keep_serving() {
         |e| matches!(e, NodeEvent::TurnFailed { actor, .. } if actor == "faulty/spin"),
     )
     .await;
-    let NodeEvent::TurnFailed {
-        error, retry_in_ms, ..
-    } = failed
-    else {
-        unreachable!()
-    };
+    let NodeEvent::TurnFailed { error, retry_in_ms, .. } = failed else { unreachable!() };
     assert!(error.contains("deadline"), "{error}");
     assert_eq!(retry_in_ms, None, "max-attempts 1: dead-lettered");
     assert_eq!(t.node.store().dead_letters(10).unwrap().len(), 1);
@@ -271,19 +186,11 @@ async fn the_deadline_stops_an_infinite_loop_while_other_actors_keep_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_limit_stops_a_memory_bomb() {
     let t = TestNode::start().await;
-    let limits = TypeLimits {
-        max_attempts: 1,
-        memory_bytes: 16 << 20,
-        ..quick_limits()
-    };
+    let limits = TypeLimits { max_attempts: 1, memory_bytes: 16 << 20, ..quick_limits() };
     t.deploy("faulty", artifacts::FAULTY, limits).await;
     t.tell("faulty/bomb", "bomb").await;
     let dead = t.dead_letter().await;
-    assert!(
-        dead.error.contains("memory limit of 16777216 bytes"),
-        "{}",
-        dead.error
-    );
+    assert!(dead.error.contains("memory limit of 16777216 bytes"), "{}", dead.error);
     // The actor is usable again afterwards, in a fresh instance.
     t.tell("faulty/bomb", "ok").await;
     t.state_becomes("faulty/bomb", "ok", "1").await;
@@ -292,39 +199,19 @@ async fn the_memory_limit_stops_a_memory_bomb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapped_turn_leaves_no_trace_of_its_writes_or_sends() {
     let t = TestNode::start().await;
-    t.deploy(
-        "faulty",
-        artifacts::FAULTY,
-        TypeLimits {
-            max_attempts: 2,
-            ..quick_limits()
-        },
-    )
-    .await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("faulty", artifacts::FAULTY, TypeLimits { max_attempts: 2, ..quick_limits() }).await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     let mut events = t.node.events();
     t.tell("faulty/w", "write-then-trap counter/c").await;
     let store = t.node.store().clone();
     t.dead_letter().await;
-    assert_eq!(
-        store.state_get("faulty/w", "dirty").unwrap(),
-        None,
-        "state write rolled back"
-    );
-    assert_eq!(
-        store.mailbox_depth("counter/c").unwrap(),
-        0,
-        "send rolled back"
-    );
+    assert_eq!(store.state_get("faulty/w", "dirty").unwrap(), None, "state write rolled back");
+    assert_eq!(store.mailbox_depth("counter/c").unwrap(), 0, "send rolled back");
     assert!(store.delayed(100).unwrap().is_empty());
     assert_eq!(store.state_get("counter/c", "count").unwrap(), None);
     // counter/c never ran a turn.
     while let Ok(event) = events.try_recv() {
-        assert!(
-            !matches!(event, NodeEvent::TurnStarted { ref actor, .. } if actor == "counter/c"),
-            "{event:?}"
-        );
+        assert!(!matches!(event, NodeEvent::TurnStarted { ref actor, .. } if actor == "counter/c"), "{event:?}");
     }
 }
 
@@ -333,29 +220,18 @@ async fn bad_components_are_refused_with_the_reason() {
     let t = TestNode::start().await;
     let deploy = |bytes: Vec<u8>| {
         let node = t.node.clone();
-        async move {
-            node.deploy("bad", bytes, TypeLimits::default())
-                .await
-                .unwrap_err()
-                .to_string()
-        }
+        async move { node.deploy("bad", bytes, TypeLimits::default()).await.unwrap_err().to_string() }
     };
     let err = deploy(b"hello, I am not wasm".to_vec()).await;
     assert!(err.contains("not a WebAssembly file"), "{err}");
 
     let core = wat::parse_str("(module (func (export \"f\")))").unwrap();
     let err = deploy(core).await;
-    assert!(
-        err.contains("core WebAssembly module, not a component"),
-        "{err}"
-    );
+    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
 
     let empty = wat::parse_str("(component)").unwrap();
     let err = deploy(empty).await;
-    assert!(
-        err.contains("does not export `pigeon:actor/handler@0.1.0`"),
-        "{err}"
-    );
+    assert!(err.contains("does not export `pigeon:actor/handler@0.1.0`"), "{err}");
 
     let foreign = wat::parse_str(
         r#"(component
@@ -364,25 +240,14 @@ async fn bad_components_are_refused_with_the_reason() {
     )
     .unwrap();
     let err = deploy(foreign).await;
-    assert!(
-        err.contains("`acme:bank/account@1.0.0`") && err.contains("`wasi:http/types@0.2.0`"),
-        "{err}"
-    );
+    assert!(err.contains("`acme:bank/account@1.0.0`") && err.contains("`wasi:http/types@0.2.0`"), "{err}");
 
     let mut truncated = artifacts::read(artifacts::COUNTER);
     truncated.truncate(truncated.len() / 2);
     let err = deploy(truncated).await;
     assert!(err.contains("invalid component"), "{err}");
 
-    let err = t
-        .node
-        .deploy(
-            "Bad Name",
-            artifacts::read(artifacts::COUNTER),
-            TypeLimits::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = t.node.deploy("Bad Name", artifacts::read(artifacts::COUNTER), TypeLimits::default()).await.unwrap_err();
     assert!(err.to_string().contains("lowercase"), "{err}");
     assert!(t.node.type_names().is_empty(), "nothing was deployed");
 }
@@ -390,40 +255,24 @@ async fn bad_components_are_refused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sends_are_refused_with_the_reason() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     let send = |to: &str, payload: Vec<u8>, priority: u8| {
         let node = t.node.clone();
         let env = Envelope::new(to, payload).with_priority(priority);
         async move { node.send(env).await.unwrap_err().to_string() }
     };
     assert!(send("counter", b"inc".to_vec(), 4).await.contains("no `/`"));
-    assert!(
-        send("nobody/x", b"inc".to_vec(), 4)
-            .await
-            .contains("unknown actor type `nobody`")
-    );
-    assert!(
-        send("counter/a", b"inc".to_vec(), 10)
-            .await
-            .contains("invalid priority 10")
-    );
-    assert!(
-        send("counter/a", vec![0; 2 << 20], 4)
-            .await
-            .contains("over the limit")
-    );
+    assert!(send("nobody/x", b"inc".to_vec(), 4).await.contains("unknown actor type `nobody`"));
+    assert!(send("counter/a", b"inc".to_vec(), 10).await.contains("invalid priority 10"));
+    assert!(send("counter/a", vec![0; 2 << 20], 4).await.contains("over the limit"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_keeps_types_state_and_pending_messages() {
     let t = TestNode::start().await;
-    t.deploy("counter", artifacts::COUNTER, TypeLimits::default())
-        .await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     t.ask("counter/a", "add 5").await;
-    let cached: Vec<_> = std::fs::read_dir(t.dir.path().join("cache"))
-        .unwrap()
-        .collect();
+    let cached: Vec<_> = std::fs::read_dir(t.dir.path().join("cache")).unwrap().collect();
     assert_eq!(cached.len(), 1, "the compiled component is cached on disk");
     // A message due after the restart must still be delivered.
     let mut later = Envelope::new("counter/a", b"inc".to_vec());

@@ -31,16 +31,9 @@ async fn start_harness(dir: &std::path::Path) -> (Child, u16) {
         .expect("harness starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(PATIENCE, lines.next_line())
-        .await
-        .expect("harness ready in time");
-    let line = line
-        .expect("harness stdout")
-        .expect("harness printed its port");
-    let port = line
-        .strip_prefix("listening ")
-        .and_then(|p| p.parse().ok())
-        .expect("`listening PORT`");
+    let line = tokio::time::timeout(PATIENCE, lines.next_line()).await.expect("harness ready in time");
+    let line = line.expect("harness stdout").expect("harness printed its port");
+    let port = line.strip_prefix("listening ").and_then(|p| p.parse().ok()).expect("`listening PORT`");
     (child, port)
 }
 
@@ -87,29 +80,16 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_and_applies_none_twice()
     // Let the last incarnation drain the mailbox, then read the counter.
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     while request(port, "depth counter/a", |_| true).await.unwrap() != ["depth 0"] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mailbox did not drain"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the mailbox did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let state = |prefix: &'static str| async move {
-        let lines = request(port, &format!("state counter/a {prefix}"), |l| l == "end")
-            .await
-            .unwrap();
-        let entries = lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("entry "))
-            .filter_map(|l| l.split_once(' '));
-        entries
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>()
+        let lines = request(port, &format!("state counter/a {prefix}"), |l| l == "end").await.unwrap();
+        let entries = lines.iter().filter_map(|l| l.strip_prefix("entry ")).filter_map(|l| l.split_once(' '));
+        entries.map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
     };
     let applied = state("applied/").await;
-    let count: usize = state("count")
-        .await
-        .get("count")
-        .map_or(0, |c| c.parse().unwrap());
+    let count: usize = state("count").await.get("count").map_or(0, |c| c.parse().unwrap());
     verify(&applied, count, &acked, MESSAGES);
     eprintln!(
         "{MESSAGES} sent, {} acknowledged, {} applied across SIGKILLs at {kills:?} acknowledgements",

@@ -24,30 +24,17 @@ async fn sigkill_of_the_node_loses_no_acknowledged_send_and_applies_none_twice()
     let token = node.token();
     let url = node.url.clone();
     let node = Arc::new(Mutex::new(node));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
     let send = {
         let (http, token) = (http.clone(), token.clone());
         move |url: String, id: String| {
             let (http, token) = (http.clone(), token.clone());
             async move {
-                let body =
-                    json!({ "to": "counter/a", "payload": "inc", "headers": { "op-id": id } });
-                match http
-                    .post(format!("{url}/api/v1/messages"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                {
+                let body = json!({ "to": "counter/a", "payload": "inc", "headers": { "op-id": id } });
+                match http.post(format!("{url}/api/v1/messages")).bearer_auth(&token).json(&body).send().await {
                     Ok(response) if response.status().is_success() => Outcome::Acked,
-                    Ok(response) => panic!(
-                        "send {id} refused: {}",
-                        response.text().await.unwrap_or_default()
-                    ),
+                    Ok(response) => panic!("send {id} refused: {}", response.text().await.unwrap_or_default()),
                     Err(_) => Outcome::Cut,
                 }
             }
@@ -70,22 +57,11 @@ async fn sigkill_of_the_node_loses_no_acknowledged_send_and_applies_none_twice()
 
     let get = |path: String| {
         let http = http.clone();
-        async move {
-            http.get(path)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { http.get(path).send().await.unwrap().json::<Value>().await.unwrap() }
     };
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     while get(format!("{url}/api/v1/actors/counter/a")).await["pending"] != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mailbox did not drain"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the mailbox did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let state = get(format!("{url}/api/v1/state/counter/a")).await;
@@ -93,18 +69,10 @@ async fn sigkill_of_the_node_loses_no_acknowledged_send_and_applies_none_twice()
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["key"].as_str().unwrap().to_string(),
-                e["value"]["text"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|e| (e["key"].as_str().unwrap().to_string(), e["value"]["text"].as_str().unwrap().to_string()))
         .collect();
     let count: usize = entries.get("count").map_or(0, |c| c.parse().unwrap());
-    let applied: BTreeMap<String, String> = entries
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("applied/"))
-        .collect();
+    let applied: BTreeMap<String, String> = entries.into_iter().filter(|(k, _)| k.starts_with("applied/")).collect();
     verify(&applied, count, &acked, MESSAGES);
     eprintln!(
         "{MESSAGES} sent over HTTP, {} acknowledged, {} applied across SIGKILLs at {kills:?} acknowledgements",

@@ -20,23 +20,18 @@ struct Counter;
 
 impl Guest for Counter {
     fn handle(message: Envelope) -> Result<Option<Vec<u8>>, String> {
-        let text = String::from_utf8(message.payload)
-            .map_err(|_| "counter: payload is not UTF-8 text".to_string())?;
+        let text = String::from_utf8(message.payload).map_err(|_| "counter: payload is not UTF-8 text".to_string())?;
         let mut words = text.split_whitespace();
         let count = read_count();
         let new_count = match (words.next(), words.next()) {
             (Some("inc"), None) => count + 1,
             (Some("add"), Some(n)) => {
-                let n: u64 = n
-                    .parse()
-                    .map_err(|_| format!("counter: `add` takes a whole number, got `{n}`"))?;
+                let n: u64 = n.parse().map_err(|_| format!("counter: `add` takes a whole number, got `{n}`"))?;
                 count.saturating_add(n)
             }
             (Some("get"), None) => return Ok(Some(count.to_string().into_bytes())),
             _ => {
-                return Err(format!(
-                    "counter: unknown command `{text}` (try inc, add N, get)"
-                ));
+                return Err(format!("counter: unknown command `{text}` (try inc, add N, get)"));
             }
         };
         state::set("count", new_count.to_string().as_bytes());
@@ -48,10 +43,7 @@ impl Guest for Counter {
 }
 
 fn read_count() -> u64 {
-    state::get("count")
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    state::get("count").and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn record_applied(op_id: &str, order: u64) {

@@ -30,28 +30,18 @@ impl Guest for Faulty {
             (Some("loop"), None) => spin(),
             (Some("bomb"), None) => bomb(),
             (Some("fail-until"), Some(n)) => {
-                let n: u32 = n
-                    .parse()
-                    .map_err(|_| format!("faulty: bad attempt `{n}`"))?;
+                let n: u32 = n.parse().map_err(|_| format!("faulty: bad attempt `{n}`"))?;
                 if message.attempt < n {
-                    return Err(format!(
-                        "faulty: failing attempt {} of {n}",
-                        message.attempt
-                    ));
+                    return Err(format!("faulty: failing attempt {} of {n}", message.attempt));
                 }
                 state::set("succeeded-at", message.attempt.to_string().as_bytes());
                 Ok(None)
             }
             (Some("write-then-trap"), Some(addr)) => {
                 state::set("dirty", b"yes");
-                let options = SendOptions {
-                    priority: 4,
-                    delivery: Delivery::Persistent,
-                    headers: Vec::new(),
-                    delay_ms: None,
-                };
-                messaging::send(addr, b"inc", &options)
-                    .map_err(|e| format!("faulty: send failed: {e:?}"))?;
+                let options =
+                    SendOptions { priority: 4, delivery: Delivery::Persistent, headers: Vec::new(), delay_ms: None };
+                messaging::send(addr, b"inc", &options).map_err(|e| format!("faulty: send failed: {e:?}"))?;
                 panic!("faulty: trap after writing state and sending");
             }
             (Some("ok"), None) => {

@@ -43,11 +43,7 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 /// Refuses requests without the right token (reads pass on loopback).
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     if reading && state.loopback {
         return Ok(next.run(request).await);
@@ -58,9 +54,7 @@ pub async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
-            Ok(next.run(request).await)
-        }
+        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -20,11 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -34,12 +30,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.into(),
-                message: self.message,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -58,9 +49,9 @@ impl From<NodeError> for ApiError {
             NodeError::CallFailed { .. } => (S::BAD_GATEWAY, "call_failed"),
             NodeError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
             NodeError::Component(c) => match c {
-                ComponentError::NotWasm
-                | ComponentError::CoreModule
-                | ComponentError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid_component"),
+                ComponentError::NotWasm | ComponentError::CoreModule | ComponentError::Invalid(_) => {
+                    (S::UNPROCESSABLE_ENTITY, "invalid_component")
+                }
                 _ => (S::UNPROCESSABLE_ENTITY, "world_mismatch"),
             },
             NodeError::Store(s) => match s {

@@ -71,16 +71,11 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        };
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
         components.add_security_scheme("token", SecurityScheme::Http(bearer));
-        openapi.security = Some(vec![SecurityRequirement::new(
-            "token",
-            Vec::<String>::new(),
-        )]);
+        openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
     }
 }
 
@@ -97,11 +92,7 @@ async fn refuse_oversized(
     next: axum::middleware::Next,
 ) -> Result<axum::response::Response, error::ApiError> {
     let deploying = request.method() == axum::http::Method::PUT;
-    let limit = if deploying {
-        MAX_COMPONENT_BYTES
-    } else {
-        MAX_REQUEST_BYTES
-    };
+    let limit = if deploying { MAX_COMPONENT_BYTES } else { MAX_REQUEST_BYTES };
     let announced = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -119,19 +110,13 @@ async fn refuse_oversized(
 
 /// The router of `/api/v1`, for a node, its token and its listen address.
 pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
-    let state = AppState {
-        node,
-        token: token.into(),
-        loopback: listen.ip().is_loopback(),
-    };
+    let state = AppState { node, token: token.into(), loopback: listen.ip().is_loopback() };
     let api = Router::new()
         .route("/health", get(routes::health))
         .route("/types", get(routes::list_types))
         .route(
             "/types/{name}",
-            put(routes::deploy)
-                .delete(routes::undeploy)
-                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+            put(routes::deploy).delete(routes::undeploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )
         .route("/messages", post(routes::send))
         .route("/actors", get(routes::list_actors))
@@ -140,10 +125,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
         .route("/dead-letters", get(routes::list_dead_letters))
         .route("/dead-letters/replay", post(routes::replay))
         .route("/dead-letters/purge", post(routes::purge))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use pigeon_node::pigeon_store::{
-    ActorSummary, ActorType, DeadLetter, DeadReason, Delivery, Envelope, MessageKind,
-};
+use pigeon_node::pigeon_store::{ActorSummary, ActorType, DeadLetter, DeadReason, Delivery, Envelope, MessageKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,16 +24,8 @@ pub struct Body {
 impl Body {
     pub fn of(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
-            Ok(text) => Self {
-                text: Some(text.to_string()),
-                base64: None,
-                size: bytes.len(),
-            },
-            Err(_) => Self {
-                text: None,
-                base64: Some(BASE64.encode(bytes)),
-                size: bytes.len(),
-            },
+            Ok(text) => Self { text: Some(text.to_string()), base64: None, size: bytes.len() },
+            Err(_) => Self { text: None, base64: Some(BASE64.encode(bytes)), size: bytes.len() },
         }
     }
 }

@@ -23,26 +23,16 @@ const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(|e| match e {
         JsonRejection::BytesRejection(b) => bytes_rejection(b),
-        other => ApiError::bad_request(
-            "bad_request",
-            format!("invalid JSON body: {}", other.body_text()),
-        ),
+        other => ApiError::bad_request("bad_request", format!("invalid JSON body: {}", other.body_text())),
     })
 }
 
 fn bytes_rejection(e: BytesRejection) -> ApiError {
     let text = e.body_text();
     if text.contains("length limit") {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            format!("request body too large: {text}"),
-        )
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", format!("request body too large: {text}"))
     } else {
-        ApiError::bad_request(
-            "bad_request",
-            format!("cannot read the request body: {text}"),
-        )
+        ApiError::bad_request("bad_request", format!("cannot read the request body: {text}"))
     }
 }
 
@@ -87,10 +77,7 @@ pub async fn deploy(
 
 #[utoipa::path(delete, path = "/api/v1/types/{name}", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn undeploy(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn undeploy(State(s): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     s.node.undeploy(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -106,18 +93,12 @@ pub async fn send(
     let request = json_body(body)?;
     let payload = match (request.payload, request.payload_base64) {
         (Some(text), None) => text.into_bytes(),
-        (None, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| {
-            ApiError::bad_request(
-                "bad_request",
-                format!("`payload_base64` is not valid base64: {e}"),
-            )
-        })?,
+        (None, Some(b64)) => BASE64
+            .decode(b64.trim())
+            .map_err(|e| ApiError::bad_request("bad_request", format!("`payload_base64` is not valid base64: {e}")))?,
         (None, None) => Vec::new(),
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "bad_request",
-                "give `payload` or `payload_base64`, not both",
-            ));
+            return Err(ApiError::bad_request("bad_request", "give `payload` or `payload_base64`, not both"));
         }
     };
     let mut envelope = Envelope::new(request.to.as_str(), payload);
@@ -136,16 +117,9 @@ pub async fn send(
             Ok(Json(SendResponse { id, reply: None }))
         }
         Wait::Replied => {
-            let timeout =
-                std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
-            let reply = s
-                .node
-                .request(envelope.with_kind(MessageKind::Call), timeout)
-                .await?;
-            Ok(Json(SendResponse {
-                id,
-                reply: reply.as_deref().map(Body::of),
-            }))
+            let timeout = std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+            let reply = s.node.request(envelope.with_kind(MessageKind::Call), timeout).await?;
+            Ok(Json(SendResponse { id, reply: reply.as_deref().map(Body::of) }))
         }
     }
 }
@@ -164,20 +138,14 @@ pub async fn list_actors(
     State(s): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<ActorInfo>>, ApiError> {
-    let actors = s
-        .node
-        .store()
-        .list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
+    let actors = s.node.store().list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
     Ok(Json(actors.iter().map(ActorInfo::from).collect()))
 }
 
 /// Everything about one actor: mailbox, state, counters, dead letters.
 #[utoipa::path(get, path = "/api/v1/actors/{address}", params(("address" = String, Path, description = "type/key")),
     responses((status = 200, body = ActorDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn inspect(
-    State(s): State<AppState>,
-    Path(address): Path<String>,
-) -> Result<Json<ActorDetail>, ApiError> {
+pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<ActorDetail>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
     let store = s.node.store();
     let depths = store.mailbox_depths(addr.as_str())?;
@@ -187,34 +155,15 @@ pub async fn inspect(
     if !known && state.is_empty() && depths.iter().all(|d| *d == 0) && stats.last_activity_ms == 0 {
         return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
     }
-    let summary = pigeon_node::pigeon_store::ActorSummary {
-        address: address.clone(),
-        depths,
-        stats,
-    };
+    let summary = pigeon_node::pigeon_store::ActorSummary { address: address.clone(), depths, stats };
     let dead = store.dead_letters(usize::MAX)?;
     Ok(Json(ActorDetail {
         info: ActorInfo::from(&summary),
         dropped: s.node.dropped(&address),
         in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
-        mailbox: store
-            .peek_mailbox(addr.as_str(), 50)?
-            .iter()
-            .map(MessageView::from)
-            .collect(),
-        state: state
-            .iter()
-            .take(1000)
-            .map(|(k, v)| StateEntry {
-                key: k.clone(),
-                value: Body::of(v),
-            })
-            .collect(),
-        dead_letters: dead
-            .iter()
-            .filter(|d| d.envelope.to == address)
-            .map(DeadLetterView::from)
-            .collect(),
+        mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(MessageView::from).collect(),
+        state: state.iter().take(1000).map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
+        dead_letters: dead.iter().filter(|d| d.envelope.to == address).map(DeadLetterView::from).collect(),
     }))
 }
 
@@ -223,20 +172,9 @@ pub async fn list_dead_letters(
     State(s): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
-    let after: u64 = page
-        .after
-        .as_deref()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0);
-    let dead = s.node.store().dead_letters(usize::MAX)?;
-    let limit = page.limit.unwrap_or(1000);
-    Ok(Json(
-        dead.iter()
-            .filter(|d| d.id > after)
-            .take(limit)
-            .map(DeadLetterView::from)
-            .collect(),
-    ))
+    let after: u64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let dead = s.node.store().dead_letters_after(after, page.limit.unwrap_or(1000))?;
+    Ok(Json(dead.iter().map(DeadLetterView::from).collect()))
 }
 
 /// Puts dead letters back into their mailboxes (`ids`, or all when absent).
@@ -279,17 +217,6 @@ pub async fn state(
     Query(query): Query<StateQuery>,
 ) -> Result<Json<Vec<StateEntry>>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
-    let entries = s
-        .node
-        .store()
-        .state_scan(addr.as_str(), query.prefix.as_deref().unwrap_or(""))?;
-    Ok(Json(
-        entries
-            .iter()
-            .map(|(k, v)| StateEntry {
-                key: k.clone(),
-                value: Body::of(v),
-            })
-            .collect(),
-    ))
+    let entries = s.node.store().state_scan(addr.as_str(), query.prefix.as_deref().unwrap_or(""))?;
+    Ok(Json(entries.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect()))
 }

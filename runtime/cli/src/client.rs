@@ -21,21 +21,13 @@ impl Client {
     /// `data/token` when the node runs from that directory.
     pub fn new(node: &str, token: Option<String>, data: &Path) -> Self {
         let token = token.or_else(|| {
-            std::fs::read_to_string(data.join(pigeon_api::auth::TOKEN_FILE))
-                .ok()
-                .map(|t| t.trim().to_string())
+            std::fs::read_to_string(data.join(pigeon_api::auth::TOKEN_FILE)).ok().map(|t| t.trim().to_string())
         });
-        Self {
-            http: reqwest::Client::new(),
-            base: node.trim_end_matches('/').to_string(),
-            token,
-        }
+        Self { http: reqwest::Client::new(), base: node.trim_end_matches('/').to_string(), token }
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
+        let request = self.http.request(method, format!("{}/api/v1{path}", self.base));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -45,10 +37,7 @@ impl Client {
     async fn execute<T: DeserializeOwned>(&self, request: RequestBuilder) -> anyhow::Result<T> {
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
-                anyhow!(
-                    "cannot reach the node at {}: is it running (`pigeon up`)? Or pass --node URL",
-                    self.base
-                )
+                anyhow!("cannot reach the node at {}: is it running (`pigeon up`)? Or pass --node URL", self.base)
             } else {
                 anyhow!("request to {} failed: {e}", self.base)
             }
@@ -60,51 +49,30 @@ impl Client {
         self.execute(self.request(Method::GET, path)).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> anyhow::Result<T> {
-        self.execute(self.request(Method::POST, path).json(body))
-            .await
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.execute(self.request(Method::POST, path).json(body)).await
     }
 
-    pub async fn put_bytes<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        bytes: Vec<u8>,
-    ) -> anyhow::Result<T> {
-        let request = self
-            .request(Method::PUT, path)
-            .header("content-type", "application/wasm")
-            .body(bytes);
+    pub async fn put_bytes<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<T> {
+        let request = self.request(Method::PUT, path).header("content-type", "application/wasm").body(bytes);
         self.execute(request).await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.execute::<serde_json::Value>(self.request(Method::DELETE, path))
-            .await
-            .map(drop)
+        self.execute::<serde_json::Value>(self.request(Method::DELETE, path)).await.map(drop)
     }
 }
 
 /// The body of a success, or the API's error message.
 async fn decode<T: DeserializeOwned>(response: Response) -> anyhow::Result<T> {
     let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .context("the node's answer was cut short")?;
+    let bytes = response.bytes().await.context("the node's answer was cut short")?;
     if status.is_success() {
         let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        return serde_json::from_slice(body)
-            .context("the node answered something this CLI does not understand");
+        return serde_json::from_slice(body).context("the node answered something this CLI does not understand");
     }
     match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(e) => Err(anyhow!("{} [{}]", e.error.message, e.error.code)),
-        Err(_) => Err(anyhow!(
-            "the node answered {status}: {}",
-            String::from_utf8_lossy(&bytes).trim()
-        )),
+        Err(_) => Err(anyhow!("the node answered {status}: {}", String::from_utf8_lossy(&bytes).trim())),
     }
 }

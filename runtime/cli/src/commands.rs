@@ -28,18 +28,10 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// Text for a body: its text, or `<N bytes>` when binary.
 fn show(body: &Body) -> String {
-    body.text
-        .clone()
-        .unwrap_or_else(|| format!("<{} bytes>", body.size))
+    body.text.clone().unwrap_or_else(|| format!("<{} bytes>", body.size))
 }
 
-pub async fn deploy(
-    client: &Client,
-    file: &Path,
-    name: &str,
-    limits: DeployLimits,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployLimits, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut query = vec![];
     if let Some(n) = limits.max_attempts {
@@ -55,11 +47,7 @@ pub async fn deploy(
         query.push(format!("mailbox_bound={b}"));
     }
     let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(format!(
-        "uploading and compiling {} ({} KiB)",
-        file.display(),
-        bytes.len() / 1024
-    ));
+    spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));
     spinner.enable_steady_tick(Duration::from_millis(100));
     let path = format!("/types/{name}?{}", query.join("&"));
     let result: anyhow::Result<TypeInfo> = client.put_bytes(&path, bytes).await;
@@ -68,12 +56,7 @@ pub async fn deploy(
     if json {
         return print_json(&ty);
     }
-    println!(
-        "deployed {} (version {}, {} KiB)",
-        ty.name,
-        &ty.version[..12.min(ty.version.len())],
-        ty.size / 1024
-    );
+    println!("deployed {} (version {}, {} KiB)", ty.name, &ty.version[..12.min(ty.version.len())], ty.size / 1024);
     Ok(())
 }
 
@@ -83,27 +66,17 @@ pub async fn undeploy(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn send(
-    client: &Client,
-    args: SendArgs,
-    reply_within: Option<Duration>,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration>, json: bool) -> anyhow::Result<()> {
     let payload = if args.stdin {
         let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("cannot read the payload from standard input")?;
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read the payload from standard input")?;
         bytes
     } else {
         args.payload.unwrap_or_default().into_bytes()
     };
     let (payload, payload_base64) = match String::from_utf8(payload) {
         Ok(text) => (Some(text), None),
-        Err(e) => (
-            None,
-            Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
-        ),
+        Err(e) => (None, Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))),
     };
     let request = SendRequest {
         to: args.address,
@@ -113,11 +86,7 @@ pub async fn send(
         transient: args.transient,
         headers: args.headers.into_iter().collect(),
         delay_ms: args.delay.map(|d| d.as_millis() as u64),
-        wait: if reply_within.is_some() {
-            Wait::Replied
-        } else {
-            Wait::Accepted
-        },
+        wait: if reply_within.is_some() { Wait::Replied } else { Wait::Accepted },
         timeout_ms: reply_within.map(|d| d.as_millis() as u64),
     };
     let answer: SendResponse = client.post("/messages", &request).await?;
@@ -151,13 +120,7 @@ pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table::render(
-            &["TYPE", "VERSION", "SIZE", "ATTEMPTS", "MEMORY", "DEADLINE"],
-            &rows
-        )
-    );
+    print!("{}", table::render(&["TYPE", "VERSION", "SIZE", "ATTEMPTS", "MEMORY", "DEADLINE"], &rows));
     println!();
     let rows: Vec<Vec<String>> = actors
         .iter()
@@ -172,37 +135,15 @@ pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table::render(
-            &[
-                "ACTOR",
-                "PENDING",
-                "BY PRIORITY",
-                "PROCESSED",
-                "FAILED",
-                "DEAD"
-            ],
-            &rows
-        )
-    );
+    print!("{}", table::render(&["ACTOR", "PENDING", "BY PRIORITY", "PROCESSED", "FAILED", "DEAD"], &rows));
     Ok(())
 }
 
 /// `p9:1 p4:2`: the non-empty priorities, highest first.
 fn by_priority(depths: &[u64]) -> String {
-    let parts: Vec<String> = depths
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, n)| **n > 0)
-        .map(|(p, n)| format!("p{p}:{n}"))
-        .collect();
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(" ")
-    }
+    let parts: Vec<String> =
+        depths.iter().enumerate().rev().filter(|(_, n)| **n > 0).map(|(p, n)| format!("p{p}:{n}")).collect();
+    if parts.is_empty() { "-".into() } else { parts.join(" ") }
 }
 
 pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Result<()> {
@@ -214,10 +155,7 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     println!("{}", a.address);
     println!("  pending    {} ({})", a.pending, by_priority(&a.depths));
     println!("  processed  {}", a.processed);
-    println!(
-        "  failed     {} (dead-lettered {})",
-        a.failed, a.dead_lettered
-    );
+    println!("  failed     {} (dead-lettered {})", a.failed, a.dead_lettered);
     println!("  dropped    {} transient", detail.dropped);
     if let Some(id) = &detail.in_flight {
         println!("  handling   {id}");
@@ -229,25 +167,11 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     let rows: Vec<Vec<String>> = detail
         .mailbox
         .iter()
-        .map(|m| {
-            vec![
-                m.id.clone(),
-                m.priority.to_string(),
-                m.failures.to_string(),
-                show(&m.payload),
-            ]
-        })
+        .map(|m| vec![m.id.clone(), m.priority.to_string(), m.failures.to_string(), show(&m.payload)])
         .collect();
-    print!(
-        "{}",
-        table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows)
-    );
+    print!("{}", table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows));
     println!("\nSTATE ({} keys)", detail.state.len());
-    let rows: Vec<Vec<String>> = detail
-        .state
-        .iter()
-        .map(|e| vec![e.key.clone(), show(&e.value)])
-        .collect();
+    let rows: Vec<Vec<String>> = detail.state.iter().map(|e| vec![e.key.clone(), show(&e.value)]).collect();
     print!("{}", table::render(&["KEY", "VALUE"], &rows));
     if !detail.dead_letters.is_empty() {
         println!("\nDEAD LETTERS");
@@ -270,10 +194,7 @@ fn dead_letter_table(dead: &[DeadLetterView]) -> String {
             ]
         })
         .collect();
-    table::render(
-        &["ID", "ACTOR", "REASON", "ATTEMPTS", "PAYLOAD", "ERROR"],
-        &rows,
-    )
+    table::render(&["ID", "ACTOR", "REASON", "ATTEMPTS", "PAYLOAD", "ERROR"], &rows)
 }
 
 pub async fn dlq_ls(client: &Client, json: bool) -> anyhow::Result<()> {
@@ -287,21 +208,9 @@ pub async fn dlq_ls(client: &Client, json: bool) -> anyhow::Result<()> {
 
 /// `replay` or `purge` the selected dead letters.
 pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> anyhow::Result<()> {
-    let body = DeadLetterSelection {
-        ids: (!selection.all).then_some(selection.ids),
-    };
-    let count: Count = client
-        .post(&format!("/dead-letters/{action}"), &body)
-        .await?;
-    let done = if action == "replay" {
-        "replayed"
-    } else {
-        "purged"
-    };
-    println!(
-        "{done} {} dead letter{}",
-        count.count,
-        if count.count == 1 { "" } else { "s" }
-    );
+    let body = DeadLetterSelection { ids: (!selection.all).then_some(selection.ids) };
+    let count: Count = client.post(&format!("/dead-letters/{action}"), &body).await?;
+    let done = if action == "replay" { "replayed" } else { "purged" };
+    println!("{done} {} dead letter{}", count.count, if count.count == 1 { "" } else { "s" });
     Ok(())
 }

@@ -41,12 +41,7 @@ const EXAMPLES: &str = "Examples:
 #[derive(Args)]
 pub struct Global {
     /// The node's API.
-    #[arg(
-        long,
-        global = true,
-        env = "PIGEON_NODE",
-        default_value = "http://127.0.0.1:7070"
-    )]
+    #[arg(long, global = true, env = "PIGEON_NODE", default_value = "http://127.0.0.1:7070")]
     node: String,
     /// The API token (default: read from `<data>/token`).
     #[arg(long, global = true, env = "PIGEON_TOKEN", hide_env_values = true)]
@@ -170,13 +165,9 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
         .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run(cli)));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result =
+        tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|runtime| runtime.block_on(run(cli)));
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -188,27 +179,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
         Command::Up { listen, demo } => up::up(&g.data, listen, demo).await,
-        Command::Deploy {
-            file,
-            name,
-            max_attempts,
-            memory,
-            deadline,
-            mailbox_bound,
-        } => {
-            let limits = commands::DeployLimits {
-                max_attempts,
-                memory,
-                deadline,
-                mailbox_bound,
-            };
+        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound } => {
+            let limits = commands::DeployLimits { max_attempts, memory, deadline, mailbox_bound };
             commands::deploy(&client(), &file, &name, limits, g.json).await
         }
         Command::Undeploy { name } => commands::undeploy(&client(), &name).await,
         Command::Send(args) => commands::send(&client(), args, None, g.json).await,
-        Command::Call { send, timeout } => {
-            commands::send(&client(), send, Some(timeout), g.json).await
-        }
+        Command::Call { send, timeout } => commands::send(&client(), send, Some(timeout), g.json).await,
         Command::Ls => commands::ls(&client(), g.json).await,
         Command::Inspect { address } => commands::inspect(&client(), &address, g.json).await,
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,

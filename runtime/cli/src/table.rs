@@ -11,11 +11,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(headers.to_vec());
@@ -29,13 +25,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn aligns_columns() {
-        let rows = vec![
-            vec!["counter/a".to_string(), "3".to_string()],
-            vec!["x/b".to_string(), "12".to_string()],
-        ];
-        assert_eq!(
-            super::render(&["ACTOR", "N"], &rows),
-            "ACTOR      N\ncounter/a  3\nx/b        12\n"
-        );
+        let rows = vec![vec!["counter/a".to_string(), "3".to_string()], vec!["x/b".to_string(), "12".to_string()]];
+        assert_eq!(super::render(&["ACTOR", "N"], &rows), "ACTOR      N\ncounter/a  3\nx/b        12\n");
     }
 }

@@ -32,15 +32,9 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool) -> anyhow::Result<(
     }
     let app = pigeon_api::router(node.clone(), token, bound);
     // The one line scripts and tests wait for.
-    println!(
-        "pigeon node listening on http://{bound} (data in {})",
-        data.display()
-    );
+    println!("pigeon node listening on http://{bound} (data in {})", data.display());
     tracing::info!(types = ?node.type_names(), "node ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
     tracing::info!("shutting down: running turns finish, nothing accepted is lost");
     node.shutdown(Duration::from_secs(10)).await;
     Ok(())
@@ -49,37 +43,20 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool) -> anyhow::Result<(
 /// Deploys the example actors and shows a few turns.
 async fn run_demo(node: &Node) -> anyhow::Result<()> {
     use pigeon_test_artifacts as guests;
-    let examples = [
-        ("counter", guests::COUNTER_WASM),
-        ("forwarder", guests::FORWARDER_WASM),
-        ("faulty", guests::FAULTY_WASM),
-    ];
+    let examples =
+        [("counter", guests::COUNTER_WASM), ("forwarder", guests::FORWARDER_WASM), ("faulty", guests::FAULTY_WASM)];
     for (name, bytes) in examples {
-        let limits = TypeLimits {
-            max_attempts: 3,
-            deadline_ms: 2_000,
-            ..TypeLimits::default()
-        };
+        let limits = TypeLimits { max_attempts: 3, deadline_ms: 2_000, ..TypeLimits::default() };
         let ty = node.deploy(name, bytes.to_vec(), limits).await?;
-        tracing::info!(
-            name,
-            version = &ty.component_hash[..12],
-            "deployed example actor"
-        );
+        tracing::info!(name, version = &ty.component_hash[..12], "deployed example actor");
     }
-    let reply = node
-        .call("counter/demo", b"inc".to_vec(), Duration::from_secs(10))
-        .await?;
+    let reply = node.call("counter/demo", b"inc".to_vec(), Duration::from_secs(10)).await?;
     let count = String::from_utf8_lossy(&reply.unwrap_or_default()).into_owned();
     tracing::info!(count, "counter/demo replied to `inc`");
-    let forward = Envelope::new("forwarder/demo", b"add 10".to_vec())
-        .with_header("forward-to", "counter/demo");
+    let forward = Envelope::new("forwarder/demo", b"add 10".to_vec()).with_header("forward-to", "counter/demo");
     node.send(forward).await?;
-    node.send(Envelope::new("faulty/demo", b"trap".to_vec()))
-        .await?;
-    tracing::info!(
-        "sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (retried, then dead-lettered)"
-    );
+    node.send(Envelope::new("faulty/demo", b"trap".to_vec())).await?;
+    tracing::info!("sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (retried, then dead-lettered)");
     Ok(())
 }
 

@@ -90,10 +90,7 @@ pub struct ActorData {
 
 impl WasiView for ActorData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -105,12 +102,7 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.used.saturating_add(desired.saturating_sub(current));
         if total > self.limit {
             self.exceeded = Some(total);
@@ -123,12 +115,7 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         // Tables hold function references; a million is far beyond any
         // real guest and bounds what a hostile one can take.
         Ok(desired <= 1_000_000)
@@ -195,11 +182,7 @@ impl Activation {
             };
             ActivationError::Instantiate { actor: address.to_string(), reason }
         })?;
-        Ok(Self {
-            store,
-            actor,
-            limits,
-        })
+        Ok(Self { store, actor, limits })
     }
 
     /// Runs one turn: hands `message` to the handler and returns what it did.
@@ -218,11 +201,7 @@ impl Activation {
         self.store.set_epoch_deadline(1);
 
         let envelope = to_wit(message);
-        let result = self
-            .actor
-            .pigeon_actor_handler()
-            .call_handle(&mut self.store, &envelope)
-            .await;
+        let result = self.actor.pigeon_actor_handler().call_handle(&mut self.store, &envelope).await;
         let data = self.store.data_mut();
         let buffer = data.turn.take();
         match result {
@@ -235,10 +214,7 @@ impl Activation {
                 });
                 TurnOutcome::Completed {
                     reply,
-                    effects: TurnEffects {
-                        state_writes: buffer.writes.into_iter().collect(),
-                        sends: buffer.sends,
-                    },
+                    effects: TurnEffects { state_writes: buffer.writes.into_iter().collect(), sends: buffer.sends },
                 }
             }
             Ok(Err(text)) => TurnOutcome::Failed(TurnError::Guest(text)),
@@ -253,10 +229,7 @@ impl Activation {
             return TurnError::Deadline(self.limits.deadline);
         }
         if let Some(requested) = data.limiter.exceeded {
-            return TurnError::Memory {
-                limit: self.limits.memory_bytes,
-                requested: requested as u64,
-            };
+            return TurnError::Memory { limit: self.limits.memory_bytes, requested: requested as u64 };
         }
         if let Some(host) = trap.downcast_ref::<crate::imports::HostFailure>() {
             return TurnError::Host(host.0.clone());
@@ -301,14 +274,7 @@ fn to_wit(m: &Envelope) -> wit::Envelope {
             Delivery::Persistent => wit::Delivery::Persistent,
             Delivery::Transient => wit::Delivery::Transient,
         },
-        headers: m
-            .headers
-            .iter()
-            .map(|(n, v)| wit::Header {
-                name: n.clone(),
-                value: v.clone(),
-            })
-            .collect(),
+        headers: m.headers.iter().map(|(n, v)| wit::Header { name: n.clone(), value: v.clone() }).collect(),
         payload: m.payload.clone(),
         attempt: m.attempt(),
     }

@@ -95,29 +95,15 @@ pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), 
     let ty = component.component_type();
     // Imports first: a component built for another world is better told
     // what it needs that is missing than that it lacks our export.
-    let missing: Vec<String> = ty
-        .imports(engine)
-        .map(|(name, _)| name)
-        .filter(|n| !provided(n))
-        .map(str::to_string)
-        .collect();
+    let missing: Vec<String> =
+        ty.imports(engine).map(|(name, _)| name).filter(|n| !provided(n)).map(str::to_string).collect();
     if !missing.is_empty() {
         return Err(ComponentError::UnsatisfiedImports { missing });
     }
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
-    if !exports
-        .iter()
-        .any(|e| e.starts_with("pigeon:actor/handler@0.1."))
-    {
-        let found = if exports.is_empty() {
-            "nothing".to_string()
-        } else {
-            exports.join(", ")
-        };
-        return Err(ComponentError::MissingHandler {
-            expected: HANDLER_EXPORT.into(),
-            found,
-        });
+    if !exports.iter().any(|e| e.starts_with("pigeon:actor/handler@0.1.")) {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        return Err(ComponentError::MissingHandler { expected: HANDLER_EXPORT.into(), found });
     }
     Ok(())
 }
@@ -141,8 +127,7 @@ pub(crate) fn compile(
             }
         }
     }
-    let component =
-        Component::new(engine, bytes).map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+    let component = Component::new(engine, bytes).map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
     if let Some(path) = cached
         && let Err(e) = write_cache(&component, &path)
     {
@@ -158,9 +143,7 @@ fn cache_path(engine: &Engine, dir: &Path, hash: &str) -> PathBuf {
 }
 
 fn write_cache(component: &Component, path: &Path) -> std::io::Result<()> {
-    let bytes = component
-        .serialize()
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -185,14 +168,8 @@ mod tests {
 
     #[test]
     fn tells_core_modules_from_components() {
-        assert!(matches!(
-            check_header(b"hello world"),
-            Err(ComponentError::NotWasm)
-        ));
-        assert!(matches!(
-            check_header(b"\0asm\x01\0\0\0"),
-            Err(ComponentError::CoreModule)
-        ));
+        assert!(matches!(check_header(b"hello world"), Err(ComponentError::NotWasm)));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(ComponentError::CoreModule)));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

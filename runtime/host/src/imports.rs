@@ -35,9 +35,7 @@ fn fail(text: impl Into<String>) -> wasmtime::Error {
 
 impl ActorData {
     fn buffer(&mut self) -> wasmtime::Result<&mut TurnBuffer> {
-        self.turn.as_mut().ok_or_else(|| {
-            fail("the actor used a host import outside of a turn (e.g. at start-up)")
-        })
+        self.turn.as_mut().ok_or_else(|| fail("the actor used a host import outside of a turn (e.g. at start-up)"))
     }
 
     /// Charges `bytes` to the turn's budget; traps past [`MAX_TURN_BYTES`].
@@ -45,9 +43,7 @@ impl ActorData {
         let buffer = self.buffer()?;
         buffer.bytes = buffer.bytes.saturating_add(bytes);
         if buffer.bytes > MAX_TURN_BYTES {
-            return Err(fail(format!(
-                "the turn buffered more than {MAX_TURN_BYTES} bytes of state writes and sends"
-            )));
+            return Err(fail(format!("the turn buffered more than {MAX_TURN_BYTES} bytes of state writes and sends")));
         }
         Ok(())
     }
@@ -66,9 +62,7 @@ impl messaging::Host for ActorData {
             return Ok(Err(types::SendError::InvalidPriority(options.priority)));
         }
         if payload.len() > MAX_PAYLOAD_BYTES {
-            return Ok(Err(types::SendError::PayloadTooLarge(
-                MAX_PAYLOAD_BYTES as u64,
-            )));
+            return Ok(Err(types::SendError::PayloadTooLarge(MAX_PAYLOAD_BYTES as u64)));
         }
         if let Err(e) = ActorAddr::parse(&to) {
             return Ok(Err(types::SendError::InvalidAddress(e.to_string())));
@@ -85,16 +79,10 @@ impl messaging::Host for ActorData {
             }));
         }
         self.charge(payload.len() + to.len())?;
-        let mut envelope = Envelope::new(to, payload)
-            .with_kind(MessageKind::Send)
-            .with_priority(options.priority);
+        let mut envelope = Envelope::new(to, payload).with_kind(MessageKind::Send).with_priority(options.priority);
         envelope.from = Some(self.address.clone());
         envelope.delivery = delivery;
-        envelope.headers = options
-            .headers
-            .into_iter()
-            .map(|h| (h.name, h.value))
-            .collect();
+        envelope.headers = options.headers.into_iter().map(|h| (h.name, h.value)).collect();
         envelope.not_before_ms = options.delay_ms.map(|d| now_ms().saturating_add(d));
         let id = envelope.id.to_string();
         let buffer = self.buffer()?;
@@ -131,10 +119,8 @@ impl state::Host for ActorData {
     fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
         let committed = self.env.state_keys(&self.address, &prefix).map_err(fail)?;
         let writes = &self.buffer()?.writes;
-        let mut keys: std::collections::BTreeSet<String> = committed
-            .into_iter()
-            .filter(|k| !matches!(writes.get(k), Some(None)))
-            .collect();
+        let mut keys: std::collections::BTreeSet<String> =
+            committed.into_iter().filter(|k| !matches!(writes.get(k), Some(None))).collect();
         keys.extend(
             writes
                 .range(prefix.clone()..)

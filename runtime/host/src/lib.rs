@@ -84,12 +84,7 @@ pub struct HostConfig {
 
 impl Default for HostConfig {
     fn default() -> Self {
-        Self {
-            cache_dir: None,
-            max_instances: 1000,
-            max_memory_bytes: 256 << 20,
-            epoch_tick: Duration::from_millis(5),
-        }
+        Self { cache_dir: None, max_instances: 1000, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(5) }
     }
 }
 
@@ -129,25 +124,15 @@ impl Drop for HostInner {
 impl Host {
     /// Builds the engine, the linker and the epoch ticker.
     pub fn new(config: HostConfig) -> Result<Self, ComponentError> {
-        let engine = build_engine(&config)
-            .map_err(|e| ComponentError::Invalid(format!("cannot configure wasmtime: {e:#}")))?;
+        let engine =
+            build_engine(&config).map_err(|e| ComponentError::Invalid(format!("cannot configure wasmtime: {e:#}")))?;
         let mut linker = Linker::new(&engine);
-        let link = |e: wasmtime::Error| {
-            ComponentError::Invalid(format!("cannot link the host imports: {e:#}"))
-        };
+        let link = |e: wasmtime::Error| ComponentError::Invalid(format!("cannot link the host imports: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        bindings::Actor::add_to_linker::<ActorData, HasSelf<ActorData>>(&mut linker, |d| d)
-            .map_err(link)?;
+        bindings::Actor::add_to_linker::<ActorData, HasSelf<ActorData>>(&mut linker, |d| d).map_err(link)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone());
-        Ok(Self {
-            inner: Arc::new(HostInner {
-                engine,
-                linker,
-                config,
-                ticker_stop,
-            }),
-        })
+        Ok(Self { inner: Arc::new(HostInner { engine, linker, config, ticker_stop }) })
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -164,20 +149,14 @@ impl Host {
     pub fn load(&self, bytes: &[u8]) -> Result<ActorComponent, ComponentError> {
         component::check_header(bytes)?;
         let hash = content_hash(bytes);
-        let compiled = component::compile(
-            &self.inner.engine,
-            bytes,
-            &hash,
-            self.inner.config.cache_dir.as_deref(),
-        )?;
+        let compiled = component::compile(&self.inner.engine, bytes, &hash, self.inner.config.cache_dir.as_deref())?;
         component::check_world(&self.inner.engine, &compiled)?;
         let pre = self
             .inner
             .linker
             .instantiate_pre(&compiled)
             .map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
-        let pre = bindings::ActorPre::new(pre)
-            .map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
+        let pre = bindings::ActorPre::new(pre).map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
         Ok(ActorComponent { pre, hash })
     }
 
@@ -212,12 +191,10 @@ fn build_engine(config: &HostConfig) -> wasmtime::Result<Engine> {
 
 /// Advances the engine's epoch every `tick` until the host is dropped.
 fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
-    let _ = std::thread::Builder::new()
-        .name("pigeon-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
-            }
-        });
+    let _ = std::thread::Builder::new().name("pigeon-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+        }
+    });
 }

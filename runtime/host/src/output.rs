@@ -28,15 +28,8 @@ struct Buffer {
 
 impl GuestOutput {
     pub(crate) fn new(actor: &str, stream: &'static str) -> Self {
-        let buffer = Buffer {
-            actor: actor.to_string(),
-            stream,
-            line: Vec::new(),
-            tail: Vec::new(),
-        };
-        Self {
-            inner: Arc::new(Mutex::new(buffer)),
-        }
+        let buffer = Buffer { actor: actor.to_string(), stream, line: Vec::new(), tail: Vec::new() };
+        Self { inner: Arc::new(Mutex::new(buffer)) }
     }
 
     /// The last lines written, trimmed.
@@ -87,11 +80,7 @@ impl StdoutStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

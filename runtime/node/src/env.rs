@@ -18,9 +18,7 @@ impl ActorEnv for StoreEnv {
     }
 
     fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String> {
-        self.store
-            .state_keys(actor, prefix)
-            .map_err(|e| e.to_string())
+        self.store.state_keys(actor, prefix).map_err(|e| e.to_string())
     }
 
     fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal> {
@@ -29,10 +27,7 @@ impl ActorEnv for StoreEnv {
             return Err(SendRefusal::UnknownType(ty.to_string()));
         };
         if delivery == Delivery::Persistent {
-            let depth = self
-                .store
-                .mailbox_depth(to)
-                .map_err(|e| SendRefusal::Store(e.to_string()))?;
+            let depth = self.store.mailbox_depth(to).map_err(|e| SendRefusal::Store(e.to_string()))?;
             if depth >= loaded.record.limits.mailbox_bound {
                 return Err(SendRefusal::MailboxFull(to.to_string()));
             }

@@ -24,21 +24,14 @@ pub enum NodeError {
     #[error("invalid priority {0}: priorities go from 0 (lowest) to 9 (highest)")]
     Priority(u8),
     /// Payload over the limit.
-    #[error(
-        "payload of {size} bytes is over the limit of {limit} bytes: send a reference to the data instead"
-    )]
+    #[error("payload of {size} bytes is over the limit of {limit} bytes: send a reference to the data instead")]
     PayloadTooLarge { size: usize, limit: usize },
     /// A deploy asked for more than the engine allows.
     #[error("invalid limits: {0}")]
     Limits(String),
     /// A call's deadline passed before its reply came.
-    #[error(
-        "no reply from `{to}` within {waited:?} (the message stays queued and will still be handled)"
-    )]
-    Timeout {
-        to: String,
-        waited: std::time::Duration,
-    },
+    #[error("no reply from `{to}` within {waited:?} (the message stays queued and will still be handled)")]
+    Timeout { to: String, waited: std::time::Duration },
     /// The call's message was dead-lettered instead of answered.
     #[error("call to `{to}` failed: {error}")]
     CallFailed { to: String, error: String },

@@ -13,27 +13,11 @@ pub enum NodeEvent {
     /// An actor was passivated (its instance dropped).
     Passivated { actor: String },
     /// A turn began.
-    TurnStarted {
-        actor: String,
-        message: String,
-        attempt: u32,
-        at: SystemTime,
-    },
+    TurnStarted { actor: String, message: String, attempt: u32, at: SystemTime },
     /// A turn committed.
-    TurnCompleted {
-        actor: String,
-        message: String,
-        attempt: u32,
-    },
+    TurnCompleted { actor: String, message: String, attempt: u32 },
     /// A turn failed; `retry_in_ms` is none when the message was dead-lettered.
-    TurnFailed {
-        actor: String,
-        message: String,
-        attempt: u32,
-        error: String,
-        retry_in_ms: Option<u64>,
-        at: SystemTime,
-    },
+    TurnFailed { actor: String, message: String, attempt: u32, error: String, retry_in_ms: Option<u64>, at: SystemTime },
     /// A transient message was dropped.
     Dropped { actor: String, reason: String },
 }

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, CommitListener, Delivery, Envelope, MAX_PRIORITY, MessageKind, Store,
-    TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, CommitListener, Delivery, Envelope, MAX_PRIORITY, MessageKind, Store, TypeLimits, now_ms,
+    validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -58,10 +58,7 @@ impl NodeConfig {
     /// Defaults for a node whose data lives in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
-        let host = HostConfig {
-            cache_dir: Some(data_dir.join("cache")),
-            ..HostConfig::default()
-        };
+        let host = HostConfig { cache_dir: Some(data_dir.join("cache")), ..HostConfig::default() };
         Self { data_dir, host }
     }
 }
@@ -122,11 +119,9 @@ impl Node {
             .map_err(|e| NodeError::Limits(format!("engine start-up panicked: {e}")))??;
         let registry = Registry::default();
         for record in store.list_types()? {
-            let bytes = store.component(&record.component_hash)?.ok_or_else(|| {
-                pigeon_store::StoreError::Corrupt {
-                    table: "components",
-                    reason: format!("component of `{}` is missing", record.name),
-                }
+            let bytes = store.component(&record.component_hash)?.ok_or_else(|| pigeon_store::StoreError::Corrupt {
+                table: "components",
+                reason: format!("component of `{}` is missing", record.name),
             })?;
             let loader = host.clone();
             let component = tokio::task::spawn_blocking(move || loader.load(&bytes))
@@ -134,10 +129,7 @@ impl Node {
                 .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
             registry.insert(record, component);
         }
-        let env = Arc::new(StoreEnv {
-            store: store.clone(),
-            registry: registry.clone(),
-        });
+        let env = Arc::new(StoreEnv { store: store.clone(), registry: registry.clone() });
         let max_active = config.host.max_instances as usize;
         let inner = Arc::new(NodeInner {
             store: store.clone(),
@@ -178,11 +170,7 @@ impl Node {
     /// The deployed types, by name.
     pub fn types(&self) -> Vec<ActorType> {
         let names = self.inner.registry.names();
-        names
-            .iter()
-            .filter_map(|n| self.inner.registry.get(n))
-            .map(|t| t.record.clone())
-            .collect()
+        names.iter().filter_map(|n| self.inner.registry.get(n)).map(|t| t.record.clone()).collect()
     }
 
     /// The data directory.
@@ -208,23 +196,12 @@ impl Node {
 
     /// Transient messages dropped for `actor` since the node started.
     pub fn dropped(&self, actor: &str) -> u64 {
-        self.inner
-            .dropped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(actor)
-            .copied()
-            .unwrap_or(0)
+        self.inner.dropped.lock().unwrap_or_else(|p| p.into_inner()).get(actor).copied().unwrap_or(0)
     }
 
     /// Deploys `bytes` as the actor type `name` (replacing any previous
     /// version: live actors switch at their next turn).
-    pub async fn deploy(
-        &self,
-        name: &str,
-        bytes: Vec<u8>,
-        limits: TypeLimits,
-    ) -> Result<ActorType, NodeError> {
+    pub async fn deploy(&self, name: &str, bytes: Vec<u8>, limits: TypeLimits) -> Result<ActorType, NodeError> {
         validate_type_name(name).map_err(NodeError::TypeName)?;
         let max_memory = self.inner.host.config().max_memory_bytes;
         if limits.memory_bytes > max_memory {
@@ -234,9 +211,7 @@ impl Node {
             )));
         }
         if limits.max_attempts == 0 || limits.deadline_ms == 0 || limits.mailbox_bound == 0 {
-            return Err(NodeError::Limits(
-                "max-attempts, deadline and mailbox bound must be above zero".into(),
-            ));
+            return Err(NodeError::Limits("max-attempts, deadline and mailbox bound must be above zero".into()));
         }
         let host = self.inner.host.clone();
         let (component, bytes) = tokio::task::spawn_blocking(move || (host.load(&bytes), bytes))
@@ -274,10 +249,7 @@ impl Node {
             return Err(NodeError::Priority(envelope.priority));
         }
         if envelope.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(NodeError::PayloadTooLarge {
-                size: envelope.payload.len(),
-                limit: MAX_PAYLOAD_BYTES,
-            });
+            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: MAX_PAYLOAD_BYTES });
         }
         if self.inner.is_stopping() {
             return Err(NodeError::ShuttingDown);
@@ -297,26 +269,13 @@ impl Node {
 
     /// Sends `payload` to `to` as a call and waits up to `timeout` for the
     /// handler's reply.
-    pub async fn call(
-        &self,
-        to: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, NodeError> {
-        self.request(
-            Envelope::new(to, payload).with_kind(MessageKind::Call),
-            timeout,
-        )
-        .await
+    pub async fn call(&self, to: &str, payload: Vec<u8>, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {
+        self.request(Envelope::new(to, payload).with_kind(MessageKind::Call), timeout).await
     }
 
     /// Sends `envelope` (a call) and waits up to `timeout` for the reply. A
     /// timeout leaves the message queued: it will still be handled.
-    pub async fn request(
-        &self,
-        envelope: Envelope,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, NodeError> {
+    pub async fn request(&self, envelope: Envelope, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {
         let to = envelope.to.clone();
         let id = envelope.id;
         let (tx, rx) = oneshot::channel();
@@ -331,10 +290,7 @@ impl Node {
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
             Err(_) => {
                 self.inner.calls().remove(&id);
-                Err(NodeError::Timeout {
-                    to,
-                    waited: timeout,
-                })
+                Err(NodeError::Timeout { to, waited: timeout })
             }
         }
     }
@@ -378,10 +334,7 @@ impl NodeInner {
     /// the receiver's queue is at its bound.
     pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) {
         let to = envelope.to.clone();
-        let bound = self
-            .registry
-            .get(to.split('/').next().unwrap_or_default())
-            .map(|t| t.record.limits.mailbox_bound);
+        let bound = self.registry.get(to.split('/').next().unwrap_or_default()).map(|t| t.record.limits.mailbox_bound);
         let Some(bound) = bound else {
             return self.count_drop(&to, "its type is not deployed");
         };
@@ -400,16 +353,8 @@ impl NodeInner {
     }
 
     fn count_drop(&self, actor: &str, reason: &str) {
-        *self
-            .dropped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(actor.to_string())
-            .or_default() += 1;
-        self.emit(NodeEvent::Dropped {
-            actor: actor.to_string(),
-            reason: reason.to_string(),
-        });
+        *self.dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
+        self.emit(NodeEvent::Dropped { actor: actor.to_string(), reason: reason.to_string() });
     }
 
     /// Re-queues a failed transient message after its backoff.

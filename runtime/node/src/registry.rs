@@ -25,41 +25,23 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn get(&self, name: &str) -> Option<Arc<LoadedType>> {
-        self.types
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.types.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     pub(crate) fn insert(&self, record: ActorType, component: ActorComponent) -> Arc<LoadedType> {
         let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
         let generation = types.get(&record.name).map_or(1, |t| t.generation + 1);
-        let loaded = Arc::new(LoadedType {
-            record,
-            component,
-            generation,
-        });
+        let loaded = Arc::new(LoadedType { record, component, generation });
         types.insert(loaded.record.name.clone(), loaded.clone());
         loaded
     }
 
     pub(crate) fn remove(&self, name: &str) -> bool {
-        self.types
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-            .is_some()
+        self.types.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some()
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .types
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.types.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         names.sort();
         names
     }

@@ -50,10 +50,7 @@ impl PartialOrd for Transient {
 impl Ord for Transient {
     /// Higher priority first, then older (smaller seq) first.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.envelope
-            .priority
-            .cmp(&other.envelope.priority)
-            .then(other.seq.cmp(&self.seq))
+        self.envelope.priority.cmp(&other.envelope.priority).then(other.seq.cmp(&self.seq))
     }
 }
 
@@ -99,11 +96,7 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     pub(crate) fn new(max_active: usize) -> Self {
-        Self {
-            slots: Mutex::default(),
-            permits: Arc::new(Semaphore::new(max_active)),
-            pressure: Notify::new(),
-        }
+        Self { slots: Mutex::default(), permits: Arc::new(Semaphore::new(max_active)), pressure: Notify::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
@@ -117,12 +110,7 @@ impl Scheduler {
 
     /// Runs `f` on `actor`'s slot (creating it, and starting its task, if
     /// needed), then wakes the task.
-    pub(crate) fn with_slot<R>(
-        &self,
-        node: &Arc<NodeInner>,
-        actor: &str,
-        f: impl FnOnce(&Slot) -> R,
-    ) -> R {
+    pub(crate) fn with_slot<R>(&self, node: &Arc<NodeInner>, actor: &str, f: impl FnOnce(&Slot) -> R) -> R {
         let mut slots = self.lock();
         if let Some(slot) = slots.by_actor.get(actor) {
             let result = f(slot);
@@ -176,10 +164,7 @@ impl Scheduler {
 
     /// The message `actor` is handling right now, if any.
     pub(crate) fn in_flight(&self, actor: &str) -> Option<ulid::Ulid> {
-        self.lock()
-            .by_actor
-            .get(actor)
-            .and_then(|slot| slot.in_flight())
+        self.lock().by_actor.get(actor).and_then(|slot| slot.in_flight())
     }
 
     /// Actors with a slot (live or queued).
@@ -188,14 +173,7 @@ impl Scheduler {
     }
 }
 
-fn spawn_actor(
-    node: &Arc<NodeInner>,
-    actor: String,
-    slot: Arc<Slot>,
-    permit: OwnedSemaphorePermit,
-) {
+fn spawn_actor(node: &Arc<NodeInner>, actor: String, slot: Arc<Slot>, permit: OwnedSemaphorePermit) {
     let node = node.clone();
-    node.runtime
-        .clone()
-        .spawn(crate::turn::run_actor(node, actor, slot, permit));
+    node.runtime.clone().spawn(crate::turn::run_actor(node, actor, slot, permit));
 }

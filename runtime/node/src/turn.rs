@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use pigeon_host::{Activation, ActivationLimits, TurnOutcome};
 use pigeon_store::{
-    DeadReason, Delivery, Disposition, Envelope, MessageKey, MessageKind, StoreError, TurnCommit,
-    TurnFailure, TypeLimits, now_ms,
+    DeadReason, Delivery, Disposition, Envelope, MessageKey, MessageKind, StoreError, TurnCommit, TurnFailure,
+    TypeLimits, now_ms,
 };
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -37,19 +37,11 @@ enum Work {
 /// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
 pub(crate) fn backoff(limits: &TypeLimits, failures: u32) -> u64 {
     let exp = failures.saturating_sub(1).min(32);
-    limits
-        .backoff_base_ms
-        .saturating_mul(1u64 << exp)
-        .min(limits.backoff_max_ms)
+    limits.backoff_base_ms.saturating_mul(1u64 << exp).min(limits.backoff_max_ms)
 }
 
 /// The task of one actor, from activation to passivation.
-pub(crate) async fn run_actor(
-    node: Arc<NodeInner>,
-    actor: String,
-    slot: Arc<Slot>,
-    mut permit: OwnedSemaphorePermit,
-) {
+pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slot>, mut permit: OwnedSemaphorePermit) {
     let ty_name = actor.split('/').next().unwrap_or_default().to_string();
     let mut live: Option<Live> = None;
     loop {
@@ -70,9 +62,8 @@ pub(crate) async fn run_actor(
             }
             _ => {}
         }
-        let idle = node.registry.get(&ty_name).map_or(Duration::ZERO, |t| {
-            Duration::from_millis(t.record.limits.idle_ms)
-        });
+        let idle =
+            node.registry.get(&ty_name).map_or(Duration::ZERO, |t| Duration::from_millis(t.record.limits.idle_ms));
         if !node.is_stopping() {
             tokio::select! {
                 _ = slot.notify.notified() => continue,
@@ -92,9 +83,7 @@ pub(crate) async fn run_actor(
         match node.scheduler.try_passivate(&node, &actor, permit, check) {
             Ok(()) => {
                 if live.is_some() {
-                    node.emit(NodeEvent::Passivated {
-                        actor: actor.clone(),
-                    });
+                    node.emit(NodeEvent::Passivated { actor: actor.clone() });
                 }
                 return;
             }
@@ -117,9 +106,7 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>,
         _ => false,
     };
     if transient_first {
-        return Ok(transient
-            .pop()
-            .map(|t: Transient| Work::Transient(t.envelope)));
+        return Ok(transient.pop().map(|t: Transient| Work::Transient(t.envelope)));
     }
     Ok(persistent.map(|(key, envelope)| Work::Persistent(key, envelope)))
 }
@@ -133,47 +120,22 @@ fn limits_of(ty: &LoadedType) -> ActivationLimits {
     }
 }
 
-async fn handle(
-    node: &Arc<NodeInner>,
-    actor: &str,
-    slot: &Slot,
-    ty: &LoadedType,
-    live: &mut Option<Live>,
-    work: Work,
-) {
+async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType, live: &mut Option<Live>, work: Work) {
     let (taken, envelope) = match work {
         Work::Persistent(key, envelope) => (Some(key), envelope),
         Work::Transient(envelope) => (None, envelope),
     };
     if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
         let error = "expired before it could be handled".to_string();
-        return record_failure(
-            node,
-            actor,
-            ty,
-            taken,
-            envelope,
-            error,
-            Some(DeadReason::Expired),
-        )
-        .await;
+        return record_failure(node, actor, ty, taken, envelope, error, Some(DeadReason::Expired)).await;
     }
     if live.as_ref().is_none_or(|l| l.generation != ty.generation) {
         *live = None;
         let env = node.env.clone();
-        match node
-            .host
-            .activate(&ty.component, actor, limits_of(ty), env)
-            .await
-        {
+        match node.host.activate(&ty.component, actor, limits_of(ty), env).await {
             Ok(activation) => {
-                *live = Some(Live {
-                    activation,
-                    generation: ty.generation,
-                });
-                node.emit(NodeEvent::Activated {
-                    actor: actor.to_string(),
-                });
+                *live = Some(Live { activation, generation: ty.generation });
+                node.emit(NodeEvent::Activated { actor: actor.to_string() });
             }
             Err(e) => {
                 return record_failure(node, actor, ty, taken, envelope, e.to_string(), None).await;
@@ -192,10 +154,8 @@ async fn handle(
     slot.set_in_flight(None);
     match outcome {
         TurnOutcome::Completed { reply, effects } => {
-            let (persistent, transient): (Vec<_>, Vec<_>) = effects
-                .sends
-                .into_iter()
-                .partition(|e| e.delivery == Delivery::Persistent);
+            let (persistent, transient): (Vec<_>, Vec<_>) =
+                effects.sends.into_iter().partition(|e| e.delivery == Delivery::Persistent);
             let commit = TurnCommit {
                 actor: actor.to_string(),
                 taken,
@@ -255,9 +215,7 @@ async fn record_failure(
     let disposition = match dead {
         Some(reason) => Disposition::DeadLetter { reason },
         // +1: `now_ms` truncates, and the retry must not come early.
-        None => Disposition::RetryAt {
-            due_ms: now_ms().saturating_add(retry_in).saturating_add(1),
-        },
+        None => Disposition::RetryAt { due_ms: now_ms().saturating_add(retry_in).saturating_add(1) },
     };
     tracing::warn!(actor, msg = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
     if taken.is_none() && dead.is_none() {
@@ -265,12 +223,7 @@ async fn record_failure(
     }
     let id = envelope.id;
     let attempt = envelope.failures;
-    let failure = TurnFailure {
-        actor: actor.to_string(),
-        taken,
-        envelope,
-        disposition,
-    };
+    let failure = TurnFailure { actor: actor.to_string(), taken, envelope, disposition };
     if let Err(e) = node.store.fail_turn(failure).await {
         tracing::error!(actor, msg = %id, "cannot record the failed turn: {e}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -295,11 +248,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let limits = TypeLimits {
-            backoff_base_ms: 100,
-            backoff_max_ms: 1_000,
-            ..TypeLimits::default()
-        };
+        let limits = TypeLimits { backoff_base_ms: 100, backoff_max_ms: 1_000, ..TypeLimits::default() };
         let delays: Vec<u64> = (1..=6).map(|f| backoff(&limits, f)).collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
         assert_eq!(backoff(&limits, u32::MAX), 1_000);

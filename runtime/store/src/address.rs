@@ -23,32 +23,18 @@ impl ActorAddr {
     /// Parses `type/key`, naming what is wrong when it is not.
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         if text.len() > MAX_ADDRESS_LEN {
-            return Err(AddressError::TooLong {
-                len: text.len(),
-                max: MAX_ADDRESS_LEN,
-            });
+            return Err(AddressError::TooLong { len: text.len(), max: MAX_ADDRESS_LEN });
         }
-        let slash = text
-            .find('/')
-            .ok_or_else(|| AddressError::MissingSlash(text.to_string()))?;
+        let slash = text.find('/').ok_or_else(|| AddressError::MissingSlash(text.to_string()))?;
         let (ty, key) = (&text[..slash], &text[slash + 1..]);
-        validate_type_name(ty).map_err(|reason| AddressError::BadType {
-            address: text.to_string(),
-            reason,
-        })?;
+        validate_type_name(ty).map_err(|reason| AddressError::BadType { address: text.to_string(), reason })?;
         if key.is_empty() {
             return Err(AddressError::EmptyKey(text.to_string()));
         }
         if let Some(c) = key.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(AddressError::BadKeyChar {
-                address: text.to_string(),
-                found: c,
-            });
+            return Err(AddressError::BadKeyChar { address: text.to_string(), found: c });
         }
-        Ok(Self {
-            text: text.to_string(),
-            slash,
-        })
+        Ok(Self { text: text.to_string(), slash })
     }
 
     /// Builds `ty/key` from its parts (validated like [`ActorAddr::parse`]).
@@ -85,23 +71,13 @@ pub fn validate_type_name(name: &str) -> Result<(), String> {
         return Err("the type name is empty".into());
     }
     if name.len() > 64 {
-        return Err(format!(
-            "the type name is {} characters long (at most 64)",
-            name.len()
-        ));
+        return Err(format!("the type name is {} characters long (at most 64)", name.len()));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(format!(
-            "the type name `{name}` must start with a lowercase letter"
-        ));
+        return Err(format!("the type name `{name}` must start with a lowercase letter"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "the type name `{name}` contains `{c}` (allowed: a-z, 0-9, `-`, `_`)"
-        ));
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')) {
+        return Err(format!("the type name `{name}` contains `{c}` (allowed: a-z, 0-9, `-`, `_`)"));
     }
     Ok(())
 }

@@ -143,11 +143,7 @@ impl Committer {
     ) -> Result<Self, StoreError> {
         let next_seq = {
             let txn = db.begin_write()?;
-            let seq = txn
-                .open_table(META)?
-                .get(NEXT_SEQ)?
-                .map(|v| v.value())
-                .unwrap_or(1);
+            let seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
             txn.abort()?;
             seq
         };
@@ -173,9 +169,7 @@ impl Committer {
 
     pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { request, done })
-            .map_err(|_| StoreError::Closed)?;
+        self.tx.send(Job { request, done }).map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -276,9 +270,7 @@ impl Worker {
             return;
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .requests
-            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        self.stats.requests.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.done.send(result);
         }
@@ -328,9 +320,7 @@ impl Worker {
         let started = Instant::now();
         let outcome = txn.commit().map_err(StoreError::from);
         self.last_commit = started.elapsed();
-        self.stats
-            .commit_nanos
-            .fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
+        self.stats.commit_nanos.fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
         Ok((results, outcome))
     }
 
@@ -340,12 +330,7 @@ impl Worker {
         seq
     }
 
-    fn enqueue(
-        &mut self,
-        t: &mut Tables<'_>,
-        env: &Envelope,
-        fx: &mut Effects,
-    ) -> Result<Reply, StoreError> {
+    fn enqueue(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<Reply, StoreError> {
         let ty = env.to.split('/').next().unwrap_or_default();
         let Some(bound) = self.mailbox_bound(t, ty)? else {
             return Err(StoreError::UnknownType(ty.to_string()));
@@ -353,10 +338,7 @@ impl Worker {
         let depths = t.pending.get(env.to.as_str())?.map(|v| v.value());
         let depth: u64 = depths.unwrap_or_default().iter().sum();
         if depth >= bound {
-            return Err(StoreError::MailboxFull {
-                actor: env.to.clone(),
-                bound,
-            });
+            return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
         }
         self.place(t, env, fx)?;
         Ok(Reply::Done)
@@ -373,11 +355,7 @@ impl Worker {
             return Ok(*bound);
         }
         let bound = match t.types.get(ty)? {
-            Some(record) => Some(
-                decode_record::<ActorType>(record.value(), "types")?
-                    .limits
-                    .mailbox_bound,
-            ),
+            Some(record) => Some(decode_record::<ActorType>(record.value(), "types")?.limits.mailbox_bound),
             None => None,
         };
         self.bounds.insert(ty.to_string(), bound);
@@ -385,12 +363,7 @@ impl Worker {
     }
 
     /// Puts a message into its mailbox, or into `delayed` if not yet due.
-    fn place(
-        &mut self,
-        t: &mut Tables<'_>,
-        env: &Envelope,
-        fx: &mut Effects,
-    ) -> Result<(), StoreError> {
+    fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
         let seq = self.take_seq();
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
@@ -405,20 +378,13 @@ impl Worker {
         Ok(())
     }
 
-    fn commit_turn(
-        &mut self,
-        t: &mut Tables<'_>,
-        c: &TurnCommit,
-        fx: &mut Effects,
-    ) -> Result<Reply, StoreError> {
+    fn commit_turn(&mut self, t: &mut Tables<'_>, c: &TurnCommit, fx: &mut Effects) -> Result<Reply, StoreError> {
         if let Some(key) = c.taken {
             t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
         }
         for (key, value) in &c.state_writes {
             match value {
-                Some(v) => t
-                    .state
-                    .insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
+                Some(v) => t.state.insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
                 None => t.state.remove((c.actor.as_str(), key.as_str()))?,
             };
         }
@@ -432,12 +398,7 @@ impl Worker {
         Ok(Reply::Done)
     }
 
-    fn fail_turn(
-        &mut self,
-        t: &mut Tables<'_>,
-        f: &TurnFailure,
-        fx: &mut Effects,
-    ) -> Result<Reply, StoreError> {
+    fn fail_turn(&mut self, t: &mut Tables<'_>, f: &TurnFailure, fx: &mut Effects) -> Result<Reply, StoreError> {
         let seq = match f.taken {
             Some(key) => {
                 t.take_from_mailbox(&f.actor, key, Some(f.envelope.id))?;
@@ -449,20 +410,14 @@ impl Worker {
         match f.disposition {
             Disposition::RetryAt { due_ms } => {
                 if f.taken.is_some() {
-                    t.delayed
-                        .insert((due_ms, seq), f.envelope.encode().as_slice())?;
+                    t.delayed.insert((due_ms, seq), f.envelope.encode().as_slice())?;
                     fx.delayed(due_ms);
                 }
             }
             Disposition::DeadLetter { reason } => {
                 let id = self.take_seq();
-                let dead = DeadLetter {
-                    id,
-                    reason,
-                    error: error.clone(),
-                    at_ms: now_ms(),
-                    envelope: f.envelope.clone(),
-                };
+                let dead =
+                    DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
                 t.dead.insert(id, encode_record(&dead).as_slice())?;
             }
         }
@@ -475,12 +430,7 @@ impl Worker {
         Ok(Reply::Done)
     }
 
-    fn promote(
-        &mut self,
-        t: &mut Tables<'_>,
-        now: u64,
-        fx: &mut Effects,
-    ) -> Result<Reply, StoreError> {
+    fn promote(&mut self, t: &mut Tables<'_>, now: u64, fx: &mut Effects) -> Result<Reply, StoreError> {
         let mut due = Vec::new();
         for entry in t.delayed.range((0, 0)..=(now, u64::MAX))?.take(MAX_PROMOTE) {
             let (key, value) = entry?;
@@ -513,12 +463,7 @@ impl Worker {
 
     /// Puts dead letters back at the end of their mailboxes, as fresh
     /// deliveries (failures reset, priority kept).
-    fn replay(
-        &mut self,
-        t: &mut Tables<'_>,
-        ids: Option<&[u64]>,
-        fx: &mut Effects,
-    ) -> Result<Reply, StoreError> {
+    fn replay(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>, fx: &mut Effects) -> Result<Reply, StoreError> {
         let ids = Self::dead_ids(t, ids)?;
         for id in &ids {
             let Some(record) = t.dead.remove(id)? else {
@@ -574,41 +519,20 @@ impl<'t> Tables<'t> {
     }
 
     fn put_in_mailbox(&mut self, env: &Envelope, seq: u64) -> Result<(), StoreError> {
-        self.mailbox.insert(
-            (env.to.as_str(), slot(env.priority), seq),
-            env.encode().as_slice(),
-        )?;
-        let mut depths = self
-            .pending
-            .get(env.to.as_str())?
-            .map(|v| v.value())
-            .unwrap_or_default();
+        self.mailbox.insert((env.to.as_str(), slot(env.priority), seq), env.encode().as_slice())?;
+        let mut depths = self.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or_default();
         depths[usize::from(env.priority.min(MAX_PRIORITY))] += 1;
         self.pending.insert(env.to.as_str(), depths)?;
         Ok(())
     }
 
     /// Removes a handled message; refuses if it is no longer there.
-    fn take_from_mailbox(
-        &mut self,
-        actor: &str,
-        key: MessageKey,
-        id: Option<ulid::Ulid>,
-    ) -> Result<(), StoreError> {
+    fn take_from_mailbox(&mut self, actor: &str, key: MessageKey, id: Option<ulid::Ulid>) -> Result<(), StoreError> {
         if self.mailbox.remove((actor, key.slot, key.seq))?.is_none() {
-            let id = id
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| format!("#{}", key.seq));
-            return Err(StoreError::MessageGone {
-                actor: actor.to_string(),
-                id,
-            });
+            let id = id.map(|i| i.to_string()).unwrap_or_else(|| format!("#{}", key.seq));
+            return Err(StoreError::MessageGone { actor: actor.to_string(), id });
         }
-        let mut depths = self
-            .pending
-            .get(actor)?
-            .map(|v| v.value())
-            .unwrap_or_default();
+        let mut depths = self.pending.get(actor)?.map(|v| v.value()).unwrap_or_default();
         let priority = usize::from(MAX_PRIORITY.saturating_sub(key.slot));
         depths[priority] = depths[priority].saturating_sub(1);
         if depths.iter().all(|d| *d == 0) {
@@ -619,11 +543,7 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn update_stats(
-        &mut self,
-        actor: &str,
-        change: impl FnOnce(&mut ActorStats),
-    ) -> Result<(), StoreError> {
+    fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
         let mut stats = match self.stats.get(actor)? {
             Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
             None => ActorStats::default(),

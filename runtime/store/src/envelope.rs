@@ -108,10 +108,7 @@ impl Envelope {
 
     /// The value of the first header called `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The attempt number the handler sees: 1 on first delivery.
@@ -136,23 +133,16 @@ pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a record written by [`encode_record`].
-pub(crate) fn decode_record<T: for<'de> Deserialize<'de>>(
-    bytes: &[u8],
-    table: &'static str,
-) -> Result<T, StoreError> {
+pub(crate) fn decode_record<T: for<'de> Deserialize<'de>>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt {
-            table,
-            reason: e.to_string(),
-        }),
+        Some((&FORMAT_V1, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt { table, reason: e.to_string() })
+        }
         Some((v, _)) => Err(StoreError::Corrupt {
             table,
             reason: format!("unknown record format {v} (written by a newer Pigeon?)"),
         }),
-        None => Err(StoreError::Corrupt {
-            table,
-            reason: "empty record".into(),
-        }),
+        None => Err(StoreError::Corrupt { table, reason: "empty record".into() }),
     }
 }
 
@@ -162,9 +152,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_unknown_formats() {
-        let env = Envelope::new("counter/a", b"inc".to_vec())
-            .with_priority(7)
-            .with_header("k", "v");
+        let env = Envelope::new("counter/a", b"inc".to_vec()).with_priority(7).with_header("k", "v");
         let bytes = env.encode();
         assert_eq!(Envelope::decode(&bytes, "t").unwrap(), env);
         let mut future = bytes.clone();

@@ -6,9 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AddressError {
     /// No `/` between type and key.
-    #[error(
-        "invalid address `{0}`: no `/` between type and key (expected `type/key`, e.g. `counter/alice`)"
-    )]
+    #[error("invalid address `{0}`: no `/` between type and key (expected `type/key`, e.g. `counter/alice`)")]
     MissingSlash(String),
     /// The type part is not a valid type name.
     #[error("invalid address `{address}`: {reason}")]
@@ -37,14 +35,10 @@ pub enum StoreError {
         source: Box<redb::DatabaseError>,
     },
     /// Another process (or node) has the store open.
-    #[error(
-        "the data directory {0} is in use by another Pigeon node: stop it, or use another directory"
-    )]
+    #[error("the data directory {0} is in use by another Pigeon node: stop it, or use another directory")]
     InUse(String),
     /// The store's data directory could not be prepared.
-    #[error(
-        "cannot use the data directory {path}: {source} (check that it exists and is writable)"
-    )]
+    #[error("cannot use the data directory {path}: {source} (check that it exists and is writable)")]
     DataDir {
         path: String,
         #[source]
@@ -60,14 +54,10 @@ pub enum StoreError {
     #[error("unknown actor type `{0}`: deploy it first (`pigeon deploy FILE.wasm --name {0}`)")]
     UnknownType(String),
     /// The receiver's mailbox is at its bound.
-    #[error(
-        "mailbox of `{actor}` is full ({bound} pending messages): retry later or raise the type's mailbox bound"
-    )]
+    #[error("mailbox of `{actor}` is full ({bound} pending messages): retry later or raise the type's mailbox bound")]
     MailboxFull { actor: String, bound: u64 },
     /// A turn tried to commit for a message that is no longer in the mailbox.
-    #[error(
-        "message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded"
-    )]
+    #[error("message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded")]
     MessageGone { actor: String, id: String },
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
@@ -87,10 +77,4 @@ macro_rules! storage_from {
     )*};
 }
 
-storage_from!(
-    redb::Error,
-    redb::StorageError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::CommitError
-);
+storage_from!(redb::Error, redb::StorageError, redb::TransactionError, redb::TableError, redb::CommitError);

@@ -34,8 +34,7 @@ pub use commit::{CommitListener, CommitStats, Disposition, TurnCommit, TurnFailu
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
-    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, MessageKey, TypeLimits,
-    WasiGrant,
+    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, MessageKey, TypeLimits, WasiGrant,
 };
 pub use time::now_ms;
 pub use ulid;
@@ -69,41 +68,20 @@ impl Store {
     /// pending.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::DataDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
         let path = dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|source| match source {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::InUse(dir.display().to_string())
-            }
-            source => StoreError::Open {
-                path: path.display().to_string(),
-                source: Box::new(source),
-            },
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.display().to_string()),
+            source => StoreError::Open { path: path.display().to_string(), source: Box::new(source) },
         })?;
         let db = Arc::new(db);
         create_tables(&db)?;
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
         let types_version = Arc::new(AtomicU64::new(1));
-        let committer = Committer::start(
-            db.clone(),
-            listener.clone(),
-            stats.clone(),
-            types_version.clone(),
-        )?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                committer,
-                listener,
-                stats,
-                types_version,
-                dir,
-            }),
-        })
+        let committer = Committer::start(db.clone(), listener.clone(), stats.clone(), types_version.clone())?;
+        Ok(Self { inner: Arc::new(Inner { db, committer, listener, stats, types_version, dir }) })
     }
 
     /// The data directory.
@@ -180,10 +158,7 @@ impl Store {
             Some(entry) => {
                 let (key, value) = entry?;
                 let (_, slot, seq) = key.value();
-                Ok(Some((
-                    MessageKey { slot, seq },
-                    Envelope::decode(value.value(), "mailbox")?,
-                )))
+                Ok(Some((MessageKey { slot, seq }, Envelope::decode(value.value(), "mailbox")?)))
             }
             None => Ok(None),
         }
@@ -193,10 +168,7 @@ impl Store {
     pub fn peek_mailbox(&self, actor: &str, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let table = self.read()?.open_table(MAILBOX)?;
         let range = table.range((actor, 0u8, 0u64)..=(actor, u8::MAX, u64::MAX))?;
-        range
-            .take(limit)
-            .map(|entry| Envelope::decode(entry?.1.value(), "mailbox"))
-            .collect()
+        range.take(limit).map(|entry| Envelope::decode(entry?.1.value(), "mailbox")).collect()
     }
 
     /// Pending persistent messages in `actor`'s mailbox (not counting delayed ones).
@@ -212,15 +184,10 @@ impl Store {
 
     /// Actors with pending messages, in address order, starting after
     /// `after`: the scheduler pages through this at start-up.
-    pub fn pending_actors(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    pub fn pending_actors(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         let table = self.read()?.open_table(PENDING)?;
         let range = match after {
-            Some(after) => table
-                .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
+            Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
             None => table.range::<&str>(..)?,
         };
         range
@@ -235,36 +202,23 @@ impl Store {
     /// Actors known to the store (with pending messages, or that ever ran
     /// a turn), in address order, starting after `after`, with their
     /// mailbox depths by priority and their counters.
-    pub fn list_actors(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ActorSummary>, StoreError> {
+    pub fn list_actors(&self, after: Option<&str>, limit: usize) -> Result<Vec<ActorSummary>, StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
         let txn = self.read()?;
         let bounds = || (after.map_or(Unbounded, Excluded), Unbounded);
         // The first `limit` addresses of the union are among the first
         // `limit` of each table.
         let mut merged: std::collections::BTreeMap<String, ActorSummary> = Default::default();
-        for entry in txn
-            .open_table(PENDING)?
-            .range::<&str>(bounds())?
-            .take(limit)
-        {
+        for entry in txn.open_table(PENDING)?.range::<&str>(bounds())?.take(limit) {
             let (k, v) = entry?;
             let address = k.value().to_string();
-            merged
-                .entry(address.clone())
-                .or_insert_with(|| ActorSummary::named(address))
-                .depths = v.value();
+            merged.entry(address.clone()).or_insert_with(|| ActorSummary::named(address)).depths = v.value();
         }
         for entry in txn.open_table(STATS)?.range::<&str>(bounds())?.take(limit) {
             let (k, v) = entry?;
             let address = k.value().to_string();
-            merged
-                .entry(address.clone())
-                .or_insert_with(|| ActorSummary::named(address))
-                .stats = decode_record(v.value(), "actor_stats")?;
+            merged.entry(address.clone()).or_insert_with(|| ActorSummary::named(address)).stats =
+                decode_record(v.value(), "actor_stats")?;
         }
         Ok(merged.into_values().take(limit).collect())
     }
@@ -295,11 +249,7 @@ impl Store {
     }
 
     /// `actor`'s state entries whose key starts with `prefix`, in key order.
-    pub fn state_scan(
-        &self,
-        actor: &str,
-        prefix: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn state_scan(&self, actor: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let table = self.read()?.open_table(STATE)?;
         let mut out = Vec::new();
         for entry in table.range((actor, prefix)..)? {
@@ -315,11 +265,7 @@ impl Store {
 
     /// `actor`'s state keys that start with `prefix`, in key order.
     pub fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .state_scan(actor, prefix)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
+        Ok(self.state_scan(actor, prefix)?.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The dead letter `id`.
@@ -333,9 +279,14 @@ impl Store {
 
     /// Dead letters, oldest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_after(0, limit)
+    }
+
+    /// Dead letters with an id above `after`, oldest first (for paging).
+    pub fn dead_letters_after(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         let table = self.read()?.open_table(DEAD)?;
         table
-            .iter()?
+            .range(after.saturating_add(1)..)?
             .take(limit)
             .map(|entry| decode_record(entry?.1.value(), "dead_letters"))
             .collect()

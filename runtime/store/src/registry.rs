@@ -21,8 +21,7 @@ impl Store {
             if components.get(ty.component_hash.as_str())?.is_none() {
                 components.insert(ty.component_hash.as_str(), component)?;
             }
-            txn.open_table(TYPES)?
-                .insert(ty.name.as_str(), encode_record(ty).as_slice())?;
+            txn.open_table(TYPES)?.insert(ty.name.as_str(), encode_record(ty).as_slice())?;
         }
         txn.commit()?;
         self.types_changed();
@@ -32,19 +31,13 @@ impl Store {
     /// The type called `name`, if deployed.
     pub fn get_type(&self, name: &str) -> Result<Option<ActorType>, StoreError> {
         let table = self.inner.db.begin_read()?.open_table(TYPES)?;
-        table
-            .get(name)?
-            .map(|v| decode_record(v.value(), "types"))
-            .transpose()
+        table.get(name)?.map(|v| decode_record(v.value(), "types")).transpose()
     }
 
     /// Every deployed type, by name.
     pub fn list_types(&self) -> Result<Vec<ActorType>, StoreError> {
         let table = self.inner.db.begin_read()?.open_table(TYPES)?;
-        table
-            .iter()?
-            .map(|entry| decode_record(entry?.1.value(), "types"))
-            .collect()
+        table.iter()?.map(|entry| decode_record(entry?.1.value(), "types")).collect()
     }
 
     /// The component bytes with this content hash.
@@ -64,8 +57,6 @@ impl Store {
     }
 
     fn types_changed(&self) {
-        self.inner
-            .types_version
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.inner.types_version.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }

@@ -155,9 +155,6 @@ pub struct ActorSummary {
 
 impl ActorSummary {
     pub(crate) fn named(address: String) -> Self {
-        Self {
-            address,
-            ..Self::default()
-        }
+        Self { address, ..Self::default() }
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use pigeon_store::{
-    ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TurnCommit,
-    TurnFailure, TypeLimits, now_ms,
+    ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TurnCommit, TurnFailure, TypeLimits,
+    now_ms,
 };
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -30,21 +30,10 @@ fn deploy(store: &Store, name: &str, limits: TypeLimits) {
 async fn next_message_is_highest_priority_then_oldest() {
     let (_dir, store) = store();
     for (i, p) in [2u8, 7, 2, 9, 0, 7].iter().enumerate() {
-        store
-            .enqueue(Envelope::new("counter/a", vec![i as u8]).with_priority(*p))
-            .await
-            .unwrap();
+        store.enqueue(Envelope::new("counter/a", vec![i as u8]).with_priority(*p)).await.unwrap();
     }
-    store
-        .enqueue(Envelope::new("counter/other", b"x".to_vec()).with_priority(9))
-        .await
-        .unwrap();
-    let order: Vec<u8> = store
-        .peek_mailbox("counter/a", 100)
-        .unwrap()
-        .iter()
-        .map(|e| e.payload[0])
-        .collect();
+    store.enqueue(Envelope::new("counter/other", b"x".to_vec()).with_priority(9)).await.unwrap();
+    let order: Vec<u8> = store.peek_mailbox("counter/a", 100).unwrap().iter().map(|e| e.payload[0]).collect();
     assert_eq!(order, vec![3, 1, 5, 0, 2, 4]);
     let (_, first) = store.next_message("counter/a").unwrap().unwrap();
     assert_eq!(first.payload, vec![3]);
@@ -68,17 +57,11 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     };
     store.commit_turn(commit).await.unwrap();
     assert!(store.next_message("counter/a").unwrap().is_none());
-    assert_eq!(
-        store.state_get("counter/a", "count").unwrap(),
-        Some(b"1".to_vec())
-    );
+    assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
     assert_eq!(store.reply(call.id).unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
-    assert_eq!(
-        store.pending_actors(None, 10).unwrap(),
-        vec![("counter/b".to_string(), 1)]
-    );
+    assert_eq!(store.pending_actors(None, 10).unwrap(), vec![("counter/b".to_string(), 1)]);
 
     // Committing the same message again is refused and changes nothing.
     let again = TurnCommit {
@@ -89,62 +72,27 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     };
     let err = store.commit_turn(again).await.unwrap_err();
     assert!(matches!(err, StoreError::MessageGone { .. }), "{err}");
-    assert_eq!(
-        store.state_get("counter/a", "count").unwrap(),
-        Some(b"1".to_vec())
-    );
+    assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
 }
 
 #[tokio::test]
 async fn refuses_unknown_types_and_full_mailboxes_without_side_effects() {
     let (_dir, store) = store();
-    deploy(
-        &store,
-        "small",
-        TypeLimits {
-            mailbox_bound: 2,
-            ..TypeLimits::default()
-        },
-    );
-    let err = store
-        .enqueue(Envelope::new("nobody/a", b"x".to_vec()))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("unknown actor type `nobody`"),
-        "{err}"
-    );
-    store
-        .enqueue(Envelope::new("small/a", b"1".to_vec()))
-        .await
-        .unwrap();
-    store
-        .enqueue(Envelope::new("small/a", b"2".to_vec()))
-        .await
-        .unwrap();
-    let err = store
-        .enqueue(Envelope::new("small/a", b"3".to_vec()))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("mailbox of `small/a` is full (2 pending messages)"),
-        "{err}"
-    );
+    deploy(&store, "small", TypeLimits { mailbox_bound: 2, ..TypeLimits::default() });
+    let err = store.enqueue(Envelope::new("nobody/a", b"x".to_vec())).await.unwrap_err();
+    assert!(err.to_string().contains("unknown actor type `nobody`"), "{err}");
+    store.enqueue(Envelope::new("small/a", b"1".to_vec())).await.unwrap();
+    store.enqueue(Envelope::new("small/a", b"2".to_vec())).await.unwrap();
+    let err = store.enqueue(Envelope::new("small/a", b"3".to_vec())).await.unwrap_err();
+    assert!(err.to_string().contains("mailbox of `small/a` is full (2 pending messages)"), "{err}");
     assert_eq!(store.mailbox_depth("small/a").unwrap(), 2);
 }
 
 #[tokio::test]
 async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
     let (_dir, store) = store();
-    store
-        .enqueue(Envelope::new("counter/a", b"first".to_vec()))
-        .await
-        .unwrap();
-    store
-        .enqueue(Envelope::new("counter/a", b"second".to_vec()))
-        .await
-        .unwrap();
+    store.enqueue(Envelope::new("counter/a", b"first".to_vec())).await.unwrap();
+    store.enqueue(Envelope::new("counter/a", b"second".to_vec())).await.unwrap();
     let (key, mut env) = store.next_message("counter/a").unwrap().unwrap();
     env.failures = 1;
     env.last_error = Some("boom".into());
@@ -156,10 +104,7 @@ async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
         disposition: Disposition::RetryAt { due_ms: due },
     };
     store.fail_turn(failure).await.unwrap();
-    assert_eq!(
-        store.next_message("counter/a").unwrap().unwrap().1.payload,
-        b"second"
-    );
+    assert_eq!(store.next_message("counter/a").unwrap().unwrap().1.payload, b"second");
     assert_eq!(store.next_due().unwrap(), Some(due));
     assert_eq!(store.promote_due(due - 1).await.unwrap(), 0);
     assert_eq!(store.promote_due(due).await.unwrap(), 1);
@@ -173,17 +118,12 @@ async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
         actor: "counter/a".into(),
         taken: Some(key),
         envelope: env,
-        disposition: Disposition::DeadLetter {
-            reason: DeadReason::Failed,
-        },
+        disposition: Disposition::DeadLetter { reason: DeadReason::Failed },
     };
     store.fail_turn(failure).await.unwrap();
     let dead = store.dead_letters(10).unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(
-        (dead[0].error.as_str(), dead[0].envelope.payload.as_slice()),
-        ("boom again", &b"first"[..])
-    );
+    assert_eq!((dead[0].error.as_str(), dead[0].envelope.payload.as_slice()), ("boom again", &b"first"[..]));
     let stats = store.actor_stats("counter/a").unwrap();
     assert_eq!((stats.failed, stats.dead_lettered), (2, 1));
 }
@@ -198,10 +138,7 @@ async fn concurrent_writers_share_commits() {
             let store = store.clone();
             tokio::spawn(async move {
                 for j in 0..20 {
-                    store
-                        .enqueue(Envelope::new(format!("counter/{i}"), vec![j]))
-                        .await
-                        .unwrap();
+                    store.enqueue(Envelope::new(format!("counter/{i}"), vec![j])).await.unwrap();
                 }
             })
         })
@@ -211,10 +148,7 @@ async fn concurrent_writers_share_commits() {
     }
     let batches = store.commit_stats().batches.load(Ordering::Relaxed) - before;
     assert_eq!(store.pending_actors(None, 100).unwrap().len(), 64);
-    assert!(
-        batches < 64 * 20,
-        "1,280 enqueues took {batches} commits: no grouping happened"
-    );
+    assert!(batches < 64 * 20, "1,280 enqueues took {batches} commits: no grouping happened");
 }
 
 #[tokio::test]
@@ -224,37 +158,18 @@ async fn everything_survives_reopening() {
         let store = Store::open(dir.path()).unwrap();
         deploy(&store, "counter", TypeLimits::default());
         for i in 0..3 {
-            store
-                .enqueue(Envelope::new(format!("counter/{i}"), b"x".to_vec()))
-                .await
-                .unwrap();
+            store.enqueue(Envelope::new(format!("counter/{i}"), b"x".to_vec())).await.unwrap();
         }
     }
     let store = eventually_open(dir.path());
     assert_eq!(store.list_types().unwrap().len(), 1);
     assert_eq!(store.component("00").unwrap(), Some(b"component".to_vec()));
-    let pending: Vec<String> = store
-        .pending_actors(None, 10)
-        .unwrap()
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let pending: Vec<String> = store.pending_actors(None, 10).unwrap().into_iter().map(|(a, _)| a).collect();
     assert_eq!(pending, ["counter/0", "counter/1", "counter/2"]);
-    assert_eq!(
-        store.pending_actors(Some("counter/0"), 1).unwrap()[0].0,
-        "counter/1"
-    );
+    assert_eq!(store.pending_actors(Some("counter/0"), 1).unwrap()[0].0, "counter/1");
     // New sequence numbers continue after the old ones: order is kept.
-    store
-        .enqueue(Envelope::new("counter/0", b"y".to_vec()))
-        .await
-        .unwrap();
-    let payloads: Vec<Vec<u8>> = store
-        .peek_mailbox("counter/0", 10)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.payload)
-        .collect();
+    store.enqueue(Envelope::new("counter/0", b"y".to_vec())).await.unwrap();
+    let payloads: Vec<Vec<u8>> = store.peek_mailbox("counter/0", 10).unwrap().into_iter().map(|e| e.payload).collect();
     assert_eq!(payloads, vec![b"x".to_vec(), b"y".to_vec()]);
 }
 
@@ -265,9 +180,7 @@ fn eventually_open(dir: &std::path::Path) -> Store {
     loop {
         match Store::open(dir) {
             Ok(store) => return store,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(5)),
             Err(e) => panic!("cannot reopen the store: {e}"),
         }
     }
@@ -277,40 +190,19 @@ fn eventually_open(dir: &std::path::Path) -> Store {
 async fn lists_actors_with_depths_by_priority_and_counters() {
     let (_dir, store) = store();
     for p in [1u8, 1, 9] {
-        store
-            .enqueue(Envelope::new("counter/b", b"x".to_vec()).with_priority(p))
-            .await
-            .unwrap();
+        store.enqueue(Envelope::new("counter/b", b"x".to_vec()).with_priority(p)).await.unwrap();
     }
-    store
-        .enqueue(Envelope::new("counter/a", b"x".to_vec()))
-        .await
-        .unwrap();
+    store.enqueue(Envelope::new("counter/a", b"x".to_vec())).await.unwrap();
     let (key, _) = store.next_message("counter/a").unwrap().unwrap();
-    let commit = TurnCommit {
-        actor: "counter/a".into(),
-        taken: Some(key),
-        ..TurnCommit::default()
-    };
+    let commit = TurnCommit { actor: "counter/a".into(), taken: Some(key), ..TurnCommit::default() };
     store.commit_turn(commit).await.unwrap();
 
     let actors = store.list_actors(None, 10).unwrap();
     let names: Vec<&str> = actors.iter().map(|a| a.address.as_str()).collect();
-    assert_eq!(
-        names,
-        ["counter/a", "counter/b"],
-        "idle actors that ran are listed too"
-    );
+    assert_eq!(names, ["counter/a", "counter/b"], "idle actors that ran are listed too");
     assert_eq!(actors[0].depths, [0; 10]);
     assert_eq!(actors[0].stats.processed, 1);
-    assert_eq!(
-        (
-            actors[1].depths[1],
-            actors[1].depths[9],
-            actors[1].depths.iter().sum::<u64>()
-        ),
-        (2, 1, 3)
-    );
+    assert_eq!((actors[1].depths[1], actors[1].depths[9], actors[1].depths.iter().sum::<u64>()), (2, 1, 3));
     let page = store.list_actors(Some("counter/a"), 10).unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(store.list_actors(None, 1).unwrap()[0].address, "counter/a");
@@ -320,63 +212,24 @@ async fn lists_actors_with_depths_by_priority_and_counters() {
 async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
     let (_dir, store) = store();
     for payload in [b"a", b"b", b"c"] {
-        store
-            .enqueue(Envelope::new("counter/d", payload.to_vec()).with_priority(7))
-            .await
-            .unwrap();
+        store.enqueue(Envelope::new("counter/d", payload.to_vec()).with_priority(7)).await.unwrap();
         let (key, mut env) = store.next_message("counter/d").unwrap().unwrap();
         env.failures = 5;
         env.last_error = Some("boom".into());
-        let disposition = Disposition::DeadLetter {
-            reason: DeadReason::Failed,
-        };
-        let failure = TurnFailure {
-            actor: "counter/d".into(),
-            taken: Some(key),
-            envelope: env,
-            disposition,
-        };
+        let disposition = Disposition::DeadLetter { reason: DeadReason::Failed };
+        let failure = TurnFailure { actor: "counter/d".into(), taken: Some(key), envelope: env, disposition };
         store.fail_turn(failure).await.unwrap();
     }
     let dead = store.dead_letters(10).unwrap();
     assert_eq!(dead.len(), 3);
-    let err = store
-        .replay_dead_letters(Some(vec![dead[0].id, 999_999]))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("no dead letter with id 999999"),
-        "{err}"
-    );
-    assert_eq!(
-        store.dead_letters(10).unwrap().len(),
-        3,
-        "a refused request changes nothing"
-    );
+    let err = store.replay_dead_letters(Some(vec![dead[0].id, 999_999])).await.unwrap_err();
+    assert!(err.to_string().contains("no dead letter with id 999999"), "{err}");
+    assert_eq!(store.dead_letters(10).unwrap().len(), 3, "a refused request changes nothing");
 
-    assert_eq!(
-        store
-            .replay_dead_letters(Some(vec![dead[0].id]))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.replay_dead_letters(Some(vec![dead[0].id])).await.unwrap(), 1);
     let (_, replayed) = store.next_message("counter/d").unwrap().unwrap();
-    assert_eq!(
-        (
-            replayed.payload.as_slice(),
-            replayed.failures,
-            replayed.priority
-        ),
-        (&b"a"[..], 0, 7)
-    );
-    assert_eq!(
-        store
-            .purge_dead_letters(Some(vec![dead[1].id]))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!((replayed.payload.as_slice(), replayed.failures, replayed.priority), (&b"a"[..], 0, 7));
+    assert_eq!(store.purge_dead_letters(Some(vec![dead[1].id])).await.unwrap(), 1);
     assert!(store.dead_letter(dead[1].id).is_err());
     assert_eq!(store.replay_dead_letters(None).await.unwrap(), 1);
     assert_eq!(store.mailbox_depth("counter/d").unwrap(), 2);

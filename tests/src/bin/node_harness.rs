@@ -18,10 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter("warn")
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(wasm)) = (args.next(), args.next()) else {
         anyhow::bail!("usage: pigeon-node-harness DATA_DIR COUNTER_WASM");
@@ -54,8 +51,7 @@ async fn answer(node: &Node, line: &str) -> String {
     let words: Vec<&str> = line.splitn(4, ' ').collect();
     match words.as_slice() {
         ["send", addr, op, payload] => {
-            let envelope =
-                Envelope::new(*addr, payload.as_bytes().to_vec()).with_header("op-id", *op);
+            let envelope = Envelope::new(*addr, payload.as_bytes().to_vec()).with_header("op-id", *op);
             match node.send(envelope).await {
                 Ok(_) => "ok\n".into(),
                 Err(e) => format!("err {e}\n"),
@@ -63,9 +59,7 @@ async fn answer(node: &Node, line: &str) -> String {
         }
         ["depth", addr] => {
             let store = node.store();
-            let delayed = store
-                .delayed(usize::MAX)
-                .map(|d| d.iter().filter(|(_, e)| e.to == *addr).count());
+            let delayed = store.delayed(usize::MAX).map(|d| d.iter().filter(|(_, e)| e.to == *addr).count());
             match (store.mailbox_depth(addr), delayed) {
                 (Ok(depth), Ok(delayed)) => format!("depth {}\n", depth + delayed as u64),
                 (Err(e), _) | (_, Err(e)) => format!("err {e}\n"),
@@ -75,10 +69,7 @@ async fn answer(node: &Node, line: &str) -> String {
             Ok(entries) => {
                 let mut out = String::new();
                 for (key, value) in entries {
-                    out.push_str(&format!(
-                        "entry {key} {}\n",
-                        String::from_utf8_lossy(&value)
-                    ));
+                    out.push_str(&format!("entry {key} {}\n", String::from_utf8_lossy(&value)));
                 }
                 out + "end\n"
             }
