@@ -19,6 +19,7 @@ mod address;
 pub mod commit;
 mod envelope;
 mod error;
+pub mod filter;
 mod registry;
 mod schema;
 mod time;
