@@ -50,7 +50,7 @@ impl TestNode {
     /// Sends a persistent text message to `to`; returns its id.
     pub async fn tell(&self, to: &str, payload: &str) -> Ulid {
         let envelope = Envelope::new(to, payload.as_bytes().to_vec());
-        self.node.send(envelope).await.unwrap_or_else(|e| panic!("send {to} `{payload}`: {e}"))
+        self.node.send(envelope).await.unwrap_or_else(|e| panic!("send {to} `{payload}`: {e}")).id
     }
 
     /// Calls `to` with a text payload and returns its text reply.

@@ -39,8 +39,14 @@ impl Guest for Faulty {
             }
             (Some("write-then-trap"), Some(addr)) => {
                 state::set("dirty", b"yes");
-                let options =
-                    SendOptions { priority: 4, delivery: Delivery::Persistent, headers: Vec::new(), delay_ms: None };
+                let options = SendOptions {
+                    priority: 4,
+                    delivery: Delivery::Persistent,
+                    headers: Vec::new(),
+                    delay_ms: None,
+                    ttl_ms: None,
+                    dedup_key: None,
+                };
                 messaging::send(addr, b"inc", &options).map_err(|e| format!("faulty: send failed: {e:?}"))?;
                 panic!("faulty: trap after writing state and sending");
             }

@@ -17,8 +17,14 @@ impl Guest for Forwarder {
     fn handle(message: Envelope) -> Result<Option<Vec<u8>>, String> {
         let (to, headers): (Vec<_>, Vec<_>) = message.headers.into_iter().partition(|h| h.name == "forward-to");
         let to = to.into_iter().next().ok_or_else(|| "forwarder: missing header `forward-to`".to_string())?;
-        let options =
-            SendOptions { priority: message.priority, delivery: Delivery::Persistent, headers, delay_ms: None };
+        let options = SendOptions {
+            priority: message.priority,
+            delivery: Delivery::Persistent,
+            headers,
+            delay_ms: None,
+            ttl_ms: None,
+            dedup_key: None,
+        };
         let id = messaging::send(&to.value, &message.payload, &options)
             .map_err(|e| format!("forwarder: cannot send to {}: {e:?}", to.value))?;
         Ok(Some(id.into_bytes()))

@@ -85,6 +85,8 @@ pub enum Wait {
     /// Once stored (persistent) or queued (transient).
     #[default]
     Accepted,
+    /// Once the receiver's turn for it has started.
+    Delivered,
     /// Once the handler's reply is committed.
     Replied,
 }
@@ -111,9 +113,17 @@ pub struct SendRequest {
     /// Deliver no earlier than this many milliseconds from now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// Dead-letter it (reason `expired`) if not handled within this many
+    /// milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// A second message with this key to the same actor within the
+    /// retention window is acknowledged but not delivered again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
     #[serde(default)]
     pub wait: Wait,
-    /// With `wait: replied`: how long to wait (default 30 s).
+    /// With `wait: delivered` or `replied`: how long to wait (default 30 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }
@@ -122,6 +132,9 @@ pub struct SendRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SendResponse {
     pub id: String,
+    /// The dedup key was already seen: acknowledged, not delivered again.
+    #[serde(default)]
+    pub duplicate: bool,
     /// With `wait: replied`: the handler's reply, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Body>,

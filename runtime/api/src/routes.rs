@@ -110,16 +110,22 @@ pub async fn send(
     }
     envelope.headers = request.headers.into_iter().collect();
     envelope.not_before_ms = request.delay_ms.map(|d| now_ms().saturating_add(d));
+    envelope.expires_at_ms = request.ttl_ms.map(|t| now_ms().saturating_add(t));
+    envelope.dedup_key = request.dedup_key;
     let id = envelope.id.to_string();
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
     match request.wait {
         Wait::Accepted => {
-            s.node.send(envelope).await?;
-            Ok(Json(SendResponse { id, reply: None }))
+            let sent = s.node.send(envelope).await?;
+            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None }))
+        }
+        Wait::Delivered => {
+            let sent = s.node.send_delivered(envelope, timeout).await?;
+            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None }))
         }
         Wait::Replied => {
-            let timeout = std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
             let reply = s.node.request(envelope.with_kind(MessageKind::Call), timeout).await?;
-            Ok(Json(SendResponse { id, reply: reply.as_deref().map(Body::of) }))
+            Ok(Json(SendResponse { id, duplicate: false, reply: reply.as_deref().map(Body::of) }))
         }
     }
 }

@@ -11,7 +11,7 @@ use pigeon_api::model::*;
 
 use crate::client::Client;
 use crate::table;
-use crate::{Selection, SendArgs};
+use crate::{Selection, SendArgs, WaitLevel};
 
 /// Limits given to `pigeon deploy`.
 pub struct DeployLimits {
@@ -86,7 +86,13 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
         transient: args.transient,
         headers: args.headers.into_iter().collect(),
         delay_ms: args.delay.map(|d| d.as_millis() as u64),
-        wait: if reply_within.is_some() { Wait::Replied } else { Wait::Accepted },
+        ttl_ms: args.ttl.map(|d| d.as_millis() as u64),
+        dedup_key: args.dedup_key,
+        wait: match (reply_within, args.wait) {
+            (Some(_), _) => Wait::Replied,
+            (None, WaitLevel::Accepted) => Wait::Accepted,
+            (None, WaitLevel::Delivered) => Wait::Delivered,
+        },
         timeout_ms: reply_within.map(|d| d.as_millis() as u64),
     };
     let answer: SendResponse = client.post("/messages", &request).await?;
@@ -94,6 +100,7 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
         return print_json(&answer);
     }
     match (reply_within, answer.reply) {
+        (None, _) if answer.duplicate => println!("{} (duplicate: already accepted, not delivered again)", answer.id),
         (None, _) => println!("{}", answer.id),
         (Some(_), Some(reply)) => println!("{}", show(&reply)),
         (Some(_), None) => println!("(no reply)"),

@@ -138,6 +138,23 @@ pub struct SendArgs {
     /// Read the payload (any bytes) from standard input.
     #[arg(long, conflicts_with = "payload")]
     stdin: bool,
+    /// Dead-letter it (reason `expired`) if not handled within this, e.g. 30s.
+    #[arg(long, value_parser = units::parse_duration)]
+    ttl: Option<Duration>,
+    /// Deliver at most once per key and actor within the node's retention window.
+    #[arg(long)]
+    dedup_key: Option<String>,
+    /// `send` only: return once the message is stored (`accepted`) or once the
+    /// receiver's turn for it has started (`delivered`).
+    #[arg(long, value_enum, default_value_t = WaitLevel::Accepted)]
+    wait: WaitLevel,
+}
+
+/// Where `pigeon send` unblocks.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum WaitLevel {
+    Accepted,
+    Delivered,
 }
 
 #[derive(Subcommand)]

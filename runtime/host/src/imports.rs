@@ -84,6 +84,8 @@ impl messaging::Host for ActorData {
         envelope.delivery = delivery;
         envelope.headers = options.headers.into_iter().map(|h| (h.name, h.value)).collect();
         envelope.not_before_ms = options.delay_ms.map(|d| now_ms().saturating_add(d));
+        envelope.expires_at_ms = options.ttl_ms.map(|t| now_ms().saturating_add(t));
+        envelope.dedup_key = options.dedup_key;
         let id = envelope.id.to_string();
         let buffer = self.buffer()?;
         envelope.call_chain = buffer.chain.clone();

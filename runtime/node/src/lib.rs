@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, CommitListener, Delivery, Envelope, MAX_PRIORITY, MessageKind, Store, TypeLimits, now_ms,
-    validate_type_name,
+    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, MAX_PRIORITY, MessageKind, Store, StoreOptions,
+    TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Engine settings; `cache_dir` defaults to `<data_dir>/cache`.
     pub host: HostConfig,
+    /// Store settings (dedup retention).
+    pub store: StoreOptions,
 }
 
 impl NodeConfig {
@@ -59,12 +61,22 @@ impl NodeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let host = HostConfig { cache_dir: Some(data_dir.join("cache")), ..HostConfig::default() };
-        Self { data_dir, host }
+        Self { data_dir, host, store: StoreOptions::default() }
     }
 }
 
 /// The result of a call: the reply, or the error that dead-lettered it.
 type CallResult = Result<Option<Vec<u8>>, String>;
+
+/// What a send produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The message id.
+    pub id: Ulid,
+    /// The dedup key was seen within the retention window: acknowledged,
+    /// not delivered again.
+    pub duplicate: bool,
+}
 
 /// A running node. Cheap to clone.
 #[derive(Clone)]
@@ -82,6 +94,8 @@ pub(crate) struct NodeInner {
     pub(crate) runtime: tokio::runtime::Handle,
     events: broadcast::Sender<NodeEvent>,
     calls: Mutex<HashMap<Ulid, oneshot::Sender<CallResult>>>,
+    /// Senders waiting for their message's turn to start.
+    delivered: Mutex<HashMap<Ulid, oneshot::Sender<()>>>,
     transient_seq: AtomicU64,
     dropped: Mutex<HashMap<String, u64>>,
     stopping: AtomicBool,
@@ -112,7 +126,7 @@ impl Node {
     /// actors with pending messages resume at once. Must be called within a
     /// tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_with(&config.data_dir, config.store.clone())?;
         let host_config = config.host.clone();
         let host = tokio::task::spawn_blocking(move || Host::new(host_config))
             .await
@@ -141,6 +155,7 @@ impl Node {
             runtime: tokio::runtime::Handle::current(),
             events: broadcast::channel(4096).0,
             calls: Mutex::default(),
+            delivered: Mutex::default(),
             transient_seq: AtomicU64::new(0),
             dropped: Mutex::default(),
             stopping: AtomicBool::new(false),
@@ -243,7 +258,7 @@ impl Node {
 
     /// Sends a message. A persistent one is durable in the receiver's
     /// mailbox when this returns; a transient one is queued in memory.
-    pub async fn send(&self, envelope: Envelope) -> Result<Ulid, NodeError> {
+    pub async fn send(&self, envelope: Envelope) -> Result<Sent, NodeError> {
         let addr = ActorAddr::parse(&envelope.to)?;
         if envelope.priority > MAX_PRIORITY {
             return Err(NodeError::Priority(envelope.priority));
@@ -255,16 +270,37 @@ impl Node {
             return Err(NodeError::ShuttingDown);
         }
         let id = envelope.id;
-        match envelope.delivery {
-            Delivery::Persistent => self.inner.store.enqueue(envelope).await?,
+        let duplicate = match envelope.delivery {
+            Delivery::Persistent => self.inner.store.enqueue(envelope).await? == Enqueued::Duplicate,
             Delivery::Transient => {
                 if self.inner.registry.get(addr.actor_type()).is_none() {
                     return Err(NodeError::UnknownType(addr.actor_type().to_string()));
                 }
                 self.inner.deliver_transient(envelope);
+                false
             }
+        };
+        Ok(Sent { id, duplicate })
+    }
+
+    /// Sends a message and waits until the receiver's turn for it has
+    /// started (not finished), at most `timeout`. A duplicate returns at once.
+    pub async fn send_delivered(&self, envelope: Envelope, timeout: Duration) -> Result<Sent, NodeError> {
+        let (to, id) = (envelope.to.clone(), envelope.id);
+        let (tx, rx) = oneshot::channel();
+        self.inner.delivered().insert(id, tx);
+        let sent = self.send(envelope).await;
+        if !matches!(sent, Ok(Sent { duplicate: false, .. })) {
+            self.inner.delivered().remove(&id);
+            return sent;
         }
-        Ok(id)
+        let waited = tokio::time::timeout(timeout, rx).await;
+        self.inner.delivered().remove(&id);
+        match waited {
+            Ok(Ok(())) => sent,
+            Ok(Err(_)) => Err(NodeError::ShuttingDown),
+            Err(_) => Err(NodeError::Timeout { to, waited: timeout }),
+        }
     }
 
     /// Sends `payload` to `to` as a call and waits up to `timeout` for the
@@ -321,6 +357,17 @@ impl NodeInner {
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, oneshot::Sender<CallResult>>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn delivered(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, oneshot::Sender<()>>> {
+        self.delivered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Releases a sender waiting for `id`'s turn to start.
+    pub(crate) fn resolve_delivered(&self, id: Ulid) {
+        if let Some(waiter) = self.delivered().remove(&id) {
+            let _ = waiter.send(());
+        }
     }
 
     /// Hands a call's outcome to whoever waits for it on this node.

@@ -150,6 +150,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
         at: SystemTime::now(),
     });
     slot.set_in_flight(Some(envelope.id));
+    node.resolve_delivered(envelope.id);
     let outcome = current.activation.run_turn(&envelope).await;
     slot.set_in_flight(None);
     match outcome {

@@ -118,6 +118,8 @@ pub(crate) enum Request {
 /// What a request produced.
 pub(crate) enum Reply {
     Done,
+    /// An enqueue whose dedup key was already seen.
+    Duplicate,
     /// How many messages a promotion, replay or purge moved.
     Moved(usize),
 }
@@ -140,6 +142,7 @@ impl Committer {
         listener: ListenerSlot,
         stats: Arc<CommitStats>,
         types_version: Arc<AtomicU64>,
+        options: StoreOptions,
     ) -> Result<Self, StoreError> {
         let next_seq = {
             let txn = db.begin_write()?;
@@ -159,6 +162,7 @@ impl Committer {
             bounds: HashMap::new(),
             types_seen: 0,
             types_version,
+            options,
         };
         std::thread::Builder::new()
             .name("pigeon-commit".into())
@@ -203,6 +207,7 @@ struct Worker {
     bounds: HashMap<String, Option<u64>>,
     types_seen: u64,
     types_version: Arc<AtomicU64>,
+    options: StoreOptions,
 }
 
 fn drain(rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
@@ -331,6 +336,9 @@ impl Worker {
     }
 
     fn enqueue(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<Reply, StoreError> {
+        if self.is_duplicate(t, env)? {
+            return Ok(Reply::Duplicate);
+        }
         let ty = env.to.split('/').next().unwrap_or_default();
         let Some(bound) = self.mailbox_bound(t, ty)? else {
             return Err(StoreError::UnknownType(ty.to_string()));
@@ -362,8 +370,20 @@ impl Worker {
         Ok(bound)
     }
 
-    /// Puts a message into its mailbox, or into `delayed` if not yet due.
+    /// Whether `env`'s dedup key was seen for its actor within the window.
+    fn is_duplicate(&self, t: &Tables<'_>, env: &Envelope) -> Result<bool, StoreError> {
+        let Some(key) = env.dedup_key.as_deref() else { return Ok(false) };
+        let until = t.dedup.get((env.to.as_str(), key))?.map(|v| v.value());
+        Ok(until.is_some_and(|until| until > now_ms()))
+    }
+
+    /// Puts a message into its mailbox, or into `delayed` if not yet due,
+    /// remembering its dedup key.
     fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
+        if let Some(key) = env.dedup_key.as_deref() {
+            let until = now_ms().saturating_add(self.options.dedup_retention_ms);
+            t.dedup.insert((env.to.as_str(), key), until)?;
+        }
         let seq = self.take_seq();
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
@@ -389,7 +409,9 @@ impl Worker {
             };
         }
         for env in &c.sends {
-            self.place(t, env, fx)?;
+            if !self.is_duplicate(t, env)? {
+                self.place(t, env, fx)?;
+            }
         }
         if let (Some((id, true)), Some(reply)) = (c.message_id, &c.reply) {
             t.replies.insert(id.0, reply.as_slice())?;
@@ -501,6 +523,7 @@ struct Tables<'t> {
     replies: Table<'t, u128, &'static [u8]>,
     stats: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
+    dedup: Table<'t, (&'static str, &'static str), u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -515,6 +538,7 @@ impl<'t> Tables<'t> {
             replies: txn.open_table(REPLIES)?,
             stats: txn.open_table(STATS)?,
             meta: txn.open_table(META)?,
+            dedup: txn.open_table(DEDUP)?,
         })
     }
 

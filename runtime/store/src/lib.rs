@@ -35,7 +35,8 @@ pub use commit::{CommitListener, CommitStats, Disposition, TurnCommit, TurnFailu
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
-    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, MessageKey, TypeLimits, WasiGrant,
+    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, Enqueued, MessageKey, StoreOptions,
+    TypeLimits, WasiGrant,
 };
 pub use time::now_ms;
 pub use ulid;
@@ -68,6 +69,11 @@ impl Store {
     /// needed. Opening does not scan messages: it is fast however much is
     /// pending.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir` with `options`.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)
             .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
@@ -81,7 +87,7 @@ impl Store {
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
         let types_version = Arc::new(AtomicU64::new(1));
-        let committer = Committer::start(db.clone(), listener.clone(), stats.clone(), types_version.clone())?;
+        let committer = Committer::start(db.clone(), listener.clone(), stats.clone(), types_version.clone(), options)?;
         Ok(Self { inner: Arc::new(Inner { db, committer, listener, stats, types_version, dir }) })
     }
 
@@ -102,9 +108,13 @@ impl Store {
     }
 
     /// Stores a persistent message; returns once it is durable. Refuses a
-    /// message to an unknown type or to a full mailbox.
-    pub async fn enqueue(&self, envelope: Envelope) -> Result<(), StoreError> {
-        self.submit(Request::Enqueue(envelope)).await.map(drop)
+    /// message to an unknown type or to a full mailbox; acknowledges a
+    /// duplicate (same dedup key within the window) without storing it.
+    pub async fn enqueue(&self, envelope: Envelope) -> Result<Enqueued, StoreError> {
+        match self.submit(Request::Enqueue(envelope)).await? {
+            Reply::Duplicate => Ok(Enqueued::Duplicate),
+            _ => Ok(Enqueued::Stored),
+        }
     }
 
     /// Commits a turn's effects atomically; returns once durable.
@@ -139,7 +149,7 @@ impl Store {
     async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
-            Reply::Done => Ok(0),
+            Reply::Done | Reply::Duplicate => Ok(0),
         }
     }
 
@@ -322,6 +332,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(REPLIES)?;
     txn.open_table(STATS)?;
     txn.open_table(META)?;
+    txn.open_table(DEDUP)?;
     txn.commit()?;
     Ok(())
 }

@@ -30,6 +30,8 @@ pub(crate) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_
 pub(crate) const REPLIES: TableDefinition<u128, &[u8]> = TableDefinition::new("replies");
 pub(crate) const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("actor_stats");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `(actor, dedup key)` → until when a message with that key is a duplicate.
+pub(crate) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedup");
 
 /// `meta` key of the next sequence number to hand out.
 pub(crate) const NEXT_SEQ: &str = "next_seq";
@@ -46,6 +48,29 @@ pub struct MessageKey {
     pub slot: u8,
     /// Arrival order, unique across the store.
     pub seq: u64,
+}
+
+/// Store-wide settings.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long a dedup key is remembered, in milliseconds.
+    pub dedup_retention_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { dedup_retention_ms: 24 * 60 * 60 * 1000 }
+    }
+}
+
+/// What became of an enqueued message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored: it will be delivered.
+    Stored,
+    /// Its dedup key was seen within the retention window: acknowledged,
+    /// not stored again.
+    Duplicate,
 }
 
 /// Limits and policies of an actor type, fixed at deploy time.
