@@ -14,6 +14,10 @@
 //! | GET | `/state/{type}/{key}?prefix=` | all of an actor's state entries |
 //! | GET | `/dead-letters` | dead letters |
 //! | POST | `/dead-letters/replay`, `/dead-letters/purge` | by id or all |
+//! | GET | `/topics` | subscriptions |
+//! | POST | `/topics/{topic}/subscriptions` | subscribe an actor, with a filter |
+//! | DELETE | `/topics/{topic}/subscriptions/{type}/{key}` | unsubscribe |
+//! | POST | `/topics/{topic}/messages` | publish to every matching subscriber |
 //! | GET | `/openapi.json` | this API, described |
 //!
 //! Requests are size-limited (the component upload more generously), need
@@ -62,6 +66,10 @@ pub struct AppState {
         routes::list_dead_letters,
         routes::replay,
         routes::purge,
+        routes::list_subscriptions,
+        routes::subscribe,
+        routes::unsubscribe,
+        routes::publish,
     ),
     modifiers(&BearerAuth)
 )]
@@ -125,6 +133,10 @@ pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
         .route("/dead-letters", get(routes::list_dead_letters))
         .route("/dead-letters/replay", post(routes::replay))
         .route("/dead-letters/purge", post(routes::purge))
+        .route("/topics", get(routes::list_subscriptions))
+        .route("/topics/{topic}/subscriptions", post(routes::subscribe))
+        .route("/topics/{topic}/subscriptions/{*subscriber}", axum::routing::delete(routes::unsubscribe))
+        .route("/topics/{topic}/messages", post(routes::publish))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

@@ -286,3 +286,27 @@ pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+/// A subscription of an actor to a topic.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Subscription {
+    pub topic: String,
+    /// `type/key`.
+    pub subscriber: String,
+    /// Boolean expression over headers; empty: every message.
+    #[serde(default)]
+    pub filter: String,
+}
+
+/// A message to publish to a topic.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct PublishRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}

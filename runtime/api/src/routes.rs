@@ -36,6 +36,18 @@ fn bytes_rejection(e: BytesRejection) -> ApiError {
     }
 }
 
+/// The payload of a request, given as text or as base64.
+fn payload_bytes(text: Option<String>, base64: Option<String>) -> Result<Vec<u8>, ApiError> {
+    match (text, base64) {
+        (Some(text), None) => Ok(text.into_bytes()),
+        (None, Some(b64)) => BASE64
+            .decode(b64.trim())
+            .map_err(|e| ApiError::bad_request("bad_request", format!("`payload_base64` is not valid base64: {e}"))),
+        (None, None) => Ok(Vec::new()),
+        (Some(_), Some(_)) => Err(ApiError::bad_request("bad_request", "give `payload` or `payload_base64`, not both")),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
 pub async fn health(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
@@ -91,16 +103,7 @@ pub async fn send(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Json<SendResponse>, ApiError> {
     let request = json_body(body)?;
-    let payload = match (request.payload, request.payload_base64) {
-        (Some(text), None) => text.into_bytes(),
-        (None, Some(b64)) => BASE64
-            .decode(b64.trim())
-            .map_err(|e| ApiError::bad_request("bad_request", format!("`payload_base64` is not valid base64: {e}")))?,
-        (None, None) => Vec::new(),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("bad_request", "give `payload` or `payload_base64`, not both"));
-        }
-    };
+    let payload = payload_bytes(request.payload, request.payload_base64)?;
     let mut envelope = Envelope::new(request.to.as_str(), payload);
     if let Some(priority) = request.priority {
         envelope.priority = priority;
@@ -225,4 +228,62 @@ pub async fn state(
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
     let entries = s.node.store().state_scan(addr.as_str(), query.prefix.as_deref().unwrap_or(""))?;
     Ok(Json(entries.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect()))
+}
+
+/// Every subscription, by topic.
+#[utoipa::path(get, path = "/api/v1/topics", responses((status = 200, body = Vec<Subscription>)))]
+pub async fn list_subscriptions(State(s): State<AppState>) -> Result<Json<Vec<Subscription>>, ApiError> {
+    let subs = s.node.store().subscriptions()?;
+    Ok(Json(subs.into_iter().map(|(topic, subscriber, filter)| Subscription { topic, subscriber, filter }).collect()))
+}
+
+/// Subscribes an actor to a topic (the path's topic wins over the body's).
+#[utoipa::path(post, path = "/api/v1/topics/{topic}/subscriptions", params(("topic" = String, Path)),
+    request_body = Subscription, responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn subscribe(
+    State(s): State<AppState>,
+    Path(topic): Path<String>,
+    body: Result<Json<Subscription>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let sub = json_body(body)?;
+    s.node.subscribe(&topic, &sub.subscriber, &sub.filter).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends a subscription.
+#[utoipa::path(delete, path = "/api/v1/topics/{topic}/subscriptions/{subscriber}",
+    params(("topic" = String, Path), ("subscriber" = String, Path, description = "type/key")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe(
+    State(s): State<AppState>,
+    Path((topic, subscriber)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if s.node.unsubscribe(&topic, &subscriber).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_subscription",
+            format!("`{subscriber}` is not subscribed to `{topic}`: list subscriptions with `pigeon topics`"),
+        ))
+    }
+}
+
+/// Publishes: a copy to every subscriber whose filter matches, in one
+/// transaction. Answers how many received it.
+#[utoipa::path(post, path = "/api/v1/topics/{topic}/messages", params(("topic" = String, Path)),
+    request_body = PublishRequest, responses((status = 200, body = Count), (status = 400, body = ErrorBody)))]
+pub async fn publish(
+    State(s): State<AppState>,
+    Path(topic): Path<String>,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<Json<Count>, ApiError> {
+    let request = json_body(body)?;
+    let mut envelope = Envelope::new("", payload_bytes(request.payload, request.payload_base64)?);
+    if let Some(priority) = request.priority {
+        envelope.priority = priority;
+    }
+    envelope.headers = request.headers.into_iter().collect();
+    let count = s.node.publish(&topic, envelope).await?;
+    Ok(Json(Count { count }))
 }

@@ -221,3 +221,49 @@ pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> 
     println!("{done} {} dead letter{}", count.count, if count.count == 1 { "" } else { "s" });
     Ok(())
 }
+
+pub async fn subscribe(client: &Client, topic: &str, subscriber: &str, filter: &str) -> anyhow::Result<()> {
+    let body = Subscription { topic: topic.into(), subscriber: subscriber.into(), filter: filter.into() };
+    client.post::<_, serde_json::Value>(&format!("/topics/{topic}/subscriptions"), &body).await?;
+    println!("{subscriber} subscribed to {topic}");
+    Ok(())
+}
+
+pub async fn unsubscribe(client: &Client, topic: &str, subscriber: &str) -> anyhow::Result<()> {
+    client.delete(&format!("/topics/{topic}/subscriptions/{subscriber}")).await?;
+    println!("{subscriber} unsubscribed from {topic}");
+    Ok(())
+}
+
+pub async fn publish(
+    client: &Client,
+    topic: &str,
+    payload: String,
+    priority: u8,
+    headers: Vec<(String, String)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = PublishRequest {
+        payload: Some(payload),
+        priority: Some(priority),
+        headers: headers.into_iter().collect(),
+        ..Default::default()
+    };
+    let count: Count = client.post(&format!("/topics/{topic}/messages"), &body).await?;
+    if json {
+        return print_json(&count);
+    }
+    println!("delivered to {} subscriber{}", count.count, if count.count == 1 { "" } else { "s" });
+    Ok(())
+}
+
+pub async fn topics(client: &Client, json: bool) -> anyhow::Result<()> {
+    let subs: Vec<Subscription> = client.get("/topics").await?;
+    if json {
+        return print_json(&subs);
+    }
+    let rows: Vec<Vec<String>> =
+        subs.iter().map(|s| vec![s.topic.clone(), s.subscriber.clone(), s.filter.clone()]).collect();
+    print!("{}", table::render(&["TOPIC", "SUBSCRIBER", "FILTER"], &rows));
+    Ok(())
+}

@@ -35,6 +35,8 @@ const EXAMPLES: &str = "Examples:
   pigeon send counter/alice inc                     send a message
   pigeon call counter/alice get                     send and wait for the reply
   pigeon inspect counter/alice                      mailbox, state and errors of one actor
+  pigeon subscribe orders shop/eu --filter \"amount > 100\"
+  pigeon publish orders hello -H amount=250           fan out to matching subscribers
   pigeon dlq ls                                     dead letters";
 
 /// Options of every command that talks to a node.
@@ -112,6 +114,31 @@ enum Command {
     /// Dead letters: list, replay or purge them.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Subscribes an actor to a topic, optionally with a filter over headers.
+    ///
+    /// Filter example: `kind = 'order' AND amount > 100` (=, !=, <, >, <=, >=,
+    /// AND, OR, NOT, parentheses, EXISTS header; numbers compare as numbers).
+    Subscribe {
+        topic: String,
+        /// The subscribing actor, `type/key`.
+        subscriber: String,
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Ends a subscription.
+    Unsubscribe { topic: String, subscriber: String },
+    /// Publishes to a topic: a copy to every subscriber whose filter matches.
+    Publish {
+        topic: String,
+        payload: String,
+        #[arg(long, short, default_value_t = 4)]
+        priority: u8,
+        /// A header, `name=value` (repeatable); filters see these.
+        #[arg(long = "header", short = 'H', value_parser = units::parse_header)]
+        headers: Vec<(String, String)>,
+    },
+    /// Lists subscriptions.
+    Topics,
     /// Prints shell completions: `pigeon completions bash > /etc/bash_completion.d/pigeon`.
     Completions { shell: clap_complete::Shell },
 }
@@ -182,7 +209,9 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
         .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let result =
         tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|runtime| runtime.block_on(run(cli)));
     if let Err(e) = result {
@@ -208,6 +237,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
         Command::Dlq(Dlq::Replay(s)) => commands::dlq_change(&client(), "replay", s).await,
         Command::Dlq(Dlq::Purge(s)) => commands::dlq_change(&client(), "purge", s).await,
+        Command::Subscribe { topic, subscriber, filter } => {
+            commands::subscribe(&client(), &topic, &subscriber, &filter).await
+        }
+        Command::Unsubscribe { topic, subscriber } => commands::unsubscribe(&client(), &topic, &subscriber).await,
+        Command::Publish { topic, payload, priority, headers } => {
+            commands::publish(&client(), &topic, payload, priority, headers, g.json).await
+        }
+        Command::Topics => commands::topics(&client(), g.json).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pigeon", &mut std::io::stdout());
             Ok(())

@@ -303,6 +303,32 @@ impl Node {
         }
     }
 
+    /// Subscribes the actor `subscriber` to `topic`: it receives a copy of
+    /// every message published there whose headers pass `filter` (empty:
+    /// all). A malformed filter is refused with the position of the error.
+    pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), NodeError> {
+        ActorAddr::parse(subscriber)?;
+        Ok(self.inner.store.subscribe(topic, subscriber, filter).await?)
+    }
+
+    /// Ends `subscriber`'s subscription to `topic`; returns whether it had one.
+    pub async fn unsubscribe(&self, topic: &str, subscriber: &str) -> Result<bool, NodeError> {
+        Ok(self.inner.store.unsubscribe(topic, subscriber).await?)
+    }
+
+    /// Publishes to `topic`: one transaction puts a copy of `envelope`
+    /// (its `to` is ignored) into every matching subscriber's mailbox.
+    /// Returns how many received it.
+    pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, NodeError> {
+        if envelope.priority > MAX_PRIORITY {
+            return Err(NodeError::Priority(envelope.priority));
+        }
+        if envelope.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: MAX_PAYLOAD_BYTES });
+        }
+        Ok(self.inner.store.publish(topic, envelope).await?)
+    }
+
     /// Sends `payload` to `to` as a call and waits up to `timeout` for the
     /// handler's reply.
     pub async fn call(&self, to: &str, payload: Vec<u8>, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {

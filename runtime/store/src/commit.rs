@@ -113,6 +113,21 @@ pub(crate) enum Request {
     Replay(Option<Vec<u64>>),
     /// Dead letters deleted (all when `None`).
     Purge(Option<Vec<u64>>),
+    /// `subscriber` receives copies of `topic`'s messages that pass `filter`.
+    Subscribe {
+        topic: String,
+        subscriber: String,
+        filter: String,
+    },
+    Unsubscribe {
+        topic: String,
+        subscriber: String,
+    },
+    /// A copy of `envelope` to every subscriber of `topic` whose filter matches.
+    Publish {
+        topic: String,
+        envelope: Envelope,
+    },
 }
 
 /// What a request produced.
@@ -310,6 +325,15 @@ impl Worker {
                     Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
                     Request::Replay(ids) => self.replay(&mut t, ids.as_deref(), effects),
                     Request::Purge(ids) => self.purge(&mut t, ids.as_deref()),
+                    Request::Subscribe { topic, subscriber, filter } => {
+                        t.subscriptions.insert((topic.as_str(), subscriber.as_str()), filter.as_str())?;
+                        Ok(Reply::Done)
+                    }
+                    Request::Unsubscribe { topic, subscriber } => {
+                        let existed = t.subscriptions.remove((topic.as_str(), subscriber.as_str()))?.is_some();
+                        Ok(Reply::Moved(usize::from(existed)))
+                    }
+                    Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {
@@ -503,6 +527,48 @@ impl Worker {
         Ok(Reply::Moved(ids.len()))
     }
 
+    /// Copies `envelope` into the mailbox of every subscriber of `topic`
+    /// whose filter matches its headers; a full mailbox is skipped (and not
+    /// counted). Returns how many received a copy.
+    fn publish(
+        &mut self,
+        t: &mut Tables<'_>,
+        topic: &str,
+        envelope: &Envelope,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        let mut subscribers = Vec::new();
+        for entry in t.subscriptions.range((topic, "")..)? {
+            let (key, filter) = entry?;
+            let (entry_topic, subscriber) = key.value();
+            if entry_topic != topic {
+                break;
+            }
+            subscribers.push((subscriber.to_string(), filter.value().to_string()));
+        }
+        let mut delivered = 0;
+        for (subscriber, filter) in subscribers {
+            // Filters were validated at subscribe time; one that no longer
+            // parses (a newer grammar?) matches nothing rather than all.
+            let passes =
+                filter.is_empty() || crate::filter::Filter::parse(&filter).is_ok_and(|f| f.matches(&envelope.headers));
+            let ty = subscriber.split('/').next().unwrap_or_default();
+            let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
+            let depth: u64 = t.pending.get(subscriber.as_str())?.map(|v| v.value().iter().sum()).unwrap_or(0);
+            if !passes || depth >= bound {
+                continue;
+            }
+            let mut copy = envelope.clone();
+            copy.id = ulid::Ulid::new();
+            copy.to = subscriber;
+            copy.kind = crate::MessageKind::Publish;
+            copy.headers.push(("topic".into(), topic.to_string()));
+            self.place(t, &copy, fx)?;
+            delivered += 1;
+        }
+        Ok(Reply::Moved(delivered))
+    }
+
     fn purge(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>) -> Result<Reply, StoreError> {
         let ids = Self::dead_ids(t, ids)?;
         for id in &ids {
@@ -524,6 +590,7 @@ struct Tables<'t> {
     stats: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
     dedup: Table<'t, (&'static str, &'static str), u64>,
+    subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
 }
 
 impl<'t> Tables<'t> {
@@ -539,6 +606,7 @@ impl<'t> Tables<'t> {
             stats: txn.open_table(STATS)?,
             meta: txn.open_table(META)?,
             dedup: txn.open_table(DEDUP)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS)?,
         })
     }
 

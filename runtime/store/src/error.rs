@@ -62,6 +62,12 @@ pub enum StoreError {
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
     UnknownDeadLetter(String),
+    /// A malformed topic name.
+    #[error("invalid topic `{0}`: 1 to 256 characters, without whitespace")]
+    BadTopic(String),
+    /// A subscription filter that does not parse.
+    #[error(transparent)]
+    Filter(#[from] crate::filter::FilterError),
     /// The group committer has stopped (the store is closing).
     #[error("the store is shutting down")]
     Closed,

@@ -146,6 +146,44 @@ impl Store {
         self.moved(Request::Purge(ids)).await
     }
 
+    /// Subscribes `subscriber` (an actor) to `topic` with `filter` (empty:
+    /// every message). The filter must parse. Replaces an earlier filter.
+    pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), StoreError> {
+        validate_topic(topic)?;
+        if !filter.trim().is_empty() {
+            filter::Filter::parse(filter)?;
+        }
+        let request =
+            Request::Subscribe { topic: topic.into(), subscriber: subscriber.into(), filter: filter.trim().into() };
+        self.submit(request).await.map(drop)
+    }
+
+    /// Ends a subscription; returns whether there was one.
+    pub async fn unsubscribe(&self, topic: &str, subscriber: &str) -> Result<bool, StoreError> {
+        Ok(self.moved(Request::Unsubscribe { topic: topic.into(), subscriber: subscriber.into() }).await? == 1)
+    }
+
+    /// Copies `envelope` into the mailbox of every subscriber of `topic`
+    /// whose filter matches its headers, in one transaction; returns how
+    /// many received it.
+    pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, StoreError> {
+        validate_topic(topic)?;
+        self.moved(Request::Publish { topic: topic.into(), envelope }).await
+    }
+
+    /// Subscriptions as `(topic, subscriber, filter)`, by topic.
+    pub fn subscriptions(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let table = self.read()?.open_table(SUBSCRIPTIONS)?;
+        table
+            .iter()?
+            .map(|entry| {
+                let (k, v) = entry?;
+                let (topic, subscriber) = k.value();
+                Ok((topic.to_string(), subscriber.to_string(), v.value().to_string()))
+            })
+            .collect()
+    }
+
     async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
@@ -319,6 +357,14 @@ impl Store {
     }
 }
 
+/// A topic name: 1 to 256 characters, no whitespace or control characters.
+fn validate_topic(topic: &str) -> Result<(), StoreError> {
+    if topic.is_empty() || topic.len() > 256 || topic.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(StoreError::BadTopic(topic.to_string()));
+    }
+    Ok(())
+}
+
 /// Creates every table, so readers never meet a missing one.
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -333,6 +379,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(STATS)?;
     txn.open_table(META)?;
     txn.open_table(DEDUP)?;
+    txn.open_table(SUBSCRIPTIONS)?;
     txn.commit()?;
     Ok(())
 }
