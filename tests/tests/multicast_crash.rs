@@ -17,24 +17,27 @@ const PUBLISHES: usize = 1_000;
 const SUBSCRIBERS: usize = 50;
 
 /// The headers of publish `n`.
-fn headers(n: usize) -> BTreeMap<String, String> {
+fn headers(n: usize) -> Headers {
     let mut h = BTreeMap::from([
         ("op-id".to_string(), op_id(n)),
         ("amount".to_string(), ((n * 37) % 300).to_string()),
-        ("kind".to_string(), if n % 2 == 0 { "even" } else { "odd" }.to_string()),
+        ("kind".to_string(), if n.is_multiple_of(2) { "even" } else { "odd" }.to_string()),
     ]);
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         h.insert("vip".into(), "yes".into());
     }
     h
 }
 
 fn priority(n: usize) -> u8 {
-    if n % 3 == 0 { 6 } else { 3 }
+    if n.is_multiple_of(3) { 6 } else { 3 }
 }
 
 /// Subscriber `s`'s filter, and the same rule in Rust to know what it must get.
-fn filter(s: usize) -> (&'static str, fn(&BTreeMap<String, String>) -> bool) {
+/// Headers of a publication.
+type Headers = BTreeMap<String, String>;
+
+fn filter(s: usize) -> (&'static str, fn(&Headers) -> bool) {
     match s % 5 {
         0 => ("", |_| true),
         1 => ("amount > 150", |h| h["amount"].parse::<u32>().unwrap() > 150),
