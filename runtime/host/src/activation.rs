@@ -69,10 +69,28 @@ pub struct TurnEffects {
 pub(crate) struct TurnBuffer {
     pub(crate) writes: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) sends: Vec<Envelope>,
-    /// Call chain of the message being handled, inherited by sends.
+    /// The callers waiting on the message being handled (addresses),
+    /// extended by calls made from this turn.
     pub(crate) chain: Vec<String>,
     /// Bytes buffered so far (see [`crate::MAX_TURN_BYTES`]).
     pub(crate) bytes: usize,
+    /// The message being handled (calls derive their ids from it).
+    pub(crate) message_id: ulid::Ulid,
+    /// Calls made so far in this turn.
+    pub(crate) calls: u32,
+}
+
+impl TurnBuffer {
+    fn new(message: &Envelope) -> Self {
+        Self {
+            writes: BTreeMap::new(),
+            sends: Vec::new(),
+            chain: message.call_chain.clone(),
+            bytes: 0,
+            message_id: message.id,
+            calls: 0,
+        }
+    }
 }
 
 /// The data of an activation's wasmtime store.
@@ -83,7 +101,7 @@ pub struct ActorData {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
-    deadline: Instant,
+    pub(crate) deadline: Instant,
     deadline_hit: bool,
     stderr: GuestOutput,
 }
@@ -189,12 +207,7 @@ impl Activation {
     /// Nothing is committed here. After `Failed`, drop the activation.
     pub async fn run_turn(&mut self, message: &Envelope) -> TurnOutcome {
         let data = self.store.data_mut();
-        data.turn = Some(TurnBuffer {
-            writes: BTreeMap::new(),
-            sends: Vec::new(),
-            chain: message.call_chain.clone(),
-            bytes: 0,
-        });
+        data.turn = Some(TurnBuffer::new(message));
         data.deadline = Instant::now() + self.limits.deadline;
         data.deadline_hit = false;
         data.stderr.clear();
@@ -206,12 +219,7 @@ impl Activation {
         let buffer = data.turn.take();
         match result {
             Ok(Ok(reply)) => {
-                let buffer = buffer.unwrap_or_else(|| TurnBuffer {
-                    writes: BTreeMap::new(),
-                    sends: Vec::new(),
-                    chain: Vec::new(),
-                    bytes: 0,
-                });
+                let buffer = buffer.unwrap_or_else(|| TurnBuffer::new(message));
                 TurnOutcome::Completed {
                     reply,
                     effects: TurnEffects { state_writes: buffer.writes.into_iter().collect(), sends: buffer.sends },

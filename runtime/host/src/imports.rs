@@ -11,7 +11,7 @@ use pigeon_store::{ActorAddr, Delivery, Envelope, MAX_PRIORITY, MessageKind, now
 
 use crate::activation::{ActorData, TurnBuffer};
 use crate::bindings::pigeon::actor::{logging, messaging, state, types};
-use crate::{MAX_PAYLOAD_BYTES, SendRefusal};
+use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
 
 /// Most bytes (keys, values, payloads) one turn may buffer before it is
 /// stopped: bounds the host memory a guest can claim.
@@ -47,6 +47,13 @@ impl ActorData {
         }
         Ok(())
     }
+}
+
+/// The id of call number `index` made while handling `message`: the same
+/// for every attempt of the turn, so a retried call finds its stored reply.
+fn call_id(message: ulid::Ulid, index: u32) -> ulid::Ulid {
+    let mixed = (u128::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    ulid::Ulid(message.0 ^ mixed.rotate_left(17))
 }
 
 impl types::Host for ActorData {}
@@ -87,10 +94,51 @@ impl messaging::Host for ActorData {
         envelope.expires_at_ms = options.ttl_ms.map(|t| now_ms().saturating_add(t));
         envelope.dedup_key = options.dedup_key;
         let id = envelope.id.to_string();
-        let buffer = self.buffer()?;
-        envelope.call_chain = buffer.chain.clone();
-        buffer.sends.push(envelope);
+        self.buffer()?.sends.push(envelope);
         Ok(Ok(id))
+    }
+
+    async fn call(
+        &mut self,
+        to: String,
+        payload: Vec<u8>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, types::CallError>> {
+        use types::{CallError, SendError};
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Ok(Err(CallError::Refused(SendError::PayloadTooLarge(MAX_PAYLOAD_BYTES as u64))));
+        }
+        if let Err(e) = ActorAddr::parse(&to) {
+            return Ok(Err(CallError::Refused(SendError::InvalidAddress(e.to_string()))));
+        }
+        let address = self.address.clone();
+        let buffer = self.buffer()?;
+        let mut chain = buffer.chain.clone();
+        chain.push(address.clone());
+        if chain.contains(&to) {
+            chain.push(to);
+            return Ok(Err(CallError::Deadlock(chain.join(" → "))));
+        }
+        let id = call_id(buffer.message_id, buffer.calls);
+        buffer.calls += 1;
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout = timeout_ms.map_or(left, std::time::Duration::from_millis).min(left);
+        let mut call = Envelope::new(to, payload).with_kind(MessageKind::Call);
+        call.id = id;
+        call.from = Some(address);
+        call.call_chain = chain;
+        match self.env.call(call, timeout).await {
+            Ok(reply) => Ok(Ok(reply)),
+            Err(CallFailure::Timeout) => Ok(Err(CallError::Timeout)),
+            Err(CallFailure::Failed(error)) => Ok(Err(CallError::Failed(error))),
+            Err(CallFailure::Refused(SendRefusal::UnknownType(t))) => {
+                Ok(Err(CallError::Refused(SendError::UnknownType(t))))
+            }
+            Err(CallFailure::Refused(SendRefusal::MailboxFull(a))) => {
+                Ok(Err(CallError::Refused(SendError::MailboxFull(a))))
+            }
+            Err(CallFailure::Refused(SendRefusal::Store(e))) => Err(fail(e)),
+        }
     }
 
     fn self_address(&mut self) -> wasmtime::Result<String> {

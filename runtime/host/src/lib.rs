@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pigeon_store::Delivery;
+use pigeon_store::{Delivery, Envelope};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -41,7 +41,7 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "actor",
         path: "../../wit",
-        imports: { default: trappable },
+        imports: { "pigeon:actor/messaging.call": async | trappable, default: trappable },
         exports: { default: async },
     });
 }
@@ -54,6 +54,24 @@ pub trait ActorEnv: Send + Sync + 'static {
     fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String>;
     /// Whether a message to `to` (a valid address) would be accepted now.
     fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal>;
+    /// Sends `call` (its id already derived) and waits up to `timeout` for
+    /// the reply; answers from the callee's stored reply when the call was
+    /// already made by an earlier attempt of the turn.
+    fn call(&self, call: Envelope, timeout: Duration) -> CallFuture;
+}
+
+/// What [`ActorEnv::call`] returns.
+pub type CallFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, CallFailure>> + Send>>;
+
+/// Why a call from a guest brought no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    /// It could not be sent.
+    Refused(SendRefusal),
+    /// No reply in time.
+    Timeout,
+    /// The callee dead-lettered it, with this error.
+    Failed(String),
 }
 
 /// Why [`ActorEnv::check_send`] refuses a send.

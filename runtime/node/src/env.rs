@@ -1,15 +1,21 @@
 //! The node's side of [`ActorEnv`]: committed state reads and send checks,
 //! served from the store for the host's imports.
 
-use pigeon_host::{ActorEnv, SendRefusal};
-use pigeon_store::{Delivery, Store};
+use std::sync::{OnceLock, Weak};
+use std::time::Duration;
 
+use pigeon_host::{ActorEnv, CallFailure, CallFuture, SendRefusal};
+use pigeon_store::{Delivery, Envelope, Store};
+
+use crate::NodeInner;
 use crate::registry::Registry;
 
 /// [`ActorEnv`] over the store and the registry of loaded types.
 pub(crate) struct StoreEnv {
     pub(crate) store: Store,
     pub(crate) registry: Registry,
+    /// The node, for calls (set once the node exists).
+    pub(crate) node: OnceLock<Weak<NodeInner>>,
 }
 
 impl ActorEnv for StoreEnv {
@@ -33,5 +39,15 @@ impl ActorEnv for StoreEnv {
             }
         }
         Ok(())
+    }
+
+    fn call(&self, call: Envelope, timeout: Duration) -> CallFuture {
+        let node = self.node.get().and_then(Weak::upgrade);
+        Box::pin(async move {
+            match node {
+                Some(node) => node.call_from_turn(call, timeout).await,
+                None => Err(CallFailure::Failed("the node is stopping".into())),
+            }
+        })
     }
 }

@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
+use pigeon_host::{CallFailure, Host, HostConfig, MAX_PAYLOAD_BYTES, SendRefusal};
 use pigeon_store::{
-    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, MAX_PRIORITY, MessageKind, Store, StoreOptions,
-    TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, MAX_PRIORITY, MessageKind, Store, StoreError,
+    StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -143,7 +143,7 @@ impl Node {
                 .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
             registry.insert(record, component);
         }
-        let env = Arc::new(StoreEnv { store: store.clone(), registry: registry.clone() });
+        let env = Arc::new(StoreEnv { store: store.clone(), registry: registry.clone(), node: Default::default() });
         let max_active = config.host.max_instances as usize;
         let inner = Arc::new(NodeInner {
             store: store.clone(),
@@ -162,6 +162,7 @@ impl Node {
             started: std::time::Instant::now(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
+        let _ = inner.env.node.set(Arc::downgrade(&inner));
         tokio::spawn(timers::run_timers(inner.clone()));
         tokio::spawn(schedule_pending(inner.clone(), String::new()));
         Ok(Node { inner })
@@ -387,6 +388,55 @@ impl NodeInner {
 
     fn delivered(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, oneshot::Sender<()>>> {
         self.delivered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A call made by a guest during a turn (see `pigeon:actor/messaging.call`).
+    /// Its id is derived from the caller's message, so an earlier attempt of
+    /// the same turn may have made it already: then the callee's stored
+    /// reply answers, and a second enqueue is dropped as a duplicate. A full
+    /// mailbox makes the caller wait, within its timeout.
+    pub(crate) async fn call_from_turn(
+        self: &Arc<Self>,
+        mut call: Envelope,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, CallFailure> {
+        let id = call.id;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (tx, rx) = oneshot::channel();
+        self.calls().insert(id, tx);
+        let refuse = |node: &Self, refusal: SendRefusal| {
+            node.calls().remove(&id);
+            Err(CallFailure::Refused(refusal))
+        };
+        match self.store.reply(id) {
+            Ok(Some(reply)) => {
+                self.calls().remove(&id);
+                return Ok(reply);
+            }
+            Ok(None) => {}
+            Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
+        }
+        call.dedup_key = Some(format!("call:{id}"));
+        loop {
+            match self.store.enqueue(call.clone()).await {
+                Ok(_) => break,
+                Err(StoreError::MailboxFull { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(StoreError::MailboxFull { actor, .. }) => return refuse(self, SendRefusal::MailboxFull(actor)),
+                Err(StoreError::UnknownType(ty)) => return refuse(self, SendRefusal::UnknownType(ty)),
+                Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(error))) => Err(CallFailure::Failed(error)),
+            Ok(Err(_)) => Err(CallFailure::Failed("the node is stopping".into())),
+            Err(_) => {
+                self.calls().remove(&id);
+                Err(CallFailure::Timeout)
+            }
+        }
     }
 
     /// Releases a sender waiting for `id`'s turn to start.

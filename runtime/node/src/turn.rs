@@ -129,6 +129,16 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
         let error = "expired before it could be handled".to_string();
         return record_failure(node, actor, ty, taken, envelope, error, Some(DeadReason::Expired)).await;
     }
+    // A call made again by a retried caller: answer from the stored reply.
+    if envelope.kind == MessageKind::Call
+        && let Ok(Some(reply)) = node.store.reply(envelope.id)
+    {
+        let commit = TurnCommit { actor: actor.to_string(), taken, ..TurnCommit::default() };
+        if node.store.commit_turn(commit).await.is_ok() {
+            node.resolve_call(envelope.id, Ok(reply));
+        }
+        return;
+    }
     if live.as_ref().is_none_or(|l| l.generation != ty.generation) {
         *live = None;
         let env = node.env.clone();

@@ -437,8 +437,18 @@ impl Worker {
                 self.place(t, env, fx)?;
             }
         }
-        if let (Some((id, true)), Some(reply)) = (c.message_id, &c.reply) {
-            t.replies.insert(id.0, reply.as_slice())?;
+        // A call's reply is stored even when empty, so that a retried
+        // caller is always answered: [0] is "no reply", [1, bytes...] a reply.
+        if let Some((id, true)) = c.message_id {
+            let mut stored = Vec::with_capacity(1 + c.reply.as_ref().map_or(0, Vec::len));
+            match &c.reply {
+                Some(reply) => {
+                    stored.push(1);
+                    stored.extend_from_slice(reply);
+                }
+                None => stored.push(0),
+            }
+            t.replies.insert(id.0, stored.as_slice())?;
         }
         t.update_stats(&c.actor, |s| s.processed += 1)?;
         Ok(Reply::Done)

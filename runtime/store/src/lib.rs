@@ -341,10 +341,14 @@ impl Store {
             .collect()
     }
 
-    /// The stored reply to call `id`, if its turn has committed.
-    pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The stored reply to call `id` once its turn has committed: `Some`
+    /// of the handler's (possibly absent) reply.
+    pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Option<Vec<u8>>>, StoreError> {
         let table = self.read()?.open_table(REPLIES)?;
-        Ok(table.get(id.0)?.map(|v| v.value().to_vec()))
+        Ok(table.get(id.0)?.map(|v| match v.value().split_first() {
+            Some((1, reply)) => Some(reply.to_vec()),
+            _ => None,
+        }))
     }
 
     /// Per-actor counters.

@@ -59,7 +59,7 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     assert!(store.next_message("counter/a").unwrap().is_none());
     assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
-    assert_eq!(store.reply(call.id).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
     assert_eq!(store.pending_actors(None, 10).unwrap(), vec![("counter/b".to_string(), 1)]);
 

@@ -1,0 +1,46 @@
+//! Calls made by guests inside their turns: typed replies, exactly-once
+//! effects across a retried turn, and deadlock detection along the chain.
+
+use pigeon_node::pigeon_store::TypeLimits;
+use pigeon_tests::{TestNode, artifacts, quick_limits};
+
+async fn node() -> TestNode {
+    let t = TestNode::start().await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
+    t.deploy("caller", artifacts::CALLER, quick_limits()).await;
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_calls_another_actor_and_gets_its_reply() {
+    let t = node().await;
+    assert_eq!(t.ask("caller/a", "call counter/x add 5").await, "ok:5");
+    assert_eq!(t.ask("caller/a", "call counter/x get").await, "ok:5");
+    let unknown = t.ask("caller/a", "call nobody/x hi").await;
+    assert!(unknown.starts_with("error:CallError::Refused(SendError::UnknownType(\"nobody\")"), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_turn_gets_its_call_answered_from_the_stored_reply() {
+    let t = node().await;
+    // Attempt 1 calls counter/y (count → 1) and traps; attempt 2 makes the
+    // same call, which must be answered without running counter/y again.
+    assert_eq!(t.ask("caller/r", "call-then-trap counter/y inc").await, "ok:1");
+    let counter = t.node.store().actor_stats("counter/y").unwrap();
+    assert_eq!(t.node.store().state_get("counter/y", "count").unwrap(), Some(b"1".to_vec()), "moved once");
+    let caller = t.node.store().actor_stats("caller/r").unwrap();
+    assert_eq!((caller.failed, caller.processed), (1, 1), "the caller's turn was retried once");
+    assert_eq!(counter.processed, 1, "the repeated call was answered from the stored reply: counter/y ran one turn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_back_into_the_chain_fails_at_once_with_deadlock() {
+    let t = node().await;
+    // caller/a → caller/b → caller/a would wait forever.
+    let answer = t.ask("caller/a", "call caller/b call caller/a call counter/z inc").await;
+    assert!(answer.starts_with("ok:error:CallError::Deadlock(\"caller/a → caller/b → caller/a\")"), "{answer}");
+    // Calling oneself is the shortest cycle.
+    let answer = t.ask("caller/s", "call caller/s get").await;
+    assert!(answer.contains("Deadlock(\"caller/s → caller/s\")"), "{answer}");
+    assert_eq!(t.node.store().state_get("counter/z", "count").unwrap(), None);
+}
