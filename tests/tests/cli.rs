@@ -268,3 +268,25 @@ fn completions_and_help_teach_the_commands() {
     let err = fails(&run_cli(&[], &["dlq", "replay"], &[]));
     assert!(err.contains("--all"), "replay needs ids or --all: {err}");
 }
+
+#[test]
+fn a_full_mailbox_refuses_persistent_sends_and_counts_them() {
+    let (_dir, node) = start();
+    let limits = ["--deadline", "20s", "--max-attempts", "1", "--mailbox-bound", "2"];
+    ok(&node.cli(&[&["deploy", artifacts::FAULTY, "--name", "faulty"][..], &limits[..]].concat()));
+    let looping = ok(&node.cli(&["send", "faulty/f", "loop"])).trim().to_string();
+    wait_until("the loop to start", || {
+        json(&ok(&node.cli(&["inspect", "faulty/f", "--json"])))["in_flight"] == looping.as_str()
+    });
+    ok(&node.cli(&["send", "faulty/f", "ok"]));
+    let err = fails(&node.cli(&["send", "faulty/f", "ok"]));
+    assert!(
+        err.contains("mailbox of `faulty/f` is full (2 pending messages)") && err.contains("[mailbox_full]"),
+        "{err}"
+    );
+    fails(&node.cli(&["send", "faulty/f", "ok"]));
+    let detail = json(&ok(&node.cli(&["inspect", "faulty/f", "--json"])));
+    assert_eq!((detail["pending"].as_u64(), detail["refused"].as_u64()), (Some(2), Some(2)), "{detail}");
+    // Transient messages are not bounded by the persistent mailbox.
+    ok(&node.cli(&["send", "faulty/f", "ok", "--transient"]));
+}

@@ -225,6 +225,8 @@ pub struct ActorDetail {
     pub info: ActorInfo,
     /// Transient messages dropped since the node started.
     pub dropped: u64,
+    /// Persistent sends refused with `mailbox-full` since the node started.
+    pub refused: u64,
     /// The message whose turn is running now (it stays in the mailbox
     /// until the turn commits).
     pub in_flight: Option<String>,

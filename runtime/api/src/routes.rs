@@ -169,6 +169,7 @@ pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> 
     Ok(Json(ActorDetail {
         info: ActorInfo::from(&summary),
         dropped: s.node.dropped(&address),
+        refused: s.node.refused(&address),
         in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
         mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(MessageView::from).collect(),
         state: state.iter().take(1000).map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),

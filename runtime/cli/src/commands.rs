@@ -164,6 +164,7 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     println!("  processed  {}", a.processed);
     println!("  failed     {} (dead-lettered {})", a.failed, a.dead_lettered);
     println!("  dropped    {} transient", detail.dropped);
+    println!("  refused    {} (mailbox full)", detail.refused);
     if let Some(id) = &detail.in_flight {
         println!("  handling   {id}");
     }

@@ -98,6 +98,8 @@ pub(crate) struct NodeInner {
     delivered: Mutex<HashMap<Ulid, oneshot::Sender<()>>>,
     transient_seq: AtomicU64,
     dropped: Mutex<HashMap<String, u64>>,
+    /// Persistent sends refused with `mailbox-full`, per actor, since start.
+    refused: Mutex<HashMap<String, u64>>,
     stopping: AtomicBool,
     started: std::time::Instant,
 }
@@ -158,6 +160,7 @@ impl Node {
             delivered: Mutex::default(),
             transient_seq: AtomicU64::new(0),
             dropped: Mutex::default(),
+            refused: Mutex::default(),
             stopping: AtomicBool::new(false),
             started: std::time::Instant::now(),
         });
@@ -208,6 +211,12 @@ impl Node {
     /// in the mailbox until its turn commits.
     pub fn in_flight(&self, actor: &str) -> Option<Ulid> {
         self.inner.scheduler.in_flight(actor)
+    }
+
+    /// Persistent sends to `actor` refused because its mailbox was full,
+    /// since the node started.
+    pub fn refused(&self, actor: &str) -> u64 {
+        self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()).get(actor).copied().unwrap_or(0)
     }
 
     /// Transient messages dropped for `actor` since the node started.
@@ -272,7 +281,14 @@ impl Node {
         }
         let id = envelope.id;
         let duplicate = match envelope.delivery {
-            Delivery::Persistent => self.inner.store.enqueue(envelope).await? == Enqueued::Duplicate,
+            Delivery::Persistent => match self.inner.store.enqueue(envelope).await {
+                Ok(enqueued) => enqueued == Enqueued::Duplicate,
+                Err(e @ StoreError::MailboxFull { .. }) => {
+                    self.inner.count_refusal(addr.as_str());
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            },
             Delivery::Transient => {
                 if self.inner.registry.get(addr.actor_type()).is_none() {
                     return Err(NodeError::UnknownType(addr.actor_type().to_string()));
@@ -423,7 +439,10 @@ impl NodeInner {
                 Err(StoreError::MailboxFull { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(StoreError::MailboxFull { actor, .. }) => return refuse(self, SendRefusal::MailboxFull(actor)),
+                Err(StoreError::MailboxFull { actor, .. }) => {
+                    self.count_refusal(&actor);
+                    return refuse(self, SendRefusal::MailboxFull(actor));
+                }
                 Err(StoreError::UnknownType(ty)) => return refuse(self, SendRefusal::UnknownType(ty)),
                 Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
             }
@@ -473,6 +492,10 @@ impl NodeInner {
         if !accepted {
             self.count_drop(&to, "its transient queue is full");
         }
+    }
+
+    fn count_refusal(&self, actor: &str) {
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
     }
 
     fn count_drop(&self, actor: &str, reason: &str) {
