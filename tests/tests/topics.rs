@@ -50,3 +50,37 @@ async fn a_malformed_filter_or_topic_is_refused_at_subscribe_time() {
     assert!(err.contains("no `/`"), "{err}");
     assert!(t.node.store().subscriptions().unwrap().is_empty(), "nothing was subscribed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_join_rooms_and_hear_what_matches_their_filter() {
+    let t = TestNode::start().await;
+    t.deploy("chat-room", artifacts::CHAT_ROOM, TypeLimits::default()).await;
+    t.tell("chat-room/alice", "join lobby").await;
+    t.tell("chat-room/bob", "join lobby").await;
+    t.tell("chat-room/claire", "join lobby lang = 'fr'").await;
+    let err = t.node.call("chat-room/dan", b"join lobby lang =".to_vec(), pigeon_tests::PATIENCE).await.unwrap_err();
+    assert!(err.to_string().contains("invalid filter at position"), "a bad filter fails the guest's turn: {err}");
+    t.dead_letter().await;
+    let subscribers = || async {
+        let subs = t.node.store().subscriptions().unwrap();
+        subs.into_iter().map(|(_, s, _)| s).collect::<Vec<_>>()
+    };
+    pigeon_tests::eventually("three members subscribed", || async { (subscribers().await.len() == 3).then_some(()) })
+        .await;
+
+    t.tell("chat-room/alice", "say lobby hello").await;
+    t.tell("chat-room/bob", "say lobby fr bonjour").await;
+    t.state_becomes("chat-room/alice", "heard", "chat-room/alice: hello\nchat-room/bob: bonjour\n").await;
+    t.state_becomes("chat-room/bob", "heard", "chat-room/alice: hello\nchat-room/bob: bonjour\n").await;
+    t.state_becomes("chat-room/claire", "heard", "chat-room/bob: bonjour\n").await;
+
+    t.tell("chat-room/bob", "leave lobby").await;
+    pigeon_tests::eventually("bob to leave", || async { (subscribers().await.len() == 2).then_some(()) }).await;
+    t.tell("chat-room/alice", "say lobby fr salut").await;
+    t.state_becomes("chat-room/claire", "heard", "chat-room/bob: bonjour\nchat-room/alice: salut\n").await;
+    assert_eq!(
+        t.node.store().state_get("chat-room/bob", "heard").unwrap(),
+        Some(b"chat-room/alice: hello\nchat-room/bob: bonjour\n".to_vec()),
+        "bob left before the last message"
+    );
+}

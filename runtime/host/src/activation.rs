@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pigeon_store::Envelope;
+use pigeon_store::{Envelope, TopicEffect};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -63,6 +63,8 @@ pub struct TurnEffects {
     pub state_writes: Vec<(String, Option<Vec<u8>>)>,
     /// Messages sent, persistent and transient, in send order.
     pub sends: Vec<Envelope>,
+    /// Subscriptions and publications, in call order.
+    pub topics: Vec<TopicEffect>,
 }
 
 /// What the guest did so far in the current turn.
@@ -78,6 +80,7 @@ pub(crate) struct TurnBuffer {
     pub(crate) message_id: ulid::Ulid,
     /// Calls made so far in this turn.
     pub(crate) calls: u32,
+    pub(crate) topics: Vec<TopicEffect>,
 }
 
 impl TurnBuffer {
@@ -89,6 +92,7 @@ impl TurnBuffer {
             bytes: 0,
             message_id: message.id,
             calls: 0,
+            topics: Vec::new(),
         }
     }
 }
@@ -222,7 +226,11 @@ impl Activation {
                 let buffer = buffer.unwrap_or_else(|| TurnBuffer::new(message));
                 TurnOutcome::Completed {
                     reply,
-                    effects: TurnEffects { state_writes: buffer.writes.into_iter().collect(), sends: buffer.sends },
+                    effects: TurnEffects {
+                        state_writes: buffer.writes.into_iter().collect(),
+                        sends: buffer.sends,
+                        topics: buffer.topics,
+                    },
                 }
             }
             Ok(Err(text)) => TurnOutcome::Failed(TurnError::Guest(text)),

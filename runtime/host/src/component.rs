@@ -25,7 +25,7 @@ use crate::ComponentError;
 pub const HANDLER_EXPORT: &str = "pigeon:actor/handler@0.1.0";
 
 /// Interfaces of the `pigeon:actor` package this host implements.
-const PIGEON_INTERFACES: &[&str] = &["types", "messaging", "state", "logging"];
+const PIGEON_INTERFACES: &[&str] = &["types", "messaging", "topics", "state", "logging"];
 
 /// WASI 0.2 interfaces linked into every actor, without capabilities: no
 /// preopened directories, no network addresses, an empty environment.

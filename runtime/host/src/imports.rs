@@ -7,10 +7,10 @@
 //! priority, size, mailbox bound) so the guest learns of a refusal while it
 //! can still act on it.
 
-use pigeon_store::{ActorAddr, Delivery, Envelope, MAX_PRIORITY, MessageKind, now_ms};
+use pigeon_store::{ActorAddr, Delivery, Envelope, MAX_PRIORITY, MessageKind, TopicEffect, now_ms};
 
 use crate::activation::{ActorData, TurnBuffer};
-use crate::bindings::pigeon::actor::{logging, messaging, state, types};
+use crate::bindings::pigeon::actor::{logging, messaging, state, topics, types};
 use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
 
 /// Most bytes (keys, values, payloads) one turn may buffer before it is
@@ -179,6 +179,42 @@ impl state::Host for ActorData {
                 .map(|(k, _)| k.clone()),
         );
         Ok(keys.into_iter().collect())
+    }
+}
+
+impl topics::Host for ActorData {
+    fn subscribe(&mut self, topic: String, filter: String) -> wasmtime::Result<Result<(), String>> {
+        if !filter.trim().is_empty()
+            && let Err(e) = pigeon_store::filter::Filter::parse(&filter)
+        {
+            return Ok(Err(e.to_string()));
+        }
+        self.charge(topic.len() + filter.len())?;
+        self.buffer()?.topics.push(TopicEffect::Subscribe { topic, filter: filter.trim().to_string() });
+        Ok(Ok(()))
+    }
+
+    fn unsubscribe(&mut self, topic: String) -> wasmtime::Result<()> {
+        self.charge(topic.len())?;
+        self.buffer()?.topics.push(TopicEffect::Unsubscribe { topic });
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        headers: Vec<types::Header>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Ok(Err(format!("payload of {} bytes is over the limit of {MAX_PAYLOAD_BYTES}", payload.len())));
+        }
+        self.charge(topic.len() + payload.len())?;
+        let mut message = Envelope::new("", payload).with_kind(MessageKind::Publish);
+        message.from = Some(self.address.clone());
+        message.headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
+        self.buffer()?.topics.push(TopicEffect::Publish { topic, envelope: message });
+        Ok(Ok(()))
     }
 }
 

@@ -174,6 +174,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
                 state_writes: effects.state_writes,
                 sends: persistent,
                 reply: reply.clone(),
+                topics: effects.topics,
             };
             match node.store.commit_turn(commit).await {
                 Ok(()) => {

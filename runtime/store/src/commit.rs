@@ -61,6 +61,19 @@ pub struct TurnCommit {
     pub sends: Vec<Envelope>,
     /// The handler's reply, if any.
     pub reply: Option<Vec<u8>>,
+    /// Subscriptions and publications made during the turn, in order.
+    pub topics: Vec<TopicEffect>,
+}
+
+/// A publish/subscribe effect of a turn, applied when it commits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopicEffect {
+    /// The turn's actor subscribes to `topic` with `filter` (validated).
+    Subscribe { topic: String, filter: String },
+    /// The turn's actor leaves `topic`.
+    Unsubscribe { topic: String },
+    /// A copy of `envelope` to every matching subscriber of `topic`.
+    Publish { topic: String, envelope: Envelope },
 }
 
 /// A failed turn: the message is retried later or dead-lettered.
@@ -439,6 +452,19 @@ impl Worker {
         }
         // A call's reply is stored even when empty, so that a retried
         // caller is always answered: [0] is "no reply", [1, bytes...] a reply.
+        for effect in &c.topics {
+            match effect {
+                TopicEffect::Subscribe { topic, filter } => {
+                    t.subscriptions.insert((topic.as_str(), c.actor.as_str()), filter.as_str())?;
+                }
+                TopicEffect::Unsubscribe { topic } => {
+                    t.subscriptions.remove((topic.as_str(), c.actor.as_str()))?;
+                }
+                TopicEffect::Publish { topic, envelope } => {
+                    self.publish(t, topic, envelope, fx)?;
+                }
+            }
+        }
         if let Some((id, true)) = c.message_id {
             let mut stored = Vec::with_capacity(1 + c.reply.as_ref().map_or(0, Vec::len));
             match &c.reply {

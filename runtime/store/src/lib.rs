@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
-pub use commit::{CommitListener, CommitStats, Disposition, TurnCommit, TurnFailure};
+pub use commit::{CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure};
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{

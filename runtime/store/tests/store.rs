@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use pigeon_store::{
-    ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TurnCommit, TurnFailure, TypeLimits,
-    now_ms,
+    ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TopicEffect, TurnCommit, TurnFailure,
+    TypeLimits, now_ms,
 };
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -54,8 +54,13 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
         state_writes: vec![("count".into(), Some(b"1".to_vec())), ("gone".into(), None)],
         sends: vec![Envelope::new("counter/b", b"inc".to_vec())],
         reply: Some(b"1".to_vec()),
+        topics: vec![TopicEffect::Subscribe { topic: "news".into(), filter: "kind = 'x'".into() }],
     };
     store.commit_turn(commit).await.unwrap();
+    assert_eq!(
+        store.subscriptions().unwrap(),
+        [("news".to_string(), "counter/a".to_string(), "kind = 'x'".to_string())]
+    );
     assert!(store.next_message("counter/a").unwrap().is_none());
     assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
