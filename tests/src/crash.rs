@@ -111,3 +111,54 @@ pub fn verify(applied: &BTreeMap<String, String>, count: usize, acked: &BTreeSet
     assert_eq!(count, applied.len(), "the count equals the number of distinct ids applied");
     assert_eq!(orders, (1..=count).collect(), "each application moved the counter by exactly one");
 }
+
+/// A `pigeon up` under a crash test: SIGKILLed and started again on its
+/// data directory, and driven over HTTP with its token.
+#[derive(Clone)]
+pub struct CrashTarget {
+    node: Arc<Mutex<crate::process::PigeonNode>>,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl CrashTarget {
+    pub fn new(node: crate::process::PigeonNode) -> Self {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("HTTP client");
+        Self { token: node.token(), node: Arc::new(Mutex::new(node)), http }
+    }
+
+    /// The current incarnation's URL.
+    pub fn url(&self) -> String {
+        self.node.lock().unwrap().url.clone()
+    }
+
+    /// SIGKILL, then start again on the same data directory; returns the new URL.
+    pub async fn restart(&self) -> String {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut node = node.lock().unwrap();
+            node.kill();
+            let data = node.data.clone();
+            *node = crate::process::PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up again");
+            node.url.clone()
+        })
+        .await
+        .expect("restart")
+    }
+
+    /// POSTs `body` to `url` + `path`: acknowledged, cut by a kill, or (a
+    /// failure of the test) refused.
+    pub async fn post(&self, url: &str, path: &str, body: serde_json::Value) -> Outcome {
+        match self.http.post(format!("{url}{path}")).bearer_auth(&self.token).json(&body).send().await {
+            Ok(response) if response.status().is_success() => Outcome::Acked,
+            Ok(response) => panic!("{path} refused {body}: {}", response.text().await.unwrap_or_default()),
+            Err(_) => Outcome::Cut,
+        }
+    }
+
+    /// GETs `url` + `path` as JSON.
+    pub async fn get(&self, url: &str, path: &str) -> serde_json::Value {
+        let response = self.http.get(format!("{url}{path}")).send().await.expect("GET");
+        response.json().await.expect("a JSON answer")
+    }
+}

@@ -5,13 +5,12 @@
 //! once; none is applied twice.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pigeon_tests::crash::{Outcome, drive, verify};
+use pigeon_tests::crash::{CrashTarget, drive, verify};
 use pigeon_tests::process::{PigeonNode, ok};
 use pigeon_tests::{PATIENCE, artifacts};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MESSAGES: usize = 3_000;
 
@@ -21,50 +20,29 @@ async fn sigkill_of_the_node_loses_no_acknowledged_send_and_applies_none_twice()
     let data = dir.path().join("data");
     let node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up");
     ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
-    let token = node.token();
-    let url = node.url.clone();
-    let node = Arc::new(Mutex::new(node));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-
+    let target = CrashTarget::new(node);
     let send = {
-        let (http, token) = (http.clone(), token.clone());
+        let target = target.clone();
         move |url: String, id: String| {
-            let (http, token) = (http.clone(), token.clone());
+            let target = target.clone();
             async move {
                 let body = json!({ "to": "counter/a", "payload": "inc", "headers": { "op-id": id } });
-                match http.post(format!("{url}/api/v1/messages")).bearer_auth(&token).json(&body).send().await {
-                    Ok(response) if response.status().is_success() => Outcome::Acked,
-                    Ok(response) => panic!("send {id} refused: {}", response.text().await.unwrap_or_default()),
-                    Err(_) => Outcome::Cut,
-                }
+                target.post(&url, "/api/v1/messages", body).await
             }
         }
     };
     let restart = || {
-        let (node, data) = (node.clone(), data.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut node = node.lock().unwrap();
-                node.kill();
-                *node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up again");
-                node.url.clone()
-            })
-            .await
-            .unwrap()
-        }
+        let target = target.clone();
+        async move { target.restart().await }
     };
-    let (acked, kills, url) = drive(MESSAGES, 8, 3, url, send, restart).await;
+    let (acked, kills, url) = drive(MESSAGES, 8, 3, target.url(), send, restart).await;
 
-    let get = |path: String| {
-        let http = http.clone();
-        async move { http.get(path).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    while get(format!("{url}/api/v1/actors/counter/a")).await["pending"] != 0 {
+    while target.get(&url, "/api/v1/actors/counter/a").await["pending"] != 0 {
         assert!(tokio::time::Instant::now() < deadline, "the mailbox did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let state = get(format!("{url}/api/v1/state/counter/a")).await;
+    let state = target.get(&url, "/api/v1/state/counter/a").await;
     let entries: BTreeMap<String, String> = state
         .as_array()
         .unwrap()

@@ -5,13 +5,12 @@
 //! once, in publish order within each priority.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pigeon_tests::crash::{Outcome, drive, op_id};
+use pigeon_tests::crash::{CrashTarget, drive, op_id};
 use pigeon_tests::process::{PigeonNode, ok};
 use pigeon_tests::{PATIENCE, artifacts};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PUBLISHES: usize = 1_000;
 const SUBSCRIBERS: usize = 50;
@@ -58,53 +57,31 @@ async fn every_matching_subscriber_holds_exactly_the_acknowledged_publishes_afte
     for s in 0..SUBSCRIBERS {
         ok(&node.cli(&["subscribe", "ticks", &format!("counter/s{s:02}"), "--filter", filter(s).0]));
     }
-    let (token, url) = (node.token(), node.url.clone());
-    let node = Arc::new(Mutex::new(node));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-
+    let target = CrashTarget::new(node);
     let publish = {
-        let (http, token) = (http.clone(), token.clone());
+        let target = target.clone();
         move |url: String, id: String| {
-            let (http, token) = (http.clone(), token.clone());
+            let target = target.clone();
             async move {
                 let n: usize = id.trim_start_matches("op").parse().unwrap();
                 let body = json!({ "payload": "inc", "priority": priority(n), "headers": headers(n) });
-                let sent =
-                    http.post(format!("{url}/api/v1/topics/ticks/messages")).bearer_auth(&token).json(&body).send();
-                match sent.await {
-                    Ok(r) if r.status().is_success() => Outcome::Acked,
-                    Ok(r) => panic!("publish {id} refused: {}", r.text().await.unwrap_or_default()),
-                    Err(_) => Outcome::Cut,
-                }
+                target.post(&url, "/api/v1/topics/ticks/messages", body).await
             }
         }
     };
     let restart = || {
-        let (node, data) = (node.clone(), data.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut node = node.lock().unwrap();
-                node.kill();
-                *node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up again");
-                node.url.clone()
-            })
-            .await
-            .unwrap()
-        }
+        let target = target.clone();
+        async move { target.restart().await }
     };
     // One publisher, so publish order is op order.
-    let (acked, kills, url) = drive(PUBLISHES, 1, 1, url, publish, restart).await;
+    let (acked, kills, url) = drive(PUBLISHES, 1, 1, target.url(), publish, restart).await;
     let acked: BTreeSet<usize> = acked.iter().map(|id| id.trim_start_matches("op").parse().unwrap()).collect();
     // The publishes whose acknowledgement was cut may or may not have landed.
     let cut: BTreeSet<usize> = (0..PUBLISHES).filter(|n| !acked.contains(n)).collect();
 
-    let get = |path: String| {
-        let http = http.clone();
-        async move { http.get(path).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     let pending = || async {
-        let actors = get(format!("{url}/api/v1/actors")).await;
+        let actors = target.get(&url, "/api/v1/actors").await;
         actors.as_array().unwrap().iter().map(|a| a["pending"].as_u64().unwrap()).sum::<u64>()
     };
     while pending().await > 0 {
@@ -113,7 +90,7 @@ async fn every_matching_subscriber_holds_exactly_the_acknowledged_publishes_afte
     }
     let mut checked = 0;
     for s in 0..SUBSCRIBERS {
-        let state = get(format!("{url}/api/v1/state/counter/s{s:02}?prefix=applied/")).await;
+        let state = target.get(&url, &format!("/api/v1/state/counter/s{s:02}?prefix=applied/")).await;
         // op number → (times, order)
         let applied: BTreeMap<usize, (u64, u64)> = state
             .as_array()

@@ -91,11 +91,9 @@ pub enum Wait {
     Replied,
 }
 
-/// A message to send.
+/// The content of a message: what a send and a publish share.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct SendRequest {
-    /// `type/key`.
-    pub to: String,
+pub struct Outgoing {
     /// The payload as text...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
@@ -105,11 +103,20 @@ pub struct SendRequest {
     /// 0 (lowest) to 9 (highest); default 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A message to send.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct SendRequest {
+    /// `type/key`.
+    pub to: String,
+    #[serde(flatten)]
+    pub message: Outgoing,
     /// In memory only.
     #[serde(default)]
     pub transient: bool,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
     /// Deliver no earlier than this many milliseconds from now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
@@ -298,17 +305,4 @@ pub struct Subscription {
     /// Boolean expression over headers; empty: every message.
     #[serde(default)]
     pub filter: String,
-}
-
-/// A message to publish to a topic.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct PublishRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u8>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
 }

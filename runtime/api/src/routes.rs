@@ -36,6 +36,16 @@ fn bytes_rejection(e: BytesRejection) -> ApiError {
     }
 }
 
+/// An envelope (with no recipient yet) carrying `message`.
+fn envelope_of(message: Outgoing) -> Result<Envelope, ApiError> {
+    let mut envelope = Envelope::new("", payload_bytes(message.payload, message.payload_base64)?);
+    if let Some(priority) = message.priority {
+        envelope.priority = priority;
+    }
+    envelope.headers = message.headers.into_iter().collect();
+    Ok(envelope)
+}
+
 /// The payload of a request, given as text or as base64.
 fn payload_bytes(text: Option<String>, base64: Option<String>) -> Result<Vec<u8>, ApiError> {
     match (text, base64) {
@@ -103,15 +113,11 @@ pub async fn send(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Json<SendResponse>, ApiError> {
     let request = json_body(body)?;
-    let payload = payload_bytes(request.payload, request.payload_base64)?;
-    let mut envelope = Envelope::new(request.to.as_str(), payload);
-    if let Some(priority) = request.priority {
-        envelope.priority = priority;
-    }
+    let mut envelope = envelope_of(request.message)?;
+    envelope.to = request.to;
     if request.transient {
         envelope.delivery = Delivery::Transient;
     }
-    envelope.headers = request.headers.into_iter().collect();
     envelope.not_before_ms = request.delay_ms.map(|d| now_ms().saturating_add(d));
     envelope.expires_at_ms = request.ttl_ms.map(|t| now_ms().saturating_add(t));
     envelope.dedup_key = request.dedup_key;
@@ -273,18 +279,13 @@ pub async fn unsubscribe(
 /// Publishes: a copy to every subscriber whose filter matches, in one
 /// transaction. Answers how many received it.
 #[utoipa::path(post, path = "/api/v1/topics/{topic}/messages", params(("topic" = String, Path)),
-    request_body = PublishRequest, responses((status = 200, body = Count), (status = 400, body = ErrorBody)))]
+    request_body = Outgoing, responses((status = 200, body = Count), (status = 400, body = ErrorBody)))]
 pub async fn publish(
     State(s): State<AppState>,
     Path(topic): Path<String>,
-    body: Result<Json<PublishRequest>, JsonRejection>,
+    body: Result<Json<Outgoing>, JsonRejection>,
 ) -> Result<Json<Count>, ApiError> {
-    let request = json_body(body)?;
-    let mut envelope = Envelope::new("", payload_bytes(request.payload, request.payload_base64)?);
-    if let Some(priority) = request.priority {
-        envelope.priority = priority;
-    }
-    envelope.headers = request.headers.into_iter().collect();
+    let envelope = envelope_of(json_body(body)?)?;
     let count = s.node.publish(&topic, envelope).await?;
     Ok(Json(Count { count }))
 }

@@ -80,11 +80,13 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
     };
     let request = SendRequest {
         to: args.address,
-        payload,
-        payload_base64,
-        priority: Some(args.priority),
+        message: Outgoing {
+            payload,
+            payload_base64,
+            priority: Some(args.priority),
+            headers: args.headers.into_iter().collect(),
+        },
         transient: args.transient,
-        headers: args.headers.into_iter().collect(),
         delay_ms: args.delay.map(|d| d.as_millis() as u64),
         ttl_ms: args.ttl.map(|d| d.as_millis() as u64),
         dedup_key: args.dedup_key,
@@ -244,7 +246,7 @@ pub async fn publish(
     headers: Vec<(String, String)>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let body = PublishRequest {
+    let body = Outgoing {
         payload: Some(payload),
         priority: Some(priority),
         headers: headers.into_iter().collect(),
