@@ -44,3 +44,16 @@ async fn a_call_back_into_the_chain_fails_at_once_with_deadlock() {
     assert!(answer.contains("Deadlock(\"caller/s → caller/s\")"), "{answer}");
     assert_eq!(t.node.store().state_get("counter/z", "count").unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cancels_its_reminder_and_it_never_fires() {
+    let t = node().await;
+    t.tell("caller/t", "remind 1500 early").await;
+    t.tell("caller/t", "remind 2000 late").await;
+    assert_eq!(t.ask("caller/t", "cancel early").await, "true");
+    // `late` is due after `early` would have been: once it fired, `early`
+    // had its chance and did not take it.
+    t.state_becomes("caller/t", "fired", "late").await;
+    assert_eq!(t.ask("caller/t", "cancel late").await, "false", "a fired reminder is no longer pending");
+    assert!(t.node.store().delayed(10).unwrap().is_empty());
+}

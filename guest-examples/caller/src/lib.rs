@@ -6,19 +6,26 @@
 //!   `error:ERROR` (a failed call does not fail the turn);
 //! - `call-then-trap ADDR REST...`: calls ADDR, then traps on the first
 //!   attempt; on the retry the same call is answered from the callee's
-//!   stored reply, so the callee's effect happens once.
+//!   stored reply, so the callee's effect happens once;
+//! - `remind MS NAME`: sends itself `fired NAME` in MS milliseconds and
+//!   remembers the reminder's id under state key `reminder/NAME`;
+//! - `cancel NAME`: cancels that reminder; replies `true` if it was pending;
+//! - `fired NAME`: appends NAME to state key `fired`.
 
 wit_bindgen::generate!({ world: "actor", path: "../../wit" });
 
 use exports::pigeon::actor::handler::Guest;
-use pigeon::actor::messaging;
-use pigeon::actor::types::Envelope;
+use pigeon::actor::types::{Delivery, Envelope, SendOptions};
+use pigeon::actor::{messaging, state};
 
 struct Caller;
 
 impl Guest for Caller {
     fn handle(message: Envelope) -> Result<Option<Vec<u8>>, String> {
         let text = String::from_utf8_lossy(&message.payload).into_owned();
+        if let Some(reply) = reminders(&text)? {
+            return Ok(reply);
+        }
         let mut words = text.splitn(3, ' ');
         let (command, to, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
         let Some(to) = to else { return Err(format!("caller: expected `call ADDR PAYLOAD`, got `{text}`")) };
@@ -32,6 +39,40 @@ impl Guest for Caller {
             Some("call-then-trap") => Ok(Some(answer.into_bytes())),
             _ => Err(format!("caller: unknown command `{text}`")),
         }
+    }
+}
+
+/// The reminder commands; `None` when `text` is not one of them.
+fn reminders(text: &str) -> Result<Option<Option<Vec<u8>>>, String> {
+    let words: Vec<&str> = text.split(' ').collect();
+    match words.as_slice() {
+        ["remind", ms, name] => {
+            let delay: u64 = ms.parse().map_err(|_| format!("caller: bad delay `{ms}`"))?;
+            let options = SendOptions {
+                priority: 4,
+                delivery: Delivery::Persistent,
+                headers: Vec::new(),
+                delay_ms: Some(delay),
+                ttl_ms: None,
+                dedup_key: None,
+            };
+            let id = messaging::send(&messaging::self_address(), format!("fired {name}").as_bytes(), &options)
+                .map_err(|e| format!("caller: cannot schedule: {e:?}"))?;
+            state::set(&format!("reminder/{name}"), id.as_bytes());
+            Ok(Some(None))
+        }
+        ["cancel", name] => {
+            let id = state::get(&format!("reminder/{name}")).ok_or(format!("caller: no reminder `{name}`"))?;
+            let pending = messaging::cancel(&String::from_utf8_lossy(&id));
+            Ok(Some(Some(pending.to_string().into_bytes())))
+        }
+        ["fired", name] => {
+            let mut fired = state::get("fired").map(|f| String::from_utf8_lossy(&f).into_owned()).unwrap_or_default();
+            fired.push_str(name);
+            state::set("fired", fired.as_bytes());
+            Ok(Some(None))
+        }
+        _ => Ok(None),
     }
 }
 

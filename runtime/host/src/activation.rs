@@ -65,6 +65,8 @@ pub struct TurnEffects {
     pub sends: Vec<Envelope>,
     /// Subscriptions and publications, in call order.
     pub topics: Vec<TopicEffect>,
+    /// Delayed messages to cancel.
+    pub cancels: Vec<ulid::Ulid>,
 }
 
 /// What the guest did so far in the current turn.
@@ -81,6 +83,8 @@ pub(crate) struct TurnBuffer {
     /// Calls made so far in this turn.
     pub(crate) calls: u32,
     pub(crate) topics: Vec<TopicEffect>,
+    /// Delayed messages to cancel when the turn commits.
+    pub(crate) cancels: Vec<ulid::Ulid>,
 }
 
 impl TurnBuffer {
@@ -93,6 +97,7 @@ impl TurnBuffer {
             message_id: message.id,
             calls: 0,
             topics: Vec::new(),
+            cancels: Vec::new(),
         }
     }
 }
@@ -230,6 +235,7 @@ impl Activation {
                         state_writes: buffer.writes.into_iter().collect(),
                         sends: buffer.sends,
                         topics: buffer.topics,
+                        cancels: buffer.cancels,
                     },
                 }
             }

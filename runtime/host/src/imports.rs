@@ -141,6 +141,22 @@ impl messaging::Host for ActorData {
         }
     }
 
+    fn cancel(&mut self, id: String) -> wasmtime::Result<bool> {
+        let Ok(id) = id.parse::<ulid::Ulid>() else { return Ok(false) };
+        let buffer = self.buffer()?;
+        // A delayed message sent earlier in this same turn: just drop it.
+        let before = buffer.sends.len();
+        buffer.sends.retain(|e| e.id != id);
+        if buffer.sends.len() < before {
+            return Ok(true);
+        }
+        let pending = self.env.timer_pending(id).map_err(fail)?;
+        if pending {
+            self.buffer()?.cancels.push(id);
+        }
+        Ok(pending)
+    }
+
     fn self_address(&mut self) -> wasmtime::Result<String> {
         Ok(self.address.clone())
     }

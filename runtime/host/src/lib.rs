@@ -54,6 +54,8 @@ pub trait ActorEnv: Send + Sync + 'static {
     fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String>;
     /// Whether a message to `to` (a valid address) would be accepted now.
     fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal>;
+    /// Whether the delayed message `id` is still waiting to be delivered.
+    fn timer_pending(&self, id: ulid::Ulid) -> Result<bool, String>;
     /// Sends `call` (its id already derived) and waits up to `timeout` for
     /// the reply; answers from the callee's stored reply when the call was
     /// already made by an earlier attempt of the turn.

@@ -41,6 +41,10 @@ impl ActorEnv for StoreEnv {
         Ok(())
     }
 
+    fn timer_pending(&self, id: ulid::Ulid) -> Result<bool, String> {
+        self.store.timer_pending(id).map_err(|e| e.to_string())
+    }
+
     fn call(&self, call: Envelope, timeout: Duration) -> CallFuture {
         let node = self.node.get().and_then(Weak::upgrade);
         Box::pin(async move {

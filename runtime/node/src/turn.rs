@@ -175,6 +175,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
                 sends: persistent,
                 reply: reply.clone(),
                 topics: effects.topics,
+                cancels: effects.cancels,
             };
             match node.store.commit_turn(commit).await {
                 Ok(()) => {

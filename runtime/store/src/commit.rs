@@ -63,6 +63,8 @@ pub struct TurnCommit {
     pub reply: Option<Vec<u8>>,
     /// Subscriptions and publications made during the turn, in order.
     pub topics: Vec<TopicEffect>,
+    /// Delayed messages to cancel (ignored unless sent by or to this actor).
+    pub cancels: Vec<ulid::Ulid>,
 }
 
 /// A publish/subscribe effect of a turn, applied when it commits.
@@ -425,6 +427,7 @@ impl Worker {
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
                 t.delayed.insert((due, seq), env.encode().as_slice())?;
+                t.timers.insert(env.id.0, (due, seq))?;
                 fx.delayed(due);
             }
             _ => {
@@ -452,6 +455,9 @@ impl Worker {
         }
         // A call's reply is stored even when empty, so that a retried
         // caller is always answered: [0] is "no reply", [1, bytes...] a reply.
+        for id in &c.cancels {
+            t.cancel_timer(&c.actor, *id)?;
+        }
         for effect in &c.topics {
             match effect {
                 TopicEffect::Subscribe { topic, filter } => {
@@ -521,6 +527,7 @@ impl Worker {
         for ((due_ms, seq), bytes) in &due {
             t.delayed.remove((*due_ms, *seq))?;
             let env = Envelope::decode(bytes, "delayed")?;
+            t.timers.remove(env.id.0)?;
             t.put_in_mailbox(&env, *seq)?;
             fx.ready.insert(env.to);
         }
@@ -627,6 +634,7 @@ struct Tables<'t> {
     meta: Table<'t, &'static str, u64>,
     dedup: Table<'t, (&'static str, &'static str), u64>,
     subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
+    timers: Table<'t, u128, (u64, u64)>,
 }
 
 impl<'t> Tables<'t> {
@@ -643,6 +651,7 @@ impl<'t> Tables<'t> {
             meta: txn.open_table(META)?,
             dedup: txn.open_table(DEDUP)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
+            timers: txn.open_table(TIMERS)?,
         })
     }
 
@@ -667,6 +676,18 @@ impl<'t> Tables<'t> {
             self.pending.remove(actor)?;
         } else {
             self.pending.insert(actor, depths)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the delayed message `id` if `actor` sent it or is to get it.
+    fn cancel_timer(&mut self, actor: &str, id: ulid::Ulid) -> Result<(), StoreError> {
+        let Some(key) = self.timers.get(id.0)?.map(|v| v.value()) else { return Ok(()) };
+        let Some(bytes) = self.delayed.get(key)?.map(|v| v.value().to_vec()) else { return Ok(()) };
+        let env = Envelope::decode(&bytes, "delayed")?;
+        if env.to == actor || env.from.as_deref() == Some(actor) {
+            self.delayed.remove(key)?;
+            self.timers.remove(id.0)?;
         }
         Ok(())
     }

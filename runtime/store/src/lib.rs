@@ -278,6 +278,12 @@ impl Store {
         Ok(table.first()?.map(|(k, _)| k.value().0))
     }
 
+    /// Whether the delayed message `id` (sent with a delay) is still pending.
+    pub fn timer_pending(&self, id: ulid::Ulid) -> Result<bool, StoreError> {
+        let table = self.read()?.open_table(TIMERS)?;
+        Ok(table.get(id.0)?.is_some())
+    }
+
     /// Delayed messages (timers and retries in backoff), soonest first.
     pub fn delayed(&self, limit: usize) -> Result<Vec<(u64, Envelope)>, StoreError> {
         let table = self.read()?.open_table(DELAYED)?;
@@ -384,6 +390,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(META)?;
     txn.open_table(DEDUP)?;
     txn.open_table(SUBSCRIPTIONS)?;
+    txn.open_table(TIMERS)?;
     txn.commit()?;
     Ok(())
 }

@@ -30,6 +30,8 @@ pub(crate) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_
 pub(crate) const REPLIES: TableDefinition<u128, &[u8]> = TableDefinition::new("replies");
 pub(crate) const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("actor_stats");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Message id → its `(due, seq)` key in `delayed`, for cancelling timers.
+pub(crate) const TIMERS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("timers");
 /// `(topic, subscriber)` → the subscription's filter (empty: everything).
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("subscriptions");
 /// `(actor, dedup key)` → until when a message with that key is a duplicate.
