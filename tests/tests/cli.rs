@@ -290,3 +290,31 @@ fn a_full_mailbox_refuses_persistent_sends_and_counts_them() {
     // Transient messages are not bounded by the persistent mailbox.
     ok(&node.cli(&["send", "faulty/f", "ok", "--transient"]));
 }
+
+#[test]
+fn topics_dedup_and_wait_levels_through_the_cli() {
+    let (_dir, node) = start();
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    ok(&node.cli(&["subscribe", "ticks", "counter/big", "--filter", "amount > 10"]));
+    ok(&node.cli(&["subscribe", "ticks", "counter/all"]));
+    let err = fails(&node.cli(&["subscribe", "ticks", "counter/bad", "--filter", "amount >"]));
+    assert!(err.contains("invalid filter at position 8") && err.contains("[invalid_filter]"), "{err}");
+    let listed = ok(&node.cli(&["topics"]));
+    assert!(
+        listed.contains("counter/big") && listed.contains("amount > 10") && !listed.contains("counter/bad"),
+        "{listed}"
+    );
+
+    assert_eq!(ok(&node.cli(&["publish", "ticks", "inc", "-H", "amount=50"])).trim(), "delivered to 2 subscribers");
+    assert_eq!(ok(&node.cli(&["publish", "ticks", "inc", "-H", "amount=5"])).trim(), "delivered to 1 subscriber");
+    wait_until("the copies", || ok(&node.cli(&["call", "counter/all", "get"])).trim() == "2");
+    assert_eq!(ok(&node.cli(&["call", "counter/big", "get"])).trim(), "1");
+    ok(&node.cli(&["unsubscribe", "ticks", "counter/all"]));
+    assert_eq!(ok(&node.cli(&["publish", "ticks", "inc", "-H", "amount=50"])).trim(), "delivered to 1 subscriber");
+
+    let first = ok(&node.cli(&["send", "counter/d", "inc", "--dedup-key", "order-1"]));
+    let again = ok(&node.cli(&["send", "counter/d", "inc", "--dedup-key", "order-1"]));
+    assert!(!first.contains("duplicate") && again.contains("duplicate"), "{first} / {again}");
+    ok(&node.cli(&["send", "counter/d", "inc", "--wait", "delivered", "--ttl", "1m"]));
+    wait_until("both increments", || ok(&node.cli(&["call", "counter/d", "get"])).trim() == "2");
+}

@@ -108,3 +108,47 @@ async fn transient_messages_are_lost_with_the_node_while_persistent_ones_survive
     assert_eq!(stats.processed, 1, "{stats:?}");
     assert_eq!(t.node.store().state_get("faulty/t", "ok").unwrap(), Some(b"1".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_times_out_instead_of_hanging_and_the_message_stays_queued() {
+    let t = TestNode::start().await;
+    t.deploy("faulty", artifacts::FAULTY, looping_limits()).await;
+    t.tell("faulty/c", "loop").await;
+    let err = t.node.call("faulty/c", b"ok".to_vec(), Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, NodeError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("will still be handled"), "{err}");
+    t.state_becomes("faulty/c", "ok", "1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_messages_over_the_bound_are_dropped_and_counted() {
+    let t = TestNode::start().await;
+    t.deploy("faulty", artifacts::FAULTY, TypeLimits { mailbox_bound: 2, ..looping_limits() }).await;
+    let mut events = t.node.events();
+    t.tell("faulty/b", "loop").await;
+    next_event(&mut events, "the loop to start", |e| matches!(e, NodeEvent::TurnStarted { .. })).await;
+    for _ in 0..3 {
+        let mut env = Envelope::new("faulty/b", b"ok".to_vec());
+        env.delivery = Delivery::Transient;
+        t.node.send(env).await.unwrap();
+    }
+    assert_eq!(t.node.dropped("faulty/b"), 1, "the third is over the bound of 2");
+    t.state_becomes("faulty/b", "ok", "2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_call_to_a_full_mailbox_waits_for_room_instead_of_failing() {
+    let t = TestNode::start().await;
+    t.deploy("faulty", artifacts::FAULTY, TypeLimits { mailbox_bound: 1, deadline_ms: 1_000, ..looping_limits() })
+        .await;
+    t.deploy("caller", artifacts::CALLER, TypeLimits { deadline_ms: 20_000, ..quick_limits() }).await;
+    let mut events = t.node.events();
+    // faulty/w's mailbox (bound 1) is full while its looping message is there.
+    t.tell("faulty/w", "loop").await;
+    next_event(&mut events, "the loop to start", |e| matches!(e, NodeEvent::TurnStarted { .. })).await;
+    let err = t.node.send(Envelope::new("faulty/w", b"ok".to_vec())).await.unwrap_err();
+    assert!(err.to_string().contains("is full"), "a user's send is refused at once: {err}");
+    // A guest's call waits until the loop is stopped and there is room.
+    assert_eq!(t.ask("caller/w", "call faulty/w ok").await, "ok:");
+    assert_eq!(t.node.store().state_get("faulty/w", "ok").unwrap(), Some(b"1".to_vec()));
+}

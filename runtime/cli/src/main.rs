@@ -71,6 +71,10 @@ enum Command {
         /// them a few messages.
         #[arg(long)]
         demo: bool,
+        /// How long a dedup key is remembered (a second message with the same
+        /// key to the same actor within it is acknowledged, not delivered).
+        #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
+        dedup_window: Duration,
     },
     /// Deploys a component as an actor type (replacing any older version).
     Deploy {
@@ -224,7 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
-        Command::Up { listen, demo } => up::up(&g.data, listen, demo).await,
+        Command::Up { listen, demo, dedup_window } => up::up(&g.data, listen, demo, dedup_window).await,
         Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound } => {
             let limits = commands::DeployLimits { max_attempts, memory, deadline, mailbox_bound };
             commands::deploy(&client(), &file, &name, limits, g.json).await

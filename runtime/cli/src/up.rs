@@ -11,7 +11,7 @@ use pigeon_node::{Node, NodeConfig};
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
 /// signal; running turns then finish or roll back, and nothing accepted is
 /// lost.
-pub async fn up(data: &Path, listen: SocketAddr, demo: bool) -> anyhow::Result<()> {
+pub async fn up(data: &Path, listen: SocketAddr, demo: bool, dedup_window: Duration) -> anyhow::Result<()> {
     // Bind first: a busy port should fail before any work is done.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -22,9 +22,9 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool) -> anyhow::Result<(
         anyhow::anyhow!("cannot listen on {listen}: {e} ({hint})")
     })?;
     let bound = listener.local_addr()?;
-    let node = Node::start(NodeConfig::new(data))
-        .await
-        .with_context(|| format!("cannot start a node in {}", data.display()))?;
+    let mut config = NodeConfig::new(data);
+    config.store.dedup_retention_ms = dedup_window.as_millis() as u64;
+    let node = Node::start(config).await.with_context(|| format!("cannot start a node in {}", data.display()))?;
     let token = pigeon_api::auth::load_or_create_token(data)
         .with_context(|| format!("cannot write the API token in {}", data.display()))?;
     if demo {

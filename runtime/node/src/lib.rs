@@ -498,7 +498,7 @@ impl NodeInner {
         *self.refused.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
     }
 
-    fn count_drop(&self, actor: &str, reason: &str) {
+    pub(crate) fn count_drop(&self, actor: &str, reason: &str) {
         *self.dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
         self.emit(NodeEvent::Dropped { actor: actor.to_string(), reason: reason.to_string() });
     }

@@ -82,6 +82,11 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         let check = |slot: &Slot| runnable && has_work(&node, &actor, slot);
         match node.scheduler.try_passivate(&node, &actor, permit, check) {
             Ok(()) => {
+                let lost = slot.transient().len();
+                if lost > 0 {
+                    tracing::warn!(actor, lost, "transient messages dropped: the node is stopping");
+                    (0..lost).for_each(|_| node.count_drop(&actor, "the node stopped"));
+                }
                 if live.is_some() {
                     node.emit(NodeEvent::Passivated { actor: actor.clone() });
                 }
