@@ -16,8 +16,18 @@ use crate::NodeInner;
 /// Longest sleep between checks: bounds the effect of a wall-clock jump.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
+/// How often dedup keys and old replies are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 pub(crate) async fn run_timers(node: Arc<NodeInner>) {
+    let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
     while !node.is_stopping() {
+        if tokio::time::Instant::now() >= next_sweep {
+            if let Err(e) = node.store.sweep(now_ms()).await {
+                tracing::warn!("cannot sweep dedup keys and replies: {e}");
+            }
+            next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+        }
         let now = now_ms();
         let wait = match node.store.next_due() {
             Ok(Some(due)) if due <= now => {

@@ -43,6 +43,9 @@ const GATHER_POLL: Duration = Duration::from_micros(20);
 /// harmless: only the order matters).
 const SEQ_LEASE: u64 = 100_000;
 
+/// Most entries of each kind one retention sweep looks at.
+pub const MAX_SWEEP: usize = 10_000;
+
 /// Most delayed messages moved into mailboxes by one promotion.
 pub const MAX_PROMOTE: usize = 10_000;
 
@@ -126,6 +129,10 @@ pub(crate) enum Request {
     },
     /// Dead letters back into their mailboxes (all when `None`).
     Replay(Option<Vec<u64>>),
+    /// Forget dedup keys and call replies older than the retention window.
+    Sweep {
+        now_ms: u64,
+    },
     /// Dead letters deleted (all when `None`).
     Purge(Option<Vec<u64>>),
     /// `subscriber` receives copies of `topic`'s messages that pass `filter`.
@@ -193,6 +200,8 @@ impl Committer {
             types_seen: 0,
             types_version,
             options,
+            dedup_cursor: None,
+            reply_cursor: None,
         };
         std::thread::Builder::new()
             .name("pigeon-commit".into())
@@ -238,6 +247,34 @@ struct Worker {
     types_seen: u64,
     types_version: Arc<AtomicU64>,
     options: StoreOptions,
+    /// Where the next sweep resumes.
+    dedup_cursor: Option<(String, String)>,
+    reply_cursor: Option<u128>,
+}
+
+/// A stored reply: `[time: u64 LE][0 | 1 reply bytes]`.
+pub(crate) fn encode_reply(at_ms: u64, reply: Option<&[u8]>) -> Vec<u8> {
+    let mut out = at_ms.to_le_bytes().to_vec();
+    match reply {
+        Some(bytes) => {
+            out.push(1);
+            out.extend_from_slice(bytes);
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// The reply in a stored reply (`Some` of the handler's possibly absent reply).
+pub(crate) fn decode_reply(stored: &[u8]) -> Option<Vec<u8>> {
+    match stored.get(8..).and_then(<[u8]>::split_first) {
+        Some((1, reply)) => Some(reply.to_vec()),
+        _ => None,
+    }
+}
+
+fn decode_reply_time(stored: &[u8]) -> u64 {
+    stored.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
 fn drain(rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
@@ -339,6 +376,7 @@ impl Worker {
                     Request::Fail(f) => self.fail_turn(&mut t, f, effects),
                     Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
                     Request::Replay(ids) => self.replay(&mut t, ids.as_deref(), effects),
+                    Request::Sweep { now_ms } => self.sweep(&mut t, *now_ms),
                     Request::Purge(ids) => self.purge(&mut t, ids.as_deref()),
                     Request::Subscribe { topic, subscriber, filter } => {
                         t.subscriptions.insert((topic.as_str(), subscriber.as_str()), filter.as_str())?;
@@ -453,8 +491,6 @@ impl Worker {
                 self.place(t, env, fx)?;
             }
         }
-        // A call's reply is stored even when empty, so that a retried
-        // caller is always answered: [0] is "no reply", [1, bytes...] a reply.
         for id in &c.cancels {
             t.cancel_timer(&c.actor, *id)?;
         }
@@ -471,16 +507,10 @@ impl Worker {
                 }
             }
         }
+        // A call's reply is stored even when empty, so that a retried
+        // caller is always answered; with its time, for the retention sweep.
         if let Some((id, true)) = c.message_id {
-            let mut stored = Vec::with_capacity(1 + c.reply.as_ref().map_or(0, Vec::len));
-            match &c.reply {
-                Some(reply) => {
-                    stored.push(1);
-                    stored.extend_from_slice(reply);
-                }
-                None => stored.push(0),
-            }
-            t.replies.insert(id.0, stored.as_slice())?;
+            t.replies.insert(id.0, encode_reply(now_ms(), c.reply.as_deref()).as_slice())?;
         }
         t.update_stats(&c.actor, |s| s.processed += 1)?;
         Ok(Reply::Done)
@@ -610,6 +640,55 @@ impl Worker {
             delivered += 1;
         }
         Ok(Reply::Moved(delivered))
+    }
+
+    /// Removes expired dedup keys and replies older than the retention
+    /// window, at most [`MAX_SWEEP`] of each per call, continuing where the
+    /// previous sweep stopped.
+    fn sweep(&mut self, t: &mut Tables<'_>, now: u64) -> Result<Reply, StoreError> {
+        let mut removed = 0;
+        let start = std::mem::take(&mut self.dedup_cursor);
+        let mut expired = Vec::new();
+        let mut last = None;
+        let range = match &start {
+            Some((a, k)) => t.dedup.range((a.as_str(), k.as_str())..)?,
+            None => t.dedup.range::<(&str, &str)>(..)?,
+        };
+        for entry in range.take(MAX_SWEEP) {
+            let (key, until) = entry?;
+            let (actor, k) = key.value();
+            last = Some((actor.to_string(), k.to_string()));
+            if until.value() <= now {
+                expired.push((actor.to_string(), k.to_string()));
+            }
+        }
+        for (actor, k) in &expired {
+            t.dedup.remove((actor.as_str(), k.as_str()))?;
+        }
+        removed += expired.len();
+        // Resume after the last key seen, unless this pass reached the end.
+        self.dedup_cursor = if last.is_some() && expired.len() + 1 < MAX_SWEEP { None } else { last };
+
+        let cutoff = now.saturating_sub(self.options.dedup_retention_ms);
+        let from = self.reply_cursor.take().unwrap_or(0);
+        let mut old = Vec::new();
+        let mut seen = 0;
+        for entry in t.replies.range(from..)?.take(MAX_SWEEP) {
+            let (id, value) = entry?;
+            seen += 1;
+            self.reply_cursor = Some(id.value().saturating_add(1));
+            if decode_reply_time(value.value()) <= cutoff {
+                old.push(id.value());
+            }
+        }
+        if seen < MAX_SWEEP {
+            self.reply_cursor = None;
+        }
+        for id in &old {
+            t.replies.remove(id)?;
+        }
+        removed += old.len();
+        Ok(Reply::Moved(removed))
     }
 
     fn purge(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>) -> Result<Reply, StoreError> {

@@ -184,6 +184,13 @@ impl Store {
             .collect()
     }
 
+    /// Forgets dedup keys past their window and call replies older than the
+    /// retention window (a bounded amount per call; the node calls it
+    /// periodically). Returns how many entries went.
+    pub async fn sweep(&self, now_ms: u64) -> Result<usize, StoreError> {
+        self.moved(Request::Sweep { now_ms }).await
+    }
+
     async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
@@ -351,10 +358,7 @@ impl Store {
     /// of the handler's (possibly absent) reply.
     pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Option<Vec<u8>>>, StoreError> {
         let table = self.read()?.open_table(REPLIES)?;
-        Ok(table.get(id.0)?.map(|v| match v.value().split_first() {
-            Some((1, reply)) => Some(reply.to_vec()),
-            _ => None,
-        }))
+        Ok(table.get(id.0)?.map(|v| commit::decode_reply(v.value())))
     }
 
     /// Per-actor counters.

@@ -242,3 +242,34 @@ async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
     assert!(store.dead_letters(10).unwrap().is_empty());
     assert_eq!(store.purge_dead_letters(None).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_sweep_forgets_dedup_keys_and_replies_past_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let window = 60_000;
+    let store = Store::open_with(dir.path(), pigeon_store::StoreOptions { dedup_retention_ms: window }).unwrap();
+    deploy(&store, "counter", TypeLimits::default());
+    let mut keyed = Envelope::new("counter/a", b"x".to_vec());
+    keyed.dedup_key = Some("k".into());
+    store.enqueue(keyed.clone()).await.unwrap();
+    let call = Envelope::new("counter/a", b"get".to_vec()).with_kind(MessageKind::Call);
+    store.enqueue(call.clone()).await.unwrap();
+    for _ in 0..2 {
+        let (key, env) = store.next_message("counter/a").unwrap().unwrap();
+        let commit = TurnCommit {
+            actor: "counter/a".into(),
+            taken: Some(key),
+            message_id: Some((env.id, env.kind == MessageKind::Call)),
+            ..TurnCommit::default()
+        };
+        store.commit_turn(commit).await.unwrap();
+    }
+    assert_eq!(store.reply(call.id).unwrap(), Some(None), "an empty reply is stored too");
+
+    // Within the window nothing goes, and the key still deduplicates.
+    assert_eq!(store.sweep(now_ms()).await.unwrap(), 0);
+    assert_eq!(store.enqueue(keyed.clone()).await.unwrap(), pigeon_store::Enqueued::Duplicate);
+    // Past it, both go.
+    assert_eq!(store.sweep(now_ms() + window + 1).await.unwrap(), 2);
+    assert_eq!(store.reply(call.id).unwrap(), None);
+}
