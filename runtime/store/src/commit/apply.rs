@@ -1,0 +1,321 @@
+//! How each request of a batch is applied to the transaction: validate
+//! first, then write, so a refused request leaves no trace (see the parent
+//! module for the batching itself).
+
+use redb::ReadableTable;
+
+use super::tables::Tables;
+use super::*;
+use crate::envelope::{Envelope, decode_record, encode_record};
+use crate::error::StoreError;
+use crate::schema::*;
+use crate::time::now_ms;
+
+impl Worker {
+    pub(super) fn enqueue(
+        &mut self,
+        t: &mut Tables<'_>,
+        env: &Envelope,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        if self.is_duplicate(t, env)? {
+            return Ok(Reply::Duplicate);
+        }
+        let ty = env.to.split('/').next().unwrap_or_default();
+        let Some(bound) = self.mailbox_bound(t, ty)? else {
+            return Err(StoreError::UnknownType(ty.to_string()));
+        };
+        let depths = t.pending.get(env.to.as_str())?.map(|v| v.value());
+        let depth: u64 = depths.unwrap_or_default().iter().sum();
+        if depth >= bound {
+            return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
+        }
+        self.place(t, env, fx)?;
+        Ok(Reply::Done)
+    }
+
+    /// The mailbox bound of type `ty` (none: not deployed), cached.
+    pub(super) fn mailbox_bound(&mut self, t: &Tables<'_>, ty: &str) -> Result<Option<u64>, StoreError> {
+        let version = self.types_version.load(Ordering::Acquire);
+        if version != self.types_seen {
+            self.bounds.clear();
+            self.types_seen = version;
+        }
+        if let Some(bound) = self.bounds.get(ty) {
+            return Ok(*bound);
+        }
+        let bound = match t.types.get(ty)? {
+            Some(record) => Some(decode_record::<ActorType>(record.value(), "types")?.limits.mailbox_bound),
+            None => None,
+        };
+        self.bounds.insert(ty.to_string(), bound);
+        Ok(bound)
+    }
+
+    /// Whether `env`'s dedup key was seen for its actor within the window.
+    pub(super) fn is_duplicate(&self, t: &Tables<'_>, env: &Envelope) -> Result<bool, StoreError> {
+        let Some(key) = env.dedup_key.as_deref() else { return Ok(false) };
+        let until = t.dedup.get((env.to.as_str(), key))?.map(|v| v.value());
+        Ok(until.is_some_and(|until| until > now_ms()))
+    }
+
+    /// Puts a message into its mailbox, or into `delayed` if not yet due,
+    /// remembering its dedup key.
+    pub(super) fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
+        if let Some(key) = env.dedup_key.as_deref() {
+            let until = now_ms().saturating_add(self.options.dedup_retention_ms);
+            t.dedup.insert((env.to.as_str(), key), until)?;
+        }
+        let seq = self.take_seq();
+        match env.not_before_ms {
+            Some(due) if due > now_ms() => {
+                t.delayed.insert((due, seq), env.encode().as_slice())?;
+                t.timers.insert(env.id.0, (due, seq))?;
+                fx.delayed(due);
+            }
+            _ => {
+                t.put_in_mailbox(env, seq)?;
+                fx.ready.insert(env.to.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_turn(
+        &mut self,
+        t: &mut Tables<'_>,
+        c: &TurnCommit,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        if let Some(key) = c.taken {
+            t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
+        }
+        for (key, value) in &c.state_writes {
+            match value {
+                Some(v) => t.state.insert((c.actor.as_str(), key.as_str()), v.as_slice())?,
+                None => t.state.remove((c.actor.as_str(), key.as_str()))?,
+            };
+        }
+        for env in &c.sends {
+            if !self.is_duplicate(t, env)? {
+                self.place(t, env, fx)?;
+            }
+        }
+        for id in &c.cancels {
+            t.cancel_timer(&c.actor, *id)?;
+        }
+        for effect in &c.topics {
+            match effect {
+                TopicEffect::Subscribe { topic, filter } => {
+                    t.subscriptions.insert((topic.as_str(), c.actor.as_str()), filter.as_str())?;
+                }
+                TopicEffect::Unsubscribe { topic } => {
+                    t.subscriptions.remove((topic.as_str(), c.actor.as_str()))?;
+                }
+                TopicEffect::Publish { topic, envelope } => {
+                    self.publish(t, topic, envelope, fx)?;
+                }
+            }
+        }
+        // A call's reply is stored even when empty, so that a retried
+        // caller is always answered; with its time, for the retention sweep.
+        if let Some((id, true)) = c.message_id {
+            t.replies.insert(id.0, encode_reply(now_ms(), c.reply.as_deref()).as_slice())?;
+        }
+        t.update_stats(&c.actor, |s| s.processed += 1)?;
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn fail_turn(
+        &mut self,
+        t: &mut Tables<'_>,
+        f: &TurnFailure,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        let seq = match f.taken {
+            Some(key) => {
+                t.take_from_mailbox(&f.actor, key, Some(f.envelope.id))?;
+                key.seq
+            }
+            None => self.take_seq(),
+        };
+        let error = f.envelope.last_error.clone().unwrap_or_default();
+        match f.disposition {
+            Disposition::RetryAt { due_ms } => {
+                if f.taken.is_some() {
+                    t.delayed.insert((due_ms, seq), f.envelope.encode().as_slice())?;
+                    fx.delayed(due_ms);
+                }
+            }
+            Disposition::DeadLetter { reason } => {
+                let id = self.take_seq();
+                let dead =
+                    DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
+                t.dead.insert(id, encode_record(&dead).as_slice())?;
+            }
+        }
+        let dead = matches!(f.disposition, Disposition::DeadLetter { .. });
+        t.update_stats(&f.actor, |s| {
+            s.failed += 1;
+            s.dead_lettered += u64::from(dead);
+            s.last_error = Some(error);
+        })?;
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn promote(&mut self, t: &mut Tables<'_>, now: u64, fx: &mut Effects) -> Result<Reply, StoreError> {
+        let mut due = Vec::new();
+        for entry in t.delayed.range((0, 0)..=(now, u64::MAX))?.take(MAX_PROMOTE) {
+            let (key, value) = entry?;
+            due.push((key.value(), value.value().to_vec()));
+        }
+        for ((due_ms, seq), bytes) in &due {
+            t.delayed.remove((*due_ms, *seq))?;
+            let env = Envelope::decode(bytes, "delayed")?;
+            t.timers.remove(env.id.0)?;
+            t.put_in_mailbox(&env, *seq)?;
+            fx.ready.insert(env.to);
+        }
+        Ok(Reply::Moved(due.len()))
+    }
+
+    /// The dead letters named by `ids` (all when `None`), checking that each
+    /// exists before anything is changed.
+    pub(super) fn dead_ids(t: &Tables<'_>, ids: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    if t.dead.get(id)?.is_none() {
+                        return Err(StoreError::UnknownDeadLetter(id.to_string()));
+                    }
+                }
+                Ok(ids.to_vec())
+            }
+            None => t.dead.iter()?.map(|e| Ok(e?.0.value())).collect(),
+        }
+    }
+
+    /// Puts dead letters back at the end of their mailboxes, as fresh
+    /// deliveries (failures reset, priority kept).
+    pub(super) fn replay(
+        &mut self,
+        t: &mut Tables<'_>,
+        ids: Option<&[u64]>,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        let ids = Self::dead_ids(t, ids)?;
+        for id in &ids {
+            let Some(record) = t.dead.remove(id)? else {
+                continue;
+            };
+            let dead: DeadLetter = decode_record(record.value(), "dead_letters")?;
+            drop(record);
+            let mut env = dead.envelope;
+            env.failures = 0;
+            env.not_before_ms = None;
+            let seq = self.take_seq();
+            t.put_in_mailbox(&env, seq)?;
+            fx.ready.insert(env.to);
+        }
+        Ok(Reply::Moved(ids.len()))
+    }
+
+    /// Copies `envelope` into the mailbox of every subscriber of `topic`
+    /// whose filter matches its headers; a full mailbox is skipped (and not
+    /// counted). Returns how many received a copy.
+    pub(super) fn publish(
+        &mut self,
+        t: &mut Tables<'_>,
+        topic: &str,
+        envelope: &Envelope,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
+        let mut subscribers = Vec::new();
+        for entry in t.subscriptions.range((topic, "")..)? {
+            let (key, filter) = entry?;
+            let (entry_topic, subscriber) = key.value();
+            if entry_topic != topic {
+                break;
+            }
+            subscribers.push((subscriber.to_string(), filter.value().to_string()));
+        }
+        let mut delivered = 0;
+        for (subscriber, filter) in subscribers {
+            // Filters were validated at subscribe time; one that no longer
+            // parses (a newer grammar?) matches nothing rather than all.
+            let passes =
+                filter.is_empty() || crate::filter::Filter::parse(&filter).is_ok_and(|f| f.matches(&envelope.headers));
+            let ty = subscriber.split('/').next().unwrap_or_default();
+            let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
+            let depth: u64 = t.pending.get(subscriber.as_str())?.map(|v| v.value().iter().sum()).unwrap_or(0);
+            if !passes || depth >= bound {
+                continue;
+            }
+            let mut copy = envelope.clone();
+            copy.id = ulid::Ulid::new();
+            copy.to = subscriber;
+            copy.kind = crate::MessageKind::Publish;
+            copy.headers.push(("topic".into(), topic.to_string()));
+            self.place(t, &copy, fx)?;
+            delivered += 1;
+        }
+        Ok(Reply::Moved(delivered))
+    }
+
+    /// Removes expired dedup keys and replies older than the retention
+    /// window, at most [`MAX_SWEEP`] of each per call, continuing where the
+    /// previous sweep stopped.
+    pub(super) fn sweep(&mut self, t: &mut Tables<'_>, now: u64) -> Result<Reply, StoreError> {
+        let mut removed = 0;
+        let start = std::mem::take(&mut self.dedup_cursor);
+        let mut expired = Vec::new();
+        let mut last = None;
+        let range = match &start {
+            Some((a, k)) => t.dedup.range((a.as_str(), k.as_str())..)?,
+            None => t.dedup.range::<(&str, &str)>(..)?,
+        };
+        for entry in range.take(MAX_SWEEP) {
+            let (key, until) = entry?;
+            let (actor, k) = key.value();
+            last = Some((actor.to_string(), k.to_string()));
+            if until.value() <= now {
+                expired.push((actor.to_string(), k.to_string()));
+            }
+        }
+        for (actor, k) in &expired {
+            t.dedup.remove((actor.as_str(), k.as_str()))?;
+        }
+        removed += expired.len();
+        // Resume after the last key seen, unless this pass reached the end.
+        self.dedup_cursor = if last.is_some() && expired.len() + 1 < MAX_SWEEP { None } else { last };
+
+        let cutoff = now.saturating_sub(self.options.dedup_retention_ms);
+        let from = self.reply_cursor.take().unwrap_or(0);
+        let mut old = Vec::new();
+        let mut seen = 0;
+        for entry in t.replies.range(from..)?.take(MAX_SWEEP) {
+            let (id, value) = entry?;
+            seen += 1;
+            self.reply_cursor = Some(id.value().saturating_add(1));
+            if decode_reply_time(value.value()) <= cutoff {
+                old.push(id.value());
+            }
+        }
+        if seen < MAX_SWEEP {
+            self.reply_cursor = None;
+        }
+        for id in &old {
+            t.replies.remove(id)?;
+        }
+        removed += old.len();
+        Ok(Reply::Moved(removed))
+    }
+
+    pub(super) fn purge(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>) -> Result<Reply, StoreError> {
+        let ids = Self::dead_ids(t, ids)?;
+        for id in &ids {
+            t.dead.remove(id)?;
+        }
+        Ok(Reply::Moved(ids.len()))
+    }
+}
