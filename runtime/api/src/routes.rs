@@ -17,6 +17,10 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::model::*;
 
+/// State entries and dead letters shown by `inspect` (all state: `/state`).
+const INSPECT_STATE: usize = 1000;
+const INSPECT_DEAD: usize = 100;
+
 /// Default wait for `wait: replied`.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
@@ -166,20 +170,19 @@ pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> 
     let depths = store.mailbox_depths(addr.as_str())?;
     let stats = store.actor_stats(addr.as_str())?;
     let known = s.node.type_names().iter().any(|t| t == addr.actor_type());
-    let state = store.state_scan(addr.as_str(), "")?;
+    let state = store.state_page(addr.as_str(), "", INSPECT_STATE)?;
     if !known && state.is_empty() && depths.iter().all(|d| *d == 0) && stats.last_activity_ms == 0 {
         return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
     }
     let summary = pigeon_node::pigeon_store::ActorSummary { address: address.clone(), depths, stats };
-    let dead = store.dead_letters(usize::MAX)?;
     Ok(Json(ActorDetail {
         info: ActorInfo::from(&summary),
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
         in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
         mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(MessageView::from).collect(),
-        state: state.iter().take(1000).map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
-        dead_letters: dead.iter().filter(|d| d.envelope.to == address).map(DeadLetterView::from).collect(),
+        state: state.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
+        dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(DeadLetterView::from).collect(),
     }))
 }
 

@@ -312,12 +312,17 @@ impl Store {
 
     /// `actor`'s state entries whose key starts with `prefix`, in key order.
     pub fn state_scan(&self, actor: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.state_page(actor, prefix, usize::MAX)
+    }
+
+    /// The first `limit` of `actor`'s state entries under `prefix`, in key order.
+    pub fn state_page(&self, actor: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let table = self.read()?.open_table(STATE)?;
         let mut out = Vec::new();
         for entry in table.range((actor, prefix)..)? {
             let (k, v) = entry?;
             let (a, key) = k.value();
-            if a != actor || !key.starts_with(prefix) {
+            if a != actor || !key.starts_with(prefix) || out.len() == limit {
                 break;
             }
             out.push((key.to_string(), v.value().to_vec()));
@@ -342,6 +347,24 @@ impl Store {
     /// Dead letters, oldest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         self.dead_letters_after(0, limit)
+    }
+
+    /// Up to `limit` dead letters of `actor`, oldest first. Scans the
+    /// dead-letter queue (not indexed by actor) without decoding into memory
+    /// more than it returns.
+    pub fn dead_letters_of(&self, actor: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let table = self.read()?.open_table(DEAD)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let dead: DeadLetter = decode_record(entry?.1.value(), "dead_letters")?;
+            if dead.envelope.to == actor {
+                out.push(dead);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Dead letters with an id above `after`, oldest first (for paging).

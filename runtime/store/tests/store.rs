@@ -64,6 +64,8 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     );
     assert!(store.next_message("counter/a").unwrap().is_none());
     assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.state_page("counter/a", "", 0).unwrap(), []);
+    assert_eq!(store.state_page("counter/a", "", 5).unwrap(), [("count".to_string(), b"1".to_vec())]);
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
     assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
@@ -228,6 +230,8 @@ async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
     }
     let dead = store.dead_letters(10).unwrap();
     assert_eq!(dead.len(), 3);
+    assert_eq!(store.dead_letters_of("counter/d", 2).unwrap().len(), 2, "bounded by the limit");
+    assert!(store.dead_letters_of("counter/other", 10).unwrap().is_empty());
     let err = store.replay_dead_letters(Some(vec![dead[0].id, 999_999])).await.unwrap_err();
     assert!(err.to_string().contains("no dead letter with id 999999"), "{err}");
     assert_eq!(store.dead_letters(10).unwrap().len(), 3, "a refused request changes nothing");
