@@ -48,10 +48,14 @@ impl From<NodeError> for ApiError {
             NodeError::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
             NodeError::CallFailed { .. } => (S::BAD_GATEWAY, "call_failed"),
             NodeError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            NodeError::Link(_) => (S::UNPROCESSABLE_ENTITY, "link_error"),
+            NodeError::Wave(_) => (S::BAD_REQUEST, "invalid_call"),
+            NodeError::UnknownOperation { .. } => (S::NOT_FOUND, "unknown_operation"),
             NodeError::Component(c) => match c {
                 ComponentError::NotWasm | ComponentError::CoreModule | ComponentError::Invalid(_) => {
                     (S::UNPROCESSABLE_ENTITY, "invalid_component")
                 }
+                ComponentError::Link(_) => (S::UNPROCESSABLE_ENTITY, "link_error"),
                 _ => (S::UNPROCESSABLE_ENTITY, "world_mismatch"),
             },
             NodeError::Store(s) => match s {

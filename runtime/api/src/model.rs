@@ -52,11 +52,42 @@ pub struct TypeInfo {
     pub deadline_ms: u64,
     pub mailbox_bound: u64,
     pub deployed_at_ms: u64,
+    /// Functions it exports for typed RPC.
+    #[serde(default)]
+    pub operations: Vec<OperationInfo>,
+    /// Where its imported interfaces lead: `acme:bank/account=account/main`.
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+/// An exported function, callable by typed RPC.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationInfo {
+    /// `acme:bank/account@0.1.0`.
+    pub interface: String,
+    /// `deposit`.
+    pub function: String,
+    /// `func(amount: u64) -> u64`.
+    pub signature: String,
+}
+
+impl TypeInfo {
+    /// The type with its operations (when it is loaded on this node).
+    pub fn of(t: &ActorType, operations: Option<Vec<pigeon_node::pigeon_host::Operation>>) -> Self {
+        let operations = operations
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| OperationInfo { interface: o.interface, function: o.function, signature: o.signature })
+            .collect();
+        Self { operations, ..Self::from(t) }
+    }
 }
 
 impl From<&ActorType> for TypeInfo {
     fn from(t: &ActorType) -> Self {
         Self {
+            operations: Vec::new(),
+            links: pigeon_node::link_texts(&t.links),
             name: t.name.clone(),
             version: t.component_hash.clone(),
             size: t.component_size,
@@ -76,6 +107,9 @@ pub struct DeployParams {
     pub memory_bytes: Option<u64>,
     pub deadline_ms: Option<u64>,
     pub mailbox_bound: Option<u64>,
+    /// Links for the interfaces the component imports from other actors,
+    /// comma-separated: `acme:bank/account=account,acme:shop/stock=stock/main`.
+    pub links: Option<String>,
 }
 
 /// Where a send unblocks.
@@ -114,6 +148,11 @@ pub struct SendRequest {
     pub to: String,
     #[serde(flatten)]
     pub message: Outgoing,
+    /// A typed RPC call in WAVE instead of a payload:
+    /// `acme:bank/account.deposit(100)` (the interface may be shortened to
+    /// `account`, or left out when the function name is unique).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoke: Option<String>,
     /// In memory only.
     #[serde(default)]
     pub transient: bool,
@@ -145,6 +184,9 @@ pub struct SendResponse {
     /// With `wait: replied`: the handler's reply, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Body>,
+    /// With `invoke` and `wait: replied`: the function's results in WAVE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// A message as shown by inspect and the dead-letter list.
@@ -160,6 +202,9 @@ pub struct MessageView {
     pub payload: Body,
     pub failures: u32,
     pub last_error: Option<String>,
+    /// For a typed RPC call: the call in WAVE (`acme:bank/account.deposit(100)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 impl From<&Envelope> for MessageView {
@@ -185,6 +230,7 @@ impl From<&Envelope> for MessageView {
             payload: Body::of(&e.payload),
             failures: e.failures,
             last_error: e.last_error.clone(),
+            call: None,
         }
     }
 }
@@ -262,6 +308,7 @@ impl From<&DeadLetter> for DeadLetterView {
             reason: match d.reason {
                 DeadReason::Failed => "failed",
                 DeadReason::Expired => "expired",
+                DeadReason::Rejected => "rejected",
             }
             .into(),
             error: d.error.clone(),

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use pigeon_node::NodeError;
+use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, now_ms};
 use serde::Deserialize;
 
@@ -50,6 +51,11 @@ fn envelope_of(message: Outgoing) -> Result<Envelope, ApiError> {
     Ok(envelope)
 }
 
+/// A message for display, with a typed RPC call shown in WAVE.
+fn view_of(s: &AppState, envelope: &Envelope) -> MessageView {
+    MessageView { call: s.node.describe_call(envelope), ..MessageView::from(envelope) }
+}
+
 /// The payload of a request, given as text or as base64.
 fn payload_bytes(text: Option<String>, base64: Option<String>) -> Result<Vec<u8>, ApiError> {
     match (text, base64) {
@@ -75,7 +81,7 @@ pub async fn health(State(s): State<AppState>) -> Json<Health> {
 
 #[utoipa::path(get, path = "/api/v1/types", responses((status = 200, body = Vec<TypeInfo>)))]
 pub async fn list_types(State(s): State<AppState>) -> Json<Vec<TypeInfo>> {
-    Json(s.node.types().iter().map(TypeInfo::from).collect())
+    Json(s.node.types().iter().map(|t| TypeInfo::of(t, s.node.operations(&t.name))).collect())
 }
 
 /// Deploys the request body (a `.wasm` component) as type `name`.
@@ -97,8 +103,10 @@ pub async fn deploy(
         mailbox_bound: params.mailbox_bound.unwrap_or(defaults.mailbox_bound),
         ..defaults
     };
-    let ty = s.node.deploy(&name, bytes.to_vec(), limits).await?;
-    Ok(Json(TypeInfo::from(&ty)))
+    let links = params.links.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|l| !l.is_empty());
+    let links = links.map(parse_link).collect::<Result<Vec<_>, _>>().map_err(NodeError::from)?;
+    let ty = s.node.deploy(&name, bytes.to_vec(), limits, links).await?;
+    Ok(Json(TypeInfo::of(&ty, s.node.operations(&name))))
 }
 
 #[utoipa::path(delete, path = "/api/v1/types/{name}", params(("name" = String, Path)),
@@ -117,7 +125,21 @@ pub async fn send(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Json<SendResponse>, ApiError> {
     let request = json_body(body)?;
-    let mut envelope = envelope_of(request.message)?;
+    let mut invoke = None;
+    let mut envelope = match &request.invoke {
+        None => envelope_of(request.message)?,
+        Some(_) if request.message.payload.is_some() || request.message.payload_base64.is_some() => {
+            return Err(ApiError::bad_request("bad_request", "give `invoke` or a payload, not both"));
+        }
+        Some(call) => {
+            let built = s.node.invocation(&request.to, call)?;
+            let mut envelope = built.envelope.clone();
+            envelope.priority = request.message.priority.unwrap_or(envelope.priority);
+            envelope.headers = request.message.headers.into_iter().collect();
+            invoke = Some(built);
+            envelope
+        }
+    };
     envelope.to = request.to;
     if request.transient {
         envelope.delivery = Delivery::Transient;
@@ -130,15 +152,20 @@ pub async fn send(
     match request.wait {
         Wait::Accepted => {
             let sent = s.node.send(envelope).await?;
-            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None }))
+            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None, result: None }))
         }
         Wait::Delivered => {
             let sent = s.node.send_delivered(envelope, timeout).await?;
-            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None }))
+            Ok(Json(SendResponse { id, duplicate: sent.duplicate, reply: None, result: None }))
         }
         Wait::Replied => {
             let reply = s.node.request(envelope.with_kind(MessageKind::Call), timeout).await?;
-            Ok(Json(SendResponse { id, duplicate: false, reply: reply.as_deref().map(Body::of) }))
+            let result = match &invoke {
+                Some(invoke) => Some(invoke.result_text(reply.as_deref().unwrap_or_default())?),
+                None => None,
+            };
+            let reply = if invoke.is_some() { None } else { reply.as_deref().map(Body::of) };
+            Ok(Json(SendResponse { id, duplicate: false, reply, result }))
         }
     }
 }
@@ -180,7 +207,7 @@ pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> 
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
         in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
-        mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(MessageView::from).collect(),
+        mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e)).collect(),
         state: state.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
         dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(DeadLetterView::from).collect(),
     }))

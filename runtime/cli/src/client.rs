@@ -76,3 +76,14 @@ async fn decode<T: DeserializeOwned>(response: Response) -> anyhow::Result<T> {
         Err(_) => Err(anyhow!("the node answered {status}: {}", String::from_utf8_lossy(&bytes).trim())),
     }
 }
+
+/// Percent-encodes a query parameter value.
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

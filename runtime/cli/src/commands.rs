@@ -13,12 +13,13 @@ use crate::client::Client;
 use crate::table;
 use crate::{Selection, SendArgs, WaitLevel};
 
-/// Limits given to `pigeon deploy`.
-pub struct DeployLimits {
+/// Limits and links given to `pigeon deploy`.
+pub struct DeployOptions {
     pub max_attempts: Option<u32>,
     pub memory: Option<u64>,
     pub deadline: Option<Duration>,
     pub mailbox_bound: Option<u64>,
+    pub links: Vec<String>,
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -31,7 +32,7 @@ fn show(body: &Body) -> String {
     body.text.clone().unwrap_or_else(|| format!("<{} bytes>", body.size))
 }
 
-pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployLimits, json: bool) -> anyhow::Result<()> {
+pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOptions, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut query = vec![];
     if let Some(n) = limits.max_attempts {
@@ -46,6 +47,9 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployLimi
     if let Some(b) = limits.mailbox_bound {
         query.push(format!("mailbox_bound={b}"));
     }
+    if !limits.links.is_empty() {
+        query.push(format!("links={}", crate::client::encode_query(&limits.links.join(","))));
+    }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));
     spinner.enable_steady_tick(Duration::from_millis(100));
@@ -57,6 +61,53 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployLimi
         return print_json(&ty);
     }
     println!("deployed {} (version {}, {} KiB)", ty.name, &ty.version[..12.min(ty.version.len())], ty.size / 1024);
+    print!("{}", type_rpc(&ty));
+    Ok(())
+}
+
+/// The operations and links of a type, one per line, indented.
+fn type_rpc(ty: &TypeInfo) -> String {
+    let mut text = String::new();
+    for op in &ty.operations {
+        text.push_str(&format!("  exports {}.{}: {}\n", op.interface, op.function, op.signature));
+    }
+    for link in &ty.links {
+        text.push_str(&format!("  links   {link}\n"));
+    }
+    text
+}
+
+/// Whether a `call` payload is written as a typed call, `NAME(ARGS)`: a
+/// name of interface characters right before the first `(`. (A payload
+/// that starts so but is not a valid call gets the parser's error rather
+/// than being sent as bytes; `--raw` sends it as bytes.)
+pub fn looks_like_call(payload: &str) -> bool {
+    let Some((name, _)) = payload.trim().split_once('(') else { return false };
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-:/@.".contains(c))
+}
+
+/// `pigeon call ADDR 'iface.func(args)'`: a typed RPC call.
+pub async fn invoke(client: &Client, args: SendArgs, timeout: Duration, json: bool) -> anyhow::Result<()> {
+    let request = SendRequest {
+        to: args.address,
+        invoke: args.payload,
+        message: Outgoing {
+            priority: Some(args.priority),
+            headers: args.headers.into_iter().collect(),
+            ..Default::default()
+        },
+        transient: args.transient,
+        ttl_ms: args.ttl.map(|d| d.as_millis() as u64),
+        dedup_key: args.dedup_key,
+        wait: Wait::Replied,
+        timeout_ms: Some(timeout.as_millis() as u64),
+        ..Default::default()
+    };
+    let answer: SendResponse = client.post("/messages", &request).await?;
+    if json {
+        return print_json(&answer);
+    }
+    println!("{}", answer.result.as_deref().unwrap_or("()"));
     Ok(())
 }
 
@@ -80,6 +131,7 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
     };
     let request = SendRequest {
         to: args.address,
+        invoke: None,
         message: Outgoing {
             payload,
             payload_base64,
@@ -130,6 +182,9 @@ pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     print!("{}", table::render(&["TYPE", "VERSION", "SIZE", "ATTEMPTS", "MEMORY", "DEADLINE"], &rows));
+    for ty in types.iter().filter(|t| !t.operations.is_empty() || !t.links.is_empty()) {
+        print!("\n{}\n{}", ty.name, type_rpc(ty));
+    }
     println!();
     let rows: Vec<Vec<String>> = actors
         .iter()
@@ -162,6 +217,11 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     }
     let a = &detail.info;
     println!("{}", a.address);
+    let ty = a.address.split('/').next().unwrap_or_default();
+    let types: Vec<TypeInfo> = client.get("/types").await?;
+    if let Some(ty) = types.iter().find(|t| t.name == ty) {
+        print!("{}", type_rpc(ty));
+    }
     println!("  pending    {} ({})", a.pending, by_priority(&a.depths));
     println!("  processed  {}", a.processed);
     println!("  failed     {} (dead-lettered {})", a.failed, a.dead_lettered);
@@ -177,7 +237,10 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     let rows: Vec<Vec<String>> = detail
         .mailbox
         .iter()
-        .map(|m| vec![m.id.clone(), m.priority.to_string(), m.failures.to_string(), show(&m.payload)])
+        .map(|m| {
+            let payload = m.call.clone().unwrap_or_else(|| show(&m.payload));
+            vec![m.id.clone(), m.priority.to_string(), m.failures.to_string(), payload]
+        })
         .collect();
     print!("{}", table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows));
     println!("\nSTATE ({} keys)", detail.state.len());

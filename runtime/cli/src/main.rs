@@ -34,6 +34,8 @@ const EXAMPLES: &str = "Examples:
   pigeon deploy counter.wasm --name counter         deploy a component
   pigeon send counter/alice inc                     send a message
   pigeon call counter/alice get                     send and wait for the reply
+  pigeon deploy transfer.wasm --name transfer --link acme:bank/account=account
+  pigeon call account/alice 'account.deposit(100)'  typed RPC call, arguments in WAVE
   pigeon inspect counter/alice                      mailbox, state and errors of one actor
   pigeon subscribe orders shop/eu --filter \"amount > 100\"
   pigeon publish orders hello -H amount=250           fan out to matching subscribers
@@ -95,15 +97,32 @@ enum Command {
         /// Pending messages a mailbox accepts before refusing sends.
         #[arg(long)]
         mailbox_bound: Option<u64>,
+        /// Which actor type serves an interface the component imports
+        /// (repeatable): `acme:bank/account=account` (the turn picks the key
+        /// with `rpc.set-target`) or `acme:bank/account=account/main` (calls
+        /// go to `account/main` unless the turn picks another).
+        #[arg(long = "link", value_name = "INTERFACE=TYPE[/KEY]")]
+        links: Vec<String>,
     },
     /// Removes an actor type; its mailboxes and state are kept.
     Undeploy { name: String },
     /// Sends a message to an actor; prints its id once it is accepted.
     Send(SendArgs),
     /// Sends a message and waits for the actor's reply; prints the reply.
+    ///
+    /// A payload written as a function call, `INTERFACE.FUNCTION(ARGS)`, is
+    /// a typed RPC call of a function the actor's type exports: the
+    /// arguments are WAVE values checked against its signature
+    /// (`pigeon ls` lists them), and the result is printed as WAVE:
+    ///
+    ///     pigeon call account/alice 'acme:bank/account.withdraw(30)'
+    ///     pigeon call account/alice 'account.balance()'
     Call {
         #[command(flatten)]
         send: SendArgs,
+        /// Send the payload as plain bytes even if it looks like a call.
+        #[arg(long)]
+        raw: bool,
         /// How long to wait for the reply.
         #[arg(long, default_value = "30s", value_parser = units::parse_duration)]
         timeout: Duration,
@@ -229,13 +248,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
         Command::Up { listen, demo, dedup_window } => up::up(&g.data, listen, demo, dedup_window).await,
-        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound } => {
-            let limits = commands::DeployLimits { max_attempts, memory, deadline, mailbox_bound };
+        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links } => {
+            let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links };
             commands::deploy(&client(), &file, &name, limits, g.json).await
         }
         Command::Undeploy { name } => commands::undeploy(&client(), &name).await,
         Command::Send(args) => commands::send(&client(), args, None, g.json).await,
-        Command::Call { send, timeout } => commands::send(&client(), send, Some(timeout), g.json).await,
+        Command::Call { send, timeout, raw } => {
+            let invoke = !raw && !send.stdin && send.payload.as_deref().is_some_and(commands::looks_like_call);
+            if invoke {
+                commands::invoke(&client(), send, timeout, g.json).await
+            } else {
+                commands::send(&client(), send, Some(timeout), g.json).await
+            }
+        }
         Command::Ls => commands::ls(&client(), g.json).await,
         Command::Inspect { address } => commands::inspect(&client(), &address, g.json).await,
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{Envelope, TypeLimits};
 use pigeon_node::{Node, NodeConfig};
 
@@ -45,9 +46,15 @@ async fn run_demo(node: &Node) -> anyhow::Result<()> {
     use pigeon_test_artifacts as guests;
     let examples =
         [("counter", guests::COUNTER_WASM), ("forwarder", guests::FORWARDER_WASM), ("faulty", guests::FAULTY_WASM)];
-    for (name, bytes) in examples {
+    let bank = [
+        ("account", guests::BANK_ACCOUNT_WASM, None),
+        ("transfer", guests::BANK_TRANSFER_WASM, Some("acme:bank/account=account")),
+    ];
+    let examples = examples.into_iter().map(|(name, bytes)| (name, bytes, None)).chain(bank);
+    for (name, bytes, link) in examples {
         let limits = TypeLimits { max_attempts: 3, deadline_ms: 2_000, ..TypeLimits::default() };
-        let ty = node.deploy(name, bytes.to_vec(), limits).await?;
+        let links = link.map(parse_link).transpose()?.into_iter().collect();
+        let ty = node.deploy(name, bytes.to_vec(), limits, links).await?;
         tracing::info!(name, version = &ty.component_hash[..12], "deployed example actor");
     }
     let reply = node.call("counter/demo", b"inc".to_vec(), Duration::from_secs(10)).await?;
@@ -57,6 +64,15 @@ async fn run_demo(node: &Node) -> anyhow::Result<()> {
     node.send(forward).await?;
     node.send(Envelope::new("faulty/demo", b"trap".to_vec())).await?;
     tracing::info!("sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (retried, then dead-lettered)");
+    for call in ["account.deposit(100)", "account.withdraw(30)"] {
+        let invoke = node.invocation("account/alice", call)?;
+        let reply = node.request(invoke.envelope.clone(), Duration::from_secs(10)).await?;
+        tracing::info!(call, result = invoke.result_text(&reply.unwrap_or_default())?, "account/alice answered");
+    }
+    let transfer = Envelope::new("transfer/demo", b"demo-1 alice bob 20".to_vec());
+    let reply =
+        node.request(transfer.with_kind(pigeon_node::pigeon_store::MessageKind::Call), Duration::from_secs(10)).await?;
+    tracing::info!(outcome = %String::from_utf8_lossy(&reply.unwrap_or_default()), "transfer/demo moved 20 from account/alice to account/bob");
     Ok(())
 }
 

@@ -17,18 +17,19 @@
 //! returned an error may hold in-memory state that no longer matches its
 //! durable state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pigeon_store::{Envelope, TopicEffect};
-use wasmtime::component::ResourceTable;
+use pigeon_store::{Envelope, Link, MessageKind, TopicEffect};
+use wasmtime::component::{Instance, ResourceTable, Val};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::Actor;
 use crate::bindings::pigeon::actor::types as wit;
 use crate::output::GuestOutput;
+use crate::rpc::{RpcSurface, codec};
 use crate::{ActivationError, ActorComponent, ActorEnv, Host, TurnError};
 
 /// Per-activation limits, from the actor type.
@@ -85,6 +86,8 @@ pub(crate) struct TurnBuffer {
     pub(crate) topics: Vec<TopicEffect>,
     /// Delayed messages to cancel when the turn commits.
     pub(crate) cancels: Vec<ulid::Ulid>,
+    /// RPC targets chosen in this turn, by imported interface.
+    pub(crate) targets: HashMap<String, String>,
 }
 
 impl TurnBuffer {
@@ -98,6 +101,7 @@ impl TurnBuffer {
             calls: 0,
             topics: Vec::new(),
             cancels: Vec::new(),
+            targets: HashMap::new(),
         }
     }
 }
@@ -106,6 +110,8 @@ impl TurnBuffer {
 pub struct ActorData {
     pub(crate) address: String,
     pub(crate) env: Arc<dyn ActorEnv>,
+    /// Where the component's imported interfaces lead.
+    pub(crate) links: Arc<[Link]>,
     pub(crate) turn: Option<TurnBuffer>,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -153,6 +159,9 @@ impl ResourceLimiter for MemoryLimiter {
 pub struct Activation {
     store: Store<ActorData>,
     actor: Actor,
+    /// The same instance, untyped: exported RPC functions are looked up in it.
+    instance: Instance,
+    rpc: Arc<RpcSurface>,
     limits: ActivationLimits,
 }
 
@@ -176,6 +185,7 @@ impl Activation {
         let data = ActorData {
             address: address.to_string(),
             env,
+            links: component.links.clone(),
             turn: None,
             wasi,
             table: ResourceTable::new(),
@@ -199,7 +209,12 @@ impl Activation {
             Ok(UpdateDeadline::Yield(1))
         });
         store.set_epoch_deadline(1);
-        let actor = component.pre.instantiate_async(&mut store).await.map_err(|e| {
+        let instantiated = async {
+            let instance = component.pre.instance_pre().instantiate_async(&mut store).await?;
+            let actor = component.indices.load(&mut store, &instance)?;
+            Ok::<_, wasmtime::Error>((instance, actor))
+        };
+        let (instance, actor) = instantiated.await.map_err(|e| {
             let reason = match store.data().limiter.exceeded {
                 Some(asked) => format!(
                     "its initial memory ({asked} bytes) is over the limit of {} bytes: raise the type's memory limit",
@@ -209,7 +224,7 @@ impl Activation {
             };
             ActivationError::Instantiate { actor: address.to_string(), reason }
         })?;
-        Ok(Self { store, actor, limits })
+        Ok(Self { store, actor, instance, rpc: component.rpc.clone(), limits })
     }
 
     /// Runs one turn: hands `message` to the handler and returns what it did.
@@ -222,8 +237,16 @@ impl Activation {
         data.stderr.clear();
         self.store.set_epoch_deadline(1);
 
-        let envelope = to_wit(message);
-        let result = self.actor.pigeon_actor_handler().call_handle(&mut self.store, &envelope).await;
+        let result = match (&message.operation, message.kind) {
+            (Some(operation), MessageKind::Call) => match self.invoke(operation, &message.payload).await {
+                Ok(result) => result.map(|reply| Ok(Some(reply))),
+                Err(rejected) => return TurnOutcome::Failed(rejected),
+            },
+            _ => {
+                let envelope = to_wit(message);
+                self.actor.pigeon_actor_handler().call_handle(&mut self.store, &envelope).await
+            }
+        };
         let data = self.store.data_mut();
         let buffer = data.turn.take();
         match result {
@@ -244,6 +267,31 @@ impl Activation {
         }
     }
 
+    /// Runs the exported function an RPC call names with its decoded
+    /// arguments; the reply is its encoded results. A call this type can
+    /// never serve is rejected (`Err`); a trap is the inner `Err`.
+    async fn invoke(&mut self, operation: &str, payload: &[u8]) -> Result<wasmtime::Result<Vec<u8>>, TurnError> {
+        let Some(op) = self.rpc.operation(operation).cloned() else {
+            let exported = self.rpc.exported_interfaces();
+            return Err(TurnError::Rejected(format!(
+                "this actor type does not export `{}` (it exports: {})",
+                operation.replace('#', "."),
+                if exported.is_empty() { "no interface".to_string() } else { exported.join(", ") }
+            )));
+        };
+        let params = codec::decode(op.param_types(), payload)
+            .map_err(|e| TurnError::Rejected(format!("the arguments of `{}` do not decode: {e}", op.function)))?;
+        let Some(func) = self.instance.get_func(&mut self.store, op.index) else {
+            return Err(TurnError::Rejected(format!("`{}` is not a function of this instance", op.function)));
+        };
+        let mut results = vec![Val::Bool(false); op.func.results().len()];
+        Ok(async {
+            func.call_async(&mut self.store, &params, &mut results).await?;
+            codec::encode(op.func.results(), &results).map_err(wasmtime::Error::msg)
+        }
+        .await)
+    }
+
     /// Names the cause of a trap: deadline, memory, or the guest itself.
     fn classify(&self, trap: wasmtime::Error) -> TurnError {
         let data = self.store.data();
@@ -255,6 +303,9 @@ impl Activation {
         }
         if let Some(host) = trap.downcast_ref::<crate::imports::HostFailure>() {
             return TurnError::Host(host.0.clone());
+        }
+        if let Some(rpc) = trap.downcast_ref::<crate::rpc::stub::RpcFailure>() {
+            return TurnError::Rpc(rpc.0.clone());
         }
         // The trap's cause, without the wasm backtrace (it names only
         // function indices), and what the guest printed: a Rust guest's

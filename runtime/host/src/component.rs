@@ -3,8 +3,9 @@
 //! Deploying checks, in order, and stops at the first problem with an error
 //! that names it: the bytes are wasm; they are a component, not a core module;
 //! wasmtime accepts them; the component exports `pigeon:actor/handler`; every
-//! import is something this host provides (all missing ones are listed);
-//! the imports' types fit the host's (the linker's verdict).
+//! import is something this host provides (all missing ones are listed) or
+//! an interface of another actor (typed RPC, see [`crate::rpc`]); the
+//! imports' types fit the host's (the linker's verdict).
 //!
 //! Compilation is the slow part (milliseconds for a Rust guest, seconds for a
 //! Python one), so compiled code is cached on disk, keyed by the SHA-256 of
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
 use crate::ComponentError;
 
@@ -25,7 +27,7 @@ use crate::ComponentError;
 pub const HANDLER_EXPORT: &str = "pigeon:actor/handler@0.1.0";
 
 /// Interfaces of the `pigeon:actor` package this host implements.
-const PIGEON_INTERFACES: &[&str] = &["types", "messaging", "topics", "state", "logging"];
+const PIGEON_INTERFACES: &[&str] = &["types", "messaging", "topics", "state", "logging", "rpc"];
 
 /// WASI 0.2 interfaces linked into every actor, without capabilities: no
 /// preopened directories, no network addresses, an empty environment.
@@ -95,8 +97,16 @@ pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), 
     let ty = component.component_type();
     // Imports first: a component built for another world is better told
     // what it needs that is missing than that it lacks our export.
-    let missing: Vec<String> =
-        ty.imports(engine).map(|(name, _)| name).filter(|n| !provided(n)).map(str::to_string).collect();
+    // Interfaces outside the host's namespaces are other actors' to serve
+    // (typed RPC, checked against the links); everything else must be ours.
+    let missing: Vec<String> = ty
+        .imports(engine)
+        .filter(|(name, item)| {
+            let rpc = !crate::rpc::host_namespace(name) && matches!(item.ty, ComponentItem::ComponentInstance(_));
+            !provided(name) && !rpc
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(ComponentError::UnsatisfiedImports { missing });
     }

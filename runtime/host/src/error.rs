@@ -32,6 +32,12 @@ pub enum ComponentError {
         .missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
     )]
     UnsatisfiedImports { missing: Vec<String> },
+    /// An exported or imported function cannot be called across actors.
+    #[error("`{item}` cannot be called across actors: it uses {what}")]
+    Unsendable { item: String, what: String },
+    /// The component's RPC imports and its links do not agree.
+    #[error(transparent)]
+    Link(#[from] crate::rpc::LinkError),
     /// The imports have the right names but the wrong types.
     #[error("the component does not fit the `pigeon:actor` world: {0}")]
     WorldMismatch(String),
@@ -67,4 +73,12 @@ pub enum TurnError {
     /// The host failed (store I/O) while the guest ran.
     #[error("host failure during the turn: {0}")]
     Host(String),
+    /// A typed RPC call made by the turn brought no reply.
+    #[error("RPC call failed: {0}")]
+    Rpc(String),
+    /// The message can never be handled by this actor type (an RPC call of
+    /// a function it does not export, or undecodable arguments): it goes to
+    /// the dead letters without retries.
+    #[error("call rejected: {0}")]
+    Rejected(String),
 }

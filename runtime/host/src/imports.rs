@@ -34,7 +34,7 @@ fn fail(text: impl Into<String>) -> wasmtime::Error {
 }
 
 impl ActorData {
-    fn buffer(&mut self) -> wasmtime::Result<&mut TurnBuffer> {
+    pub(crate) fn buffer(&mut self) -> wasmtime::Result<&mut TurnBuffer> {
         self.turn.as_mut().ok_or_else(|| fail("the actor used a host import outside of a turn (e.g. at start-up)"))
     }
 
@@ -54,6 +54,48 @@ impl ActorData {
 fn call_id(message: ulid::Ulid, index: u32) -> ulid::Ulid {
     let mixed = (u128::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
     ulid::Ulid(message.0 ^ mixed.rotate_left(17))
+}
+
+/// A call ready to go, or why it must not.
+pub(crate) enum PreparedCall {
+    Ready(ReadyCall),
+    /// The callee is already on the call chain (shown `a → b → a`).
+    Deadlock(String),
+}
+
+pub(crate) struct ReadyCall {
+    pub(crate) envelope: Envelope,
+    pub(crate) timeout: std::time::Duration,
+}
+
+impl ActorData {
+    /// Builds the call message for call number N of this turn: its
+    /// deterministic id, the extended call chain, and its timeout (the
+    /// caller's, capped by the rest of the turn's deadline).
+    pub(crate) fn prepare_call(
+        &mut self,
+        to: &str,
+        payload: Vec<u8>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<PreparedCall> {
+        let address = self.address.clone();
+        let buffer = self.buffer()?;
+        let mut chain = buffer.chain.clone();
+        chain.push(address.clone());
+        if chain.iter().any(|a| a == to) {
+            chain.push(to.to_string());
+            return Ok(PreparedCall::Deadlock(chain.join(" → ")));
+        }
+        let id = call_id(buffer.message_id, buffer.calls);
+        buffer.calls += 1;
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout = timeout_ms.map_or(left, std::time::Duration::from_millis).min(left);
+        let mut envelope = Envelope::new(to, payload).with_kind(MessageKind::Call);
+        envelope.id = id;
+        envelope.from = Some(address);
+        envelope.call_chain = chain;
+        Ok(PreparedCall::Ready(ReadyCall { envelope, timeout }))
+    }
 }
 
 impl types::Host for ActorData {}
@@ -111,23 +153,11 @@ impl messaging::Host for ActorData {
         if let Err(e) = ActorAddr::parse(&to) {
             return Ok(Err(CallError::Refused(SendError::InvalidAddress(e.to_string()))));
         }
-        let address = self.address.clone();
-        let buffer = self.buffer()?;
-        let mut chain = buffer.chain.clone();
-        chain.push(address.clone());
-        if chain.contains(&to) {
-            chain.push(to);
-            return Ok(Err(CallError::Deadlock(chain.join(" → "))));
-        }
-        let id = call_id(buffer.message_id, buffer.calls);
-        buffer.calls += 1;
-        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
-        let timeout = timeout_ms.map_or(left, std::time::Duration::from_millis).min(left);
-        let mut call = Envelope::new(to, payload).with_kind(MessageKind::Call);
-        call.id = id;
-        call.from = Some(address);
-        call.call_chain = chain;
-        match self.env.call(call, timeout).await {
+        let call = match self.prepare_call(&to, payload, timeout_ms)? {
+            PreparedCall::Ready(call) => call,
+            PreparedCall::Deadlock(chain) => return Ok(Err(CallError::Deadlock(chain))),
+        };
+        match self.env.call(call.envelope, call.timeout).await {
             Ok(reply) => Ok(Ok(reply)),
             Err(CallFailure::Timeout) => Ok(Err(CallError::Timeout)),
             Err(CallFailure::Failed(error)) => Ok(Err(CallError::Failed(error))),

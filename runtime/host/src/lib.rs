@@ -18,13 +18,14 @@ mod component;
 mod error;
 mod imports;
 mod output;
+pub mod rpc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pigeon_store::{Delivery, Envelope};
+use pigeon_store::{Delivery, Envelope, Link};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -32,6 +33,7 @@ pub use activation::{Activation, ActivationLimits, ActorData, TurnEffects, TurnO
 pub use component::{HANDLER_EXPORT, content_hash};
 pub use error::{ActivationError, ComponentError, TurnError};
 pub use imports::MAX_TURN_BYTES;
+pub use rpc::{LinkError, Operation, RpcImport, RpcSurface};
 
 /// Largest message payload accepted, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -108,17 +110,31 @@ impl Default for HostConfig {
     }
 }
 
-/// A component validated against the `actor` world and ready to instantiate.
+/// A component validated against the `actor` world, linked, and ready to
+/// instantiate.
 #[derive(Clone)]
 pub struct ActorComponent {
     pre: bindings::ActorPre<ActorData>,
+    indices: bindings::ActorIndices,
     hash: String,
+    rpc: Arc<RpcSurface>,
+    links: Arc<[Link]>,
 }
 
 impl ActorComponent {
     /// SHA-256 of the component bytes (hex).
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// Its exported operations and the interfaces it imports from actors.
+    pub fn rpc(&self) -> &RpcSurface {
+        &self.rpc
+    }
+
+    /// Its links, with interfaces named as the component imports them.
+    pub fn links(&self) -> &[Link] {
+        &self.links
     }
 }
 
@@ -164,20 +180,30 @@ impl Host {
         &self.inner.config
     }
 
-    /// Validates and compiles a component (through the compile cache).
-    /// Blocking: call it off the async executor for large components.
-    pub fn load(&self, bytes: &[u8]) -> Result<ActorComponent, ComponentError> {
+    /// Validates and compiles a component (through the compile cache), and
+    /// links its RPC imports with `links` (every import needs one; whether
+    /// the targets export them is the caller's check, see
+    /// [`RpcSurface::check_target`]). Blocking: call it off the async
+    /// executor for large components.
+    pub fn load(&self, bytes: &[u8], links: &[Link]) -> Result<ActorComponent, ComponentError> {
         component::check_header(bytes)?;
         let hash = content_hash(bytes);
         let compiled = component::compile(&self.inner.engine, bytes, &hash, self.inner.config.cache_dir.as_deref())?;
         component::check_world(&self.inner.engine, &compiled)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
-        let pre = bindings::ActorPre::new(pre).map_err(|e| ComponentError::WorldMismatch(format!("{e:#}")))?;
-        Ok(ActorComponent { pre, hash })
+        let surface = RpcSurface::of(&self.inner.engine, &compiled)?;
+        let links: Arc<[Link]> = surface.resolve_links(links)?.into();
+        let mismatch = |e: wasmtime::Error| ComponentError::WorldMismatch(format!("{e:#}"));
+        let pre = if surface.imports.is_empty() {
+            self.inner.linker.instantiate_pre(&compiled)
+        } else {
+            let mut linker = self.inner.linker.clone();
+            rpc::stub::install(&mut linker, &surface.imports).map_err(mismatch)?;
+            linker.instantiate_pre(&compiled)
+        }
+        .map_err(mismatch)?;
+        let indices = bindings::ActorIndices::new(&pre).map_err(mismatch)?;
+        let pre = bindings::ActorPre::new(pre).map_err(mismatch)?;
+        Ok(ActorComponent { pre, indices, hash, rpc: Arc::new(surface), links })
     }
 
     /// Creates a live instance of `component` for the actor at `address`.

@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use pigeon_host::ComponentError;
+use pigeon_host::rpc::{LinkError, WaveError};
 use pigeon_store::{AddressError, StoreError};
 
 /// Why a node operation failed.
@@ -14,6 +15,15 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Component(#[from] ComponentError),
+    /// Links between types do not hold.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// An RPC call written in WAVE is not valid.
+    #[error(transparent)]
+    Wave(#[from] WaveError),
+    /// The type exports no such function.
+    #[error("actor type `{ty}` has no operation `{name}` (its operations: {})", if .available.is_empty() { "none: it exports no interface".to_string() } else { .available.join(", ") })]
+    UnknownOperation { ty: String, name: String, available: Vec<String> },
     /// The actor type name is not valid.
     #[error("invalid type name: {0}")]
     TypeName(String),

@@ -19,6 +19,7 @@ mod env;
 mod error;
 mod events;
 mod registry;
+mod rpc;
 mod scheduler;
 mod timers;
 mod turn;
@@ -31,8 +32,8 @@ use std::time::Duration;
 
 use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, MAX_PRIORITY, MessageKind, Store, StoreError,
-    StoreOptions, TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind, Store,
+    StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -41,6 +42,7 @@ pub use error::NodeError;
 pub use events::NodeEvent;
 pub use pigeon_host;
 pub use pigeon_store;
+pub use rpc::{Invoke, link_texts};
 
 use env::StoreEnv;
 use registry::Registry;
@@ -140,8 +142,8 @@ impl Node {
                 table: "components",
                 reason: format!("component of `{}` is missing", record.name),
             })?;
-            let loader = host.clone();
-            let component = tokio::task::spawn_blocking(move || loader.load(&bytes))
+            let (loader, links) = (host.clone(), record.links.clone());
+            let component = tokio::task::spawn_blocking(move || loader.load(&bytes, &links))
                 .await
                 .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
             registry.insert(record, component);
@@ -226,8 +228,17 @@ impl Node {
     }
 
     /// Deploys `bytes` as the actor type `name` (replacing any previous
-    /// version: live actors switch at their next turn).
-    pub async fn deploy(&self, name: &str, bytes: Vec<u8>, limits: TypeLimits) -> Result<ActorType, NodeError> {
+    /// version: live actors switch at their next turn). `links` say which
+    /// types serve the interfaces the component imports from actors; each
+    /// target must be deployed and export them with the same signatures,
+    /// and a redeploy must keep serving the types that link to `name`.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        limits: TypeLimits,
+        links: Vec<Link>,
+    ) -> Result<ActorType, NodeError> {
         validate_type_name(name).map_err(NodeError::TypeName)?;
         let max_memory = self.inner.host.config().max_memory_bytes;
         if limits.memory_bytes > max_memory {
@@ -240,16 +251,19 @@ impl Node {
             return Err(NodeError::Limits("max-attempts, deadline and mailbox bound must be above zero".into()));
         }
         let host = self.inner.host.clone();
-        let (component, bytes) = tokio::task::spawn_blocking(move || (host.load(&bytes), bytes))
+        let (component, bytes) = tokio::task::spawn_blocking(move || (host.load(&bytes, &links), bytes))
             .await
             .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))?;
         let component = component?;
+        self.inner.check_links(name, &component)?;
+        self.inner.check_dependents(name, Some(component.rpc()))?;
         let record = ActorType {
             name: name.to_string(),
             component_hash: component.hash().to_string(),
             component_size: bytes.len() as u64,
             limits,
             deployed_at_ms: now_ms(),
+            links: component.links().to_vec(),
         };
         self.inner.store.put_type(&record, &bytes)?;
         self.inner.registry.insert(record.clone(), component);
@@ -260,6 +274,9 @@ impl Node {
     /// Removes the type `name`. Its mailboxes and state are kept, and its
     /// actors resume if it is deployed again.
     pub async fn undeploy(&self, name: &str) -> Result<(), NodeError> {
+        if self.inner.registry.get(name).is_some() {
+            self.inner.check_dependents(name, None)?;
+        }
         if !self.inner.store.remove_type(name)? {
             return Err(NodeError::UnknownType(name.to_string()));
         }

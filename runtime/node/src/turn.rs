@@ -207,7 +207,8 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
         }
         TurnOutcome::Failed(error) => {
             *live = None;
-            record_failure(node, actor, ty, taken, envelope, error.to_string(), None).await;
+            let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
+            record_failure(node, actor, ty, taken, envelope, error.to_string(), forced).await;
         }
     }
 }

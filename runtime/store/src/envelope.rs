@@ -14,7 +14,9 @@ pub const MAX_PRIORITY: u8 = 9;
 /// The priority of a message that does not say.
 pub const DEFAULT_PRIORITY: u8 = 4;
 
-const FORMAT_V1: u8 = 1;
+/// Format 2 added the RPC operation of a message and the links of a type;
+/// format 1 was only ever written by development builds.
+const FORMAT: u8 = 2;
 
 /// What a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,10 @@ pub struct Envelope {
     pub call_chain: Vec<String>,
     /// The error of the last failed turn.
     pub last_error: Option<String>,
+    /// For a typed RPC call: the exported function it invokes,
+    /// `interface#function` (e.g. `acme:bank/account@0.1.0#deposit`); the
+    /// payload is then the arguments in Pigeon's value encoding.
+    pub operation: Option<String>,
 }
 
 impl Envelope {
@@ -85,6 +91,7 @@ impl Envelope {
             dedup_key: None,
             call_chain: Vec::new(),
             last_error: None,
+            operation: None,
         }
     }
 
@@ -127,7 +134,7 @@ impl Envelope {
 
 /// Encodes any serde record with the same versioned framing.
 pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+    let mut out = vec![FORMAT];
     out.extend(postcard::to_stdvec(value).unwrap_or_default());
     out
 }
@@ -135,9 +142,15 @@ pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a record written by [`encode_record`].
 pub(crate) fn decode_record<T: for<'de> Deserialize<'de>>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => {
+        Some((&FORMAT, rest)) => {
             postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt { table, reason: e.to_string() })
         }
+        Some((1, _)) => Err(StoreError::Corrupt {
+            table,
+            reason:
+                "record format 1 was written by a development build of Pigeon: start this node on a new data directory"
+                    .into(),
+        }),
         Some((v, _)) => Err(StoreError::Corrupt {
             table,
             reason: format!("unknown record format {v} (written by a newer Pigeon?)"),

@@ -35,7 +35,7 @@ pub use commit::{CommitListener, CommitStats, Disposition, TopicEffect, TurnComm
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
-    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, Enqueued, MessageKey, StoreOptions,
+    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey, StoreOptions,
     TypeLimits, WasiGrant,
 };
 pub use time::now_ms;

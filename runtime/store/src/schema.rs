@@ -133,6 +133,21 @@ pub struct ActorType {
     pub limits: TypeLimits,
     /// When it was deployed (ms since the Unix epoch).
     pub deployed_at_ms: u64,
+    /// How its imported RPC interfaces reach other actor types.
+    pub links: Vec<Link>,
+}
+
+/// A link: the actor type that serves an interface a component imports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The imported interface, as the component names it
+    /// (`acme:bank/account@0.1.0`).
+    pub interface: String,
+    /// The actor type that exports it.
+    pub target_type: String,
+    /// The key called when the turn does not choose one
+    /// (`main` for a link written `account/main`).
+    pub default_key: Option<String>,
 }
 
 /// Why a message was dead-lettered.
@@ -142,6 +157,9 @@ pub enum DeadReason {
     Failed,
     /// Its time to live ran out before it was handled.
     Expired,
+    /// It can never be handled (an RPC call of a function the actor does
+    /// not export, or arguments that do not decode): retrying cannot help.
+    Rejected,
 }
 
 /// A message that will not be delivered again unless replayed.

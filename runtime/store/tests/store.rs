@@ -22,6 +22,7 @@ fn deploy(store: &Store, name: &str, limits: TypeLimits) {
         component_size: 1,
         limits,
         deployed_at_ms: now_ms(),
+        links: Vec::new(),
     };
     store.put_type(&ty, b"component").unwrap();
 }
