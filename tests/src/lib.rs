@@ -82,7 +82,7 @@ impl TestNode {
 
     /// Deploys a guest built by the artifacts crate.
     pub async fn deploy(&self, name: &str, wasm: &str, limits: TypeLimits) -> ActorType {
-        self.node.deploy(name, artifacts::read(wasm), limits).await.expect("deploy")
+        self.node.deploy(name, artifacts::read(wasm), limits, Vec::new()).await.expect("deploy")
     }
 }
 

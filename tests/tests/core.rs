@@ -220,7 +220,7 @@ async fn bad_components_are_refused_with_the_reason() {
     let t = TestNode::start().await;
     let deploy = |bytes: Vec<u8>| {
         let node = t.node.clone();
-        async move { node.deploy("bad", bytes, TypeLimits::default()).await.unwrap_err().to_string() }
+        async move { node.deploy("bad", bytes, TypeLimits::default(), Vec::new()).await.unwrap_err().to_string() }
     };
     let err = deploy(b"hello, I am not wasm".to_vec()).await;
     assert!(err.contains("not a WebAssembly file"), "{err}");
@@ -247,7 +247,11 @@ async fn bad_components_are_refused_with_the_reason() {
     let err = deploy(truncated).await;
     assert!(err.contains("invalid component"), "{err}");
 
-    let err = t.node.deploy("Bad Name", artifacts::read(artifacts::COUNTER), TypeLimits::default()).await.unwrap_err();
+    let err = t
+        .node
+        .deploy("Bad Name", artifacts::read(artifacts::COUNTER), TypeLimits::default(), Vec::new())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("lowercase"), "{err}");
     assert!(t.node.type_names().is_empty(), "nothing was deployed");
 }

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let node = Node::start(NodeConfig::new(&dir)).await?;
     if !node.type_names().iter().any(|n| n == "counter") {
         let bytes = std::fs::read(&wasm).with_context(|| format!("reading {wasm}"))?;
-        node.deploy("counter", bytes, TypeLimits::default()).await?;
+        node.deploy("counter", bytes, TypeLimits::default(), Vec::new()).await?;
     }
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?.port());
