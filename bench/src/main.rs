@@ -181,6 +181,7 @@ fn open_store(dir: &std::path::Path) -> anyhow::Result<Store> {
         component_size: 0,
         limits,
         deployed_at_ms: now_ms(),
+        links: Vec::new(),
     };
     store.put_type(&ty, b"")?;
     Ok(store)

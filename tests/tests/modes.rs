@@ -55,7 +55,7 @@ async fn a_dedup_key_is_accepted_once_within_the_window_and_again_after_it() {
     let window = Duration::from_millis(500);
     let config = NodeConfig { store: StoreOptions { dedup_retention_ms: 500 }, ..NodeConfig::new(dir.path()) };
     let node = Node::start(config).await.unwrap();
-    node.deploy("counter", artifacts::read(artifacts::COUNTER), TypeLimits::default()).await.unwrap();
+    node.deploy("counter", artifacts::read(artifacts::COUNTER), TypeLimits::default(), Vec::new()).await.unwrap();
     let inc = || {
         let mut env = Envelope::new("counter/k", b"inc".to_vec());
         env.dedup_key = Some("order-17".into());

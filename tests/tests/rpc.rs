@@ -168,6 +168,8 @@ fn a_call_that_brings_no_reply_traps_the_callers_turn_with_the_reason() {
     let of = |actor: &str| dead.iter().find(|d| d["message"]["to"] == actor).unwrap_or_else(|| panic!("{dead:?}"));
     let callee = of("account/a")["error"].as_str().unwrap();
     assert!(callee.contains("initial memory"), "{callee}");
+    // A dead-lettered RPC call is shown as the call it was, in WAVE.
+    assert_eq!(of("account/a")["message"]["call"], "acme:bank/account@0.1.0.withdraw(5)");
     let caller = of("transfer/desk")["error"].as_str().unwrap();
     assert!(
         caller.starts_with("RPC call failed: acme:bank/account.withdraw on account/a failed and was dead-lettered"),

@@ -56,6 +56,13 @@ fn view_of(s: &AppState, envelope: &Envelope) -> MessageView {
     MessageView { call: s.node.describe_call(envelope), ..MessageView::from(envelope) }
 }
 
+/// A dead letter for display, with a typed RPC call shown in WAVE.
+fn dead_view_of(s: &AppState, dead: &pigeon_node::pigeon_store::DeadLetter) -> DeadLetterView {
+    let mut view = DeadLetterView::from(dead);
+    view.message.call = s.node.describe_call(&dead.envelope);
+    view
+}
+
 /// The payload of a request, given as text or as base64.
 fn payload_bytes(text: Option<String>, base64: Option<String>) -> Result<Vec<u8>, ApiError> {
     match (text, base64) {
@@ -209,7 +216,7 @@ pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> 
         in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
         mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e)).collect(),
         state: state.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
-        dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(DeadLetterView::from).collect(),
+        dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(|d| dead_view_of(&s, d)).collect(),
     }))
 }
 
@@ -220,7 +227,7 @@ pub async fn list_dead_letters(
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     let after: u64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
     let dead = s.node.store().dead_letters_after(after, page.limit.unwrap_or(1000))?;
-    Ok(Json(dead.iter().map(DeadLetterView::from).collect()))
+    Ok(Json(dead.iter().map(|d| dead_view_of(&s, d)).collect()))
 }
 
 /// Puts dead letters back into their mailboxes (`ids`, or all when absent).

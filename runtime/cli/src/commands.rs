@@ -262,7 +262,7 @@ fn dead_letter_table(dead: &[DeadLetterView]) -> String {
                 d.message.to.clone(),
                 d.reason.clone(),
                 d.message.failures.to_string(),
-                show(&d.message.payload),
+                d.message.call.clone().unwrap_or_else(|| show(&d.message.payload)),
                 d.error.clone(),
             ]
         })

@@ -58,7 +58,7 @@ fn call_id(message: ulid::Ulid, index: u32) -> ulid::Ulid {
 
 /// A call ready to go, or why it must not.
 pub(crate) enum PreparedCall {
-    Ready(ReadyCall),
+    Ready(Box<ReadyCall>),
     /// The callee is already on the call chain (shown `a → b → a`).
     Deadlock(String),
 }
@@ -94,7 +94,7 @@ impl ActorData {
         envelope.id = id;
         envelope.from = Some(address);
         envelope.call_chain = chain;
-        Ok(PreparedCall::Ready(ReadyCall { envelope, timeout }))
+        Ok(PreparedCall::Ready(Box::new(ReadyCall { envelope, timeout })))
     }
 }
 
@@ -259,7 +259,7 @@ impl topics::Host for ActorData {
         let mut message = Envelope::new("", payload).with_kind(MessageKind::Publish);
         message.from = Some(self.address.clone());
         message.headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
-        self.buffer()?.topics.push(TopicEffect::Publish { topic, envelope: message });
+        self.buffer()?.topics.push(TopicEffect::Publish { topic, envelope: Box::new(message) });
         Ok(Ok(()))
     }
 }

@@ -82,7 +82,7 @@ pub enum TopicEffect {
     /// The turn's actor leaves `topic`.
     Unsubscribe { topic: String },
     /// A copy of `envelope` to every matching subscriber of `topic`.
-    Publish { topic: String, envelope: Envelope },
+    Publish { topic: String, envelope: Box<Envelope> },
 }
 
 /// A failed turn: the message is retried later or dead-lettered.

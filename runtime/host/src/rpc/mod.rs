@@ -309,3 +309,6 @@ pub fn link_text(link: &Link) -> String {
         None => format!("{}={}", link.interface, link.target_type),
     }
 }
+
+#[cfg(test)]
+mod tests;
