@@ -54,7 +54,7 @@ fn params(n: u64, text: &str, shape: u8, perms: Vec<String>, maybe: bool) -> Vec
         _ => Val::Variant("poly".into(), Some(Box::new(Val::List(vec![point((n as i32).wrapping_neg(), 0.5, text); 3])))),
     };
     vec![
-        Val::Bool(n % 2 == 0),
+        Val::Bool(n.is_multiple_of(2)),
         Val::U8(n as u8),
         Val::S8((n as i8).wrapping_neg()),
         Val::U16(n as u16),
