@@ -156,6 +156,37 @@ impl CrashTarget {
         }
     }
 
+    /// Runs [`drive`] against this node: `messages` POSTs of
+    /// `(path, body(id))` from `clients` concurrent clients, with `kills`
+    /// SIGKILLs and restarts. Returns the acknowledged ids, the kill points
+    /// and the last URL.
+    pub async fn drive<B>(
+        &self,
+        messages: usize,
+        clients: usize,
+        kills: usize,
+        request: B,
+    ) -> (BTreeSet<String>, Vec<usize>, String)
+    where
+        B: Fn(&str) -> (&'static str, serde_json::Value) + Clone + Send + Sync + 'static,
+    {
+        let send = {
+            let target = self.clone();
+            move |url: String, id: String| {
+                let (target, request) = (target.clone(), request.clone());
+                async move {
+                    let (path, body) = request(&id);
+                    target.post(&url, path, body).await
+                }
+            }
+        };
+        let restart = || {
+            let target = self.clone();
+            async move { target.restart().await }
+        };
+        drive(messages, clients, kills, self.url(), send, restart).await
+    }
+
     /// GETs `url` + `path` as JSON.
     pub async fn get(&self, url: &str, path: &str) -> serde_json::Value {
         let response = self.http.get(format!("{url}{path}")).send().await.expect("GET");

@@ -162,3 +162,16 @@ pub fn fails(output: &Output) -> String {
     assert!(!output.status.success(), "command succeeded: {}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// `pigeon up` on a free port and a fresh temporary data directory, which
+/// lives as long as the returned guard.
+pub fn start_fresh() -> (tempfile::TempDir, PigeonNode) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up starts");
+    (dir, node)
+}
+
+/// A command's `--json` output, parsed.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}

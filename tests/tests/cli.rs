@@ -5,18 +5,8 @@
 use std::time::Duration;
 
 use pigeon_tests::artifacts;
-use pigeon_tests::process::{PigeonNode, fails, ok, run_cli};
+use pigeon_tests::process::{PigeonNode, fails, json, ok, run_cli, start_fresh};
 use serde_json::Value;
-
-fn start() -> (tempfile::TempDir, PigeonNode) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up starts");
-    (dir, node)
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// Polls `check` every 20 ms until it holds, for at most a minute.
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -29,7 +19,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn deploy_send_call_inspect_and_list() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     let out = ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter", "--max-attempts", "3"]));
     assert!(out.starts_with("deployed counter (version "), "{out}");
 
@@ -64,7 +54,7 @@ fn deploy_send_call_inspect_and_list() {
 
 #[test]
 fn mailbox_depths_by_priority_show_in_ls_and_inspect() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::FAULTY, "--name", "faulty", "--deadline", "20s", "--max-attempts", "1"]));
     // A looping turn keeps faulty/q busy; what comes next waits in its mailbox.
     let looping = ok(&node.cli(&["send", "faulty/q", "loop"])).trim().to_string();
@@ -91,7 +81,7 @@ fn mailbox_depths_by_priority_show_in_ls_and_inspect() {
 
 #[test]
 fn dead_letters_are_listed_replayed_and_purged() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::FAULTY, "--name", "faulty", "--max-attempts", "1"]));
     ok(&node.cli(&["send", "faulty/x", "trap"]));
     let mut listed = Value::Null;
@@ -121,7 +111,7 @@ fn dead_letters_are_listed_replayed_and_purged() {
 
 #[test]
 fn bad_inputs_get_clear_errors() {
-    let (dir, node) = start();
+    let (dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
 
     // No token: a CLI run from elsewhere, without --token or PIGEON_TOKEN.
@@ -189,7 +179,7 @@ fn a_node_refuses_a_busy_port_and_an_unusable_data_dir() {
 
 #[test]
 fn the_api_demands_the_token_and_describes_itself() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
@@ -231,9 +221,12 @@ fn sigterm_stops_the_node_cleanly_and_it_resumes_from_its_data() {
     let node = PigeonNode::start(&data, "127.0.0.1:0", &[]).unwrap();
     let listing = json(&ok(&node.cli(&["--json", "ls"])));
     let names: Vec<&str> = listing["types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["counter", "faulty", "forwarder"]);
+    assert_eq!(names, ["account", "counter", "faulty", "forwarder", "transfer"]);
     // The demo's `inc`, its forwarded `add 10`, and ours: 12.
     wait_until("the demo's forwarded message", || ok(&node.cli(&["call", "counter/demo", "get"])).trim() == "12");
+    // The demo's transfer moved 20 from alice (100 - 30 - 20) to bob, by typed RPC.
+    assert_eq!(ok(&node.cli(&["call", "account/alice", "account.balance()"])).trim(), "50");
+    assert_eq!(ok(&node.cli(&["call", "account/bob", "account.balance()"])).trim(), "20");
 }
 
 /// Sends only the headers of a POST announcing `length` bytes, and returns
@@ -271,7 +264,7 @@ fn completions_and_help_teach_the_commands() {
 
 #[test]
 fn a_full_mailbox_refuses_persistent_sends_and_counts_them() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     let limits = ["--deadline", "20s", "--max-attempts", "1", "--mailbox-bound", "2"];
     ok(&node.cli(&[&["deploy", artifacts::FAULTY, "--name", "faulty"][..], &limits[..]].concat()));
     let looping = ok(&node.cli(&["send", "faulty/f", "loop"])).trim().to_string();
@@ -293,7 +286,7 @@ fn a_full_mailbox_refuses_persistent_sends_and_counts_them() {
 
 #[test]
 fn topics_dedup_and_wait_levels_through_the_cli() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
     ok(&node.cli(&["subscribe", "ticks", "counter/big", "--filter", "amount > 10"]));
     ok(&node.cli(&["subscribe", "ticks", "counter/all"]));

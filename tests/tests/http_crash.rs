@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pigeon_tests::crash::{CrashTarget, drive, verify};
+use pigeon_tests::crash::{CrashTarget, verify};
 use pigeon_tests::process::{PigeonNode, ok};
 use pigeon_tests::{PATIENCE, artifacts};
 use serde_json::json;
@@ -21,21 +21,11 @@ async fn sigkill_of_the_node_loses_no_acknowledged_send_and_applies_none_twice()
     let node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up");
     ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
     let target = CrashTarget::new(node);
-    let send = {
-        let target = target.clone();
-        move |url: String, id: String| {
-            let target = target.clone();
-            async move {
-                let body = json!({ "to": "counter/a", "payload": "inc", "headers": { "op-id": id } });
-                target.post(&url, "/api/v1/messages", body).await
-            }
-        }
-    };
-    let restart = || {
-        let target = target.clone();
-        async move { target.restart().await }
-    };
-    let (acked, kills, url) = drive(MESSAGES, 8, 3, target.url(), send, restart).await;
+    let (acked, kills, url) = target
+        .drive(MESSAGES, 8, 3, |id| {
+            ("/api/v1/messages", json!({ "to": "counter/a", "payload": "inc", "headers": { "op-id": id } }))
+        })
+        .await;
 
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     while target.get(&url, "/api/v1/actors/counter/a").await["pending"] != 0 {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use pigeon_tests::crash::{CrashTarget, drive, op_id};
+use pigeon_tests::crash::{CrashTarget, op_id};
 use pigeon_tests::process::{PigeonNode, ok};
 use pigeon_tests::{PATIENCE, artifacts};
 use serde_json::json;
@@ -58,23 +58,16 @@ async fn every_matching_subscriber_holds_exactly_the_acknowledged_publishes_afte
         ok(&node.cli(&["subscribe", "ticks", &format!("counter/s{s:02}"), "--filter", filter(s).0]));
     }
     let target = CrashTarget::new(node);
-    let publish = {
-        let target = target.clone();
-        move |url: String, id: String| {
-            let target = target.clone();
-            async move {
-                let n: usize = id.trim_start_matches("op").parse().unwrap();
-                let body = json!({ "payload": "inc", "priority": priority(n), "headers": headers(n) });
-                target.post(&url, "/api/v1/topics/ticks/messages", body).await
-            }
-        }
-    };
-    let restart = || {
-        let target = target.clone();
-        async move { target.restart().await }
-    };
     // One publisher, so publish order is op order.
-    let (acked, kills, url) = drive(PUBLISHES, 1, 1, target.url(), publish, restart).await;
+    let (acked, kills, url) = target
+        .drive(PUBLISHES, 1, 1, |id| {
+            let n: usize = id.trim_start_matches("op").parse().unwrap();
+            (
+                "/api/v1/topics/ticks/messages",
+                json!({ "payload": "inc", "priority": priority(n), "headers": headers(n) }),
+            )
+        })
+        .await;
     let acked: BTreeSet<usize> = acked.iter().map(|id| id.trim_start_matches("op").parse().unwrap()).collect();
     // The publishes whose acknowledgement was cut may or may not have landed.
     let cut: BTreeSet<usize> = (0..PUBLISHES).filter(|n| !acked.contains(n)).collect();

@@ -6,21 +6,10 @@
 
 use std::time::Duration;
 
-use pigeon_tests::process::{PigeonNode, fails, ok};
+use pigeon_tests::process::{fails, json, ok, start_fresh};
 use pigeon_tests::{TestNode, artifacts, eventually};
-use serde_json::Value;
 
 const ACCOUNT: &str = "acme:bank/account";
-
-fn start() -> (tempfile::TempDir, PigeonNode) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up starts");
-    (dir, node)
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 fn link(target: &str) -> String {
     format!("{ACCOUNT}={target}")
@@ -28,7 +17,7 @@ fn link(target: &str) -> String {
 
 #[test]
 fn deploy_checks_every_link_and_names_what_is_wrong() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account"]));
     ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
 
@@ -85,7 +74,7 @@ fn deploy_checks_every_link_and_names_what_is_wrong() {
 
 #[test]
 fn calls_from_the_cli_are_typed_in_wave_with_positioned_errors() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account"]));
 
     assert_eq!(ok(&node.cli(&["call", "account/alice", "acme:bank/account.deposit(100)"])).trim(), "ok(100)");
@@ -123,7 +112,7 @@ fn calls_from_the_cli_are_typed_in_wave_with_positioned_errors() {
 
 #[test]
 fn a_typed_error_reaches_the_calling_actor_as_its_type() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     ok(&node.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account"]));
     ok(&node.cli(&["deploy", artifacts::BANK_TRANSFER, "--name", "transfer", "--link", &link("account")]));
     ok(&node.cli(&["call", "account/a", "deposit(10)"]));
@@ -141,7 +130,7 @@ fn a_typed_error_reaches_the_calling_actor_as_its_type() {
 
 #[test]
 fn a_call_that_brings_no_reply_traps_the_callers_turn_with_the_reason() {
-    let (_dir, node) = start();
+    let (_dir, node) = start_fresh();
     // Accounts whose instances cannot start (64 KiB of memory): every call
     // to them is dead-lettered.
     ok(&node.cli(&[

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pigeon_tests::crash::{CrashTarget, drive};
+use pigeon_tests::crash::CrashTarget;
 use pigeon_tests::process::{PigeonNode, ok};
 use pigeon_tests::{PATIENCE, artifacts};
 use serde_json::json;
@@ -54,23 +54,12 @@ async fn transfers_conserve_money_and_apply_once_across_sigkills() {
         assert_eq!(out.trim(), format!("ok({OPENING})"));
     }
     let target = CrashTarget::new(node);
-    let send = {
-        let target = target.clone();
-        move |url: String, id: String| {
-            let target = target.clone();
-            async move {
-                let n: usize = id.trim_start_matches("op").parse().unwrap();
-                let (desk, from, to, amount) = transfer(n);
-                let body = json!({ "to": desk, "payload": format!("{id} {from} {to} {amount}") });
-                target.post(&url, "/api/v1/messages", body).await
-            }
-        }
-    };
-    let restart = || {
-        let target = target.clone();
-        async move { target.restart().await }
-    };
-    let (acked, kills, url) = drive(TRANSFERS, 8, 2, target.url(), send, restart).await;
+    let (acked, kills, url) = target
+        .drive(TRANSFERS, 8, 2, |id| {
+            let (desk, from, to, amount) = transfer(id.trim_start_matches("op").parse().unwrap());
+            ("/api/v1/messages", json!({ "to": desk, "payload": format!("{id} {from} {to} {amount}") }))
+        })
+        .await;
 
     // Wait until every acknowledged transfer has its outcome, and nothing
     // is left queued anywhere.

@@ -301,11 +301,10 @@ impl Activation {
         if let Some(requested) = data.limiter.exceeded {
             return TurnError::Memory { limit: self.limits.memory_bytes, requested: requested as u64 };
         }
-        if let Some(host) = trap.downcast_ref::<crate::imports::HostFailure>() {
-            return TurnError::Host(host.0.clone());
-        }
-        if let Some(rpc) = trap.downcast_ref::<crate::rpc::stub::RpcFailure>() {
-            return TurnError::Rpc(rpc.0.clone());
+        match trap.downcast_ref::<crate::imports::Abort>() {
+            Some(crate::imports::Abort::Host(text)) => return TurnError::Host(text.clone()),
+            Some(crate::imports::Abort::Rpc(text)) => return TurnError::Rpc(text.clone()),
+            None => {}
         }
         // The trap's cause, without the wasm backtrace (it names only
         // function indices), and what the guest printed: a Rust guest's

@@ -17,20 +17,19 @@ use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
 /// stopped: bounds the host memory a guest can claim.
 pub const MAX_TURN_BYTES: usize = 64 << 20;
 
-/// A failure of the host (not the guest) that aborts the turn.
-#[derive(Debug)]
-pub(crate) struct HostFailure(pub String);
-
-impl std::fmt::Display for HostFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why the host (not the guest) aborts a turn; carried by the trap.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Abort {
+    /// The store failed, or a host import was misused.
+    #[error("{0}")]
+    Host(String),
+    /// A typed RPC call brought no reply (see [`crate::rpc::stub`]).
+    #[error("{0}")]
+    Rpc(String),
 }
 
-impl std::error::Error for HostFailure {}
-
 fn fail(text: impl Into<String>) -> wasmtime::Error {
-    wasmtime::Error::new(HostFailure(text.into()))
+    wasmtime::Error::new(Abort::Host(text.into()))
 }
 
 impl ActorData {

@@ -7,7 +7,7 @@
 //! message names the operation, and decodes the reply into the function's
 //! results. Whatever keeps the reply from arriving — a deadlock, the
 //! deadline, a dead-lettered call, an unknown or full target — traps the
-//! caller's turn with an [`RpcFailure`] that says so: a typed function has
+//! caller's turn with an `Abort::Rpc` that says so: a typed function has
 //! no way to return it, and a retry of the turn (or its dead letter) is what
 //! the caller's author expects of a failed call. Errors the callee returns
 //! as values (`result<_, E>`) are results like any other and arrive typed.
@@ -21,23 +21,12 @@ use wasmtime::component::{Linker, Val};
 use super::{RpcImport, base, codec, same_interface};
 use crate::activation::ActorData;
 use crate::bindings::pigeon::actor::rpc;
-use crate::imports::PreparedCall;
+use crate::imports::{Abort, PreparedCall};
 use crate::{CallFailure, SendRefusal};
 
 /// A failed RPC call: traps the caller's turn.
-#[derive(Debug)]
-pub(crate) struct RpcFailure(pub String);
-
-impl std::fmt::Display for RpcFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RpcFailure {}
-
 fn failure(text: String) -> wasmtime::Error {
-    wasmtime::Error::new(RpcFailure(text))
+    wasmtime::Error::new(Abort::Rpc(text))
 }
 
 /// Defines a stub in `linker` for every function of every import.

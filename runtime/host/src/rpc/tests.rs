@@ -51,7 +51,9 @@ fn params(n: u64, text: &str, shape: u8, perms: Vec<String>, maybe: bool) -> Vec
     let shape = match shape % 3 {
         0 => Val::Variant("dot".into(), None),
         1 => Val::Variant("circle".into(), Some(Box::new(Val::Float32(n as f32 / 3.0)))),
-        _ => Val::Variant("poly".into(), Some(Box::new(Val::List(vec![point((n as i32).wrapping_neg(), 0.5, text); 3])))),
+        _ => {
+            Val::Variant("poly".into(), Some(Box::new(Val::List(vec![point((n as i32).wrapping_neg(), 0.5, text); 3]))))
+        }
     };
     vec![
         Val::Bool(n.is_multiple_of(2)),
