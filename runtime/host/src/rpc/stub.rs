@@ -22,7 +22,7 @@ use super::{RpcImport, base, codec, same_interface};
 use crate::activation::ActorData;
 use crate::bindings::pigeon::actor::rpc;
 use crate::imports::{Abort, PreparedCall};
-use crate::{CallFailure, SendRefusal};
+use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
 
 /// A failed RPC call: traps the caller's turn.
 fn failure(text: String) -> wasmtime::Error {
@@ -55,6 +55,12 @@ async fn call(
     let shown = format!("{}.{function}", base(interface));
     let payload = codec::encode(ty.params().map(|(_, t)| t), params)
         .map_err(|e| failure(format!("cannot encode the arguments of {shown}: {e}")))?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(failure(format!(
+            "the arguments of {shown} take {} bytes, over the message limit of {MAX_PAYLOAD_BYTES}: pass a reference to the data instead",
+            payload.len()
+        )));
+    }
     let to = data.rpc_target(interface)?;
     let mut call = match data.prepare_call(&to, payload, None)? {
         PreparedCall::Ready(call) => call,
