@@ -108,6 +108,15 @@ fn calls_from_the_cli_are_typed_in_wave_with_positioned_errors() {
     assert_eq!(ok(&node.cli(&["call", "account/alice", "balance()"])).trim(), "70");
     let detail = json(&ok(&node.cli(&["--json", "inspect", "account/alice"])));
     assert_eq!(detail["processed"], 6, "deposit, withdraw, 3 balances and the refused withdrawal: {detail}");
+
+    // `send` takes a typed call too, one way: it prints the message id.
+    let id = ok(&node.cli(&["send", "account/alice", "account.deposit(5)"]));
+    assert_eq!(id.trim().len(), 26, "a ULID: {id}");
+    let deadline = std::time::Instant::now() + pigeon_tests::PATIENCE;
+    while ok(&node.cli(&["call", "account/alice", "balance()"])).trim() != "75" {
+        assert!(std::time::Instant::now() < deadline, "the sent deposit was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -86,31 +86,6 @@ pub fn looks_like_call(payload: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-:/@.".contains(c))
 }
 
-/// `pigeon call ADDR 'iface.func(args)'`: a typed RPC call.
-pub async fn invoke(client: &Client, args: SendArgs, timeout: Duration, json: bool) -> anyhow::Result<()> {
-    let request = SendRequest {
-        to: args.address,
-        invoke: args.payload,
-        message: Outgoing {
-            priority: Some(args.priority),
-            headers: args.headers.into_iter().collect(),
-            ..Default::default()
-        },
-        transient: args.transient,
-        ttl_ms: args.ttl.map(|d| d.as_millis() as u64),
-        dedup_key: args.dedup_key,
-        wait: Wait::Replied,
-        timeout_ms: Some(timeout.as_millis() as u64),
-        ..Default::default()
-    };
-    let answer: SendResponse = client.post("/messages", &request).await?;
-    if json {
-        return print_json(&answer);
-    }
-    println!("{}", answer.result.as_deref().unwrap_or("()"));
-    Ok(())
-}
-
 pub async fn undeploy(client: &Client, name: &str) -> anyhow::Result<()> {
     client.delete(&format!("/types/{name}")).await?;
     println!("undeployed {name} (its mailboxes and state are kept)");
@@ -118,7 +93,11 @@ pub async fn undeploy(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration>, json: bool) -> anyhow::Result<()> {
-    let payload = if args.stdin {
+    let typed = !args.raw && !args.stdin && args.payload.as_deref().is_some_and(looks_like_call);
+    let invoke = if typed { args.payload.clone() } else { None };
+    let payload = if typed {
+        Vec::new()
+    } else if args.stdin {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes).context("cannot read the payload from standard input")?;
         bytes
@@ -126,12 +105,13 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
         args.payload.unwrap_or_default().into_bytes()
     };
     let (payload, payload_base64) = match String::from_utf8(payload) {
+        Ok(_) if typed => (None, None),
         Ok(text) => (Some(text), None),
         Err(e) => (None, Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))),
     };
     let request = SendRequest {
         to: args.address,
-        invoke: None,
+        invoke,
         message: Outgoing {
             payload,
             payload_base64,
@@ -153,11 +133,12 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
     if json {
         return print_json(&answer);
     }
-    match (reply_within, answer.reply) {
-        (None, _) if answer.duplicate => println!("{} (duplicate: already accepted, not delivered again)", answer.id),
-        (None, _) => println!("{}", answer.id),
-        (Some(_), Some(reply)) => println!("{}", show(&reply)),
-        (Some(_), None) => println!("(no reply)"),
+    match (reply_within, answer.reply, answer.result) {
+        (None, ..) if answer.duplicate => println!("{} (duplicate: already accepted, not delivered again)", answer.id),
+        (None, ..) => println!("{}", answer.id),
+        (Some(_), _, Some(result)) => println!("{result}"),
+        (Some(_), Some(reply), None) => println!("{}", show(&reply)),
+        (Some(_), None, None) => println!("(no reply)"),
     }
     Ok(())
 }

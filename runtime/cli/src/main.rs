@@ -107,6 +107,9 @@ enum Command {
     /// Removes an actor type; its mailboxes and state are kept.
     Undeploy { name: String },
     /// Sends a message to an actor; prints its id once it is accepted.
+    ///
+    /// A payload written as a function call, `INTERFACE.FUNCTION(ARGS)`, is
+    /// a typed RPC call sent one way (see `pigeon call --help`).
     Send(SendArgs),
     /// Sends a message and waits for the actor's reply; prints the reply.
     ///
@@ -120,9 +123,6 @@ enum Command {
     Call {
         #[command(flatten)]
         send: SendArgs,
-        /// Send the payload as plain bytes even if it looks like a call.
-        #[arg(long)]
-        raw: bool,
         /// How long to wait for the reply.
         #[arg(long, default_value = "30s", value_parser = units::parse_duration)]
         timeout: Duration,
@@ -188,6 +188,9 @@ pub struct SendArgs {
     /// Read the payload (any bytes) from standard input.
     #[arg(long, conflicts_with = "payload")]
     stdin: bool,
+    /// Send the payload as plain bytes even if it looks like a typed call.
+    #[arg(long)]
+    raw: bool,
     /// Dead-letter it (reason `expired`) if not handled within this, e.g. 30s.
     #[arg(long, value_parser = units::parse_duration)]
     ttl: Option<Duration>,
@@ -254,14 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Undeploy { name } => commands::undeploy(&client(), &name).await,
         Command::Send(args) => commands::send(&client(), args, None, g.json).await,
-        Command::Call { send, timeout, raw } => {
-            let invoke = !raw && !send.stdin && send.payload.as_deref().is_some_and(commands::looks_like_call);
-            if invoke {
-                commands::invoke(&client(), send, timeout, g.json).await
-            } else {
-                commands::send(&client(), send, Some(timeout), g.json).await
-            }
-        }
+        Command::Call { send, timeout } => commands::send(&client(), send, Some(timeout), g.json).await,
         Command::Ls => commands::ls(&client(), g.json).await,
         Command::Inspect { address } => commands::inspect(&client(), &address, g.json).await,
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
