@@ -116,10 +116,11 @@ enum Command {
     /// A payload written as a function call, `INTERFACE.FUNCTION(ARGS)`, is
     /// a typed RPC call of a function the actor's type exports: the
     /// arguments are WAVE values checked against its signature
-    /// (`pigeon ls` lists them), and the result is printed as WAVE:
+    /// (`pigeon ls` lists them), and the result is printed as WAVE. E.g.
     ///
-    ///     pigeon call account/alice 'acme:bank/account.withdraw(30)'
-    ///     pigeon call account/alice 'account.balance()'
+    /// pigeon call account/alice 'acme:bank/account.withdraw(30)'
+    ///
+    /// pigeon call account/alice 'account.balance()'
     Call {
         #[command(flatten)]
         send: SendArgs,
