@@ -9,9 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use pigeon_node::NodeError;
 use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, now_ms};
+use pigeon_node::{Invoke, NodeError};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -139,11 +139,10 @@ pub async fn send(
             return Err(ApiError::bad_request("bad_request", "give `invoke` or a payload, not both"));
         }
         Some(call) => {
-            let built = s.node.invocation(&request.to, call)?;
-            let mut envelope = built.envelope.clone();
+            let Invoke { mut envelope, operation } = s.node.invocation(&request.to, call)?;
             envelope.priority = request.message.priority.unwrap_or(envelope.priority);
             envelope.headers = request.message.headers.into_iter().collect();
-            invoke = Some(built);
+            invoke = Some(operation);
             envelope
         }
     };
@@ -168,7 +167,7 @@ pub async fn send(
         Wait::Replied => {
             let reply = s.node.request(envelope.with_kind(MessageKind::Call), timeout).await?;
             let result = match &invoke {
-                Some(invoke) => Some(invoke.result_text(reply.as_deref().unwrap_or_default())?),
+                Some(op) => Some(op.results_to_wave(reply.as_deref().unwrap_or_default()).map_err(NodeError::from)?),
                 None => None,
             };
             let reply = if invoke.is_some() { None } else { reply.as_deref().map(Body::of) };

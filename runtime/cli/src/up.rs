@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{Envelope, TypeLimits};
-use pigeon_node::{Node, NodeConfig};
+use pigeon_node::{Invoke, Node, NodeConfig};
 
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
 /// signal; running turns then finish or roll back, and nothing accepted is
@@ -65,9 +65,10 @@ async fn run_demo(node: &Node) -> anyhow::Result<()> {
     node.send(Envelope::new("faulty/demo", b"trap".to_vec())).await?;
     tracing::info!("sent `add 10` through forwarder/demo, and a `trap` to faulty/demo (retried, then dead-lettered)");
     for call in ["account.deposit(100)", "account.withdraw(30)"] {
-        let invoke = node.invocation("account/alice", call)?;
-        let reply = node.request(invoke.envelope.clone(), Duration::from_secs(10)).await?;
-        tracing::info!(call, result = invoke.result_text(&reply.unwrap_or_default())?, "account/alice answered");
+        let Invoke { envelope, operation } = node.invocation("account/alice", call)?;
+        let reply = node.request(envelope, Duration::from_secs(10)).await?;
+        let result = operation.results_to_wave(&reply.unwrap_or_default())?;
+        tracing::info!(call, result, "account/alice answered");
     }
     let transfer = Envelope::new("transfer/demo", b"demo-1 alice bob 20".to_vec());
     let reply =

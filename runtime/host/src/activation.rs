@@ -210,7 +210,7 @@ impl Activation {
         });
         store.set_epoch_deadline(1);
         let instantiated = async {
-            let instance = component.pre.instance_pre().instantiate_async(&mut store).await?;
+            let instance = component.pre.instantiate_async(&mut store).await?;
             let actor = component.indices.load(&mut store, &instance)?;
             Ok::<_, wasmtime::Error>((instance, actor))
         };
@@ -271,7 +271,8 @@ impl Activation {
     /// arguments; the reply is its encoded results. A call this type can
     /// never serve is rejected (`Err`); a trap is the inner `Err`.
     async fn invoke(&mut self, operation: &str, payload: &[u8]) -> Result<wasmtime::Result<Vec<u8>>, TurnError> {
-        let Some(op) = self.rpc.operation(operation).cloned() else {
+        let rpc = self.rpc.clone();
+        let Some(op) = rpc.operation(operation) else {
             let exported = self.rpc.exported_interfaces();
             return Err(TurnError::Rejected(format!(
                 "this actor type does not export `{}` (it exports: {})",

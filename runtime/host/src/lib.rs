@@ -114,7 +114,8 @@ impl Default for HostConfig {
 /// instantiate.
 #[derive(Clone)]
 pub struct ActorComponent {
-    pre: bindings::ActorPre<ActorData>,
+    pre: wasmtime::component::InstancePre<ActorData>,
+    /// Where the typed exports (the handler) are, found once per load.
     indices: bindings::ActorIndices,
     hash: String,
     rpc: Arc<RpcSurface>,
@@ -202,7 +203,6 @@ impl Host {
         }
         .map_err(mismatch)?;
         let indices = bindings::ActorIndices::new(&pre).map_err(mismatch)?;
-        let pre = bindings::ActorPre::new(pre).map_err(mismatch)?;
         Ok(ActorComponent { pre, indices, hash, rpc: Arc::new(surface), links })
     }
 

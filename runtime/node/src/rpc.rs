@@ -23,15 +23,9 @@ use crate::{Node, NodeError, NodeInner};
 pub struct Invoke {
     /// The call message (its payload holds the encoded arguments).
     pub envelope: Envelope,
-    /// The function it calls: shows the reply with [`Invoke::result_text`].
+    /// The function it calls: shows the reply with
+    /// [`Operation::results_to_wave`].
     pub operation: Operation,
-}
-
-impl Invoke {
-    /// The reply's results as WAVE text (`ok(100)`).
-    pub fn result_text(&self, reply: &[u8]) -> Result<String, NodeError> {
-        Ok(self.operation.results_to_wave(reply)?)
-    }
 }
 
 impl Node {
@@ -78,16 +72,17 @@ impl NodeInner {
     /// Checks the links of `component`, about to be deployed as `name`.
     pub(crate) fn check_links(&self, name: &str, component: &ActorComponent) -> Result<(), NodeError> {
         for link in component.links() {
-            let target = if link.target_type == name {
-                component.rpc().clone()
-            } else {
-                let ty = self.registry.get(&link.target_type).ok_or_else(|| LinkError::UnknownTarget {
-                    interface: link.interface.clone(),
-                    target: link.target_type.clone(),
-                })?;
-                ty.component.rpc().clone()
+            // A type may link to itself: its own surface is the target.
+            let deployed = (link.target_type != name).then(|| self.registry.get(&link.target_type));
+            let target = match &deployed {
+                None => component.rpc(),
+                Some(Some(ty)) => ty.component.rpc(),
+                Some(None) => {
+                    let (interface, target) = (link.interface.clone(), link.target_type.clone());
+                    return Err(LinkError::UnknownTarget { interface, target }.into());
+                }
             };
-            component.rpc().check_target(&link.interface, &link.target_type, &target)?;
+            component.rpc().check_target(&link.interface, &link.target_type, target)?;
         }
         Ok(())
     }

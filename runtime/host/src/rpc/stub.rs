@@ -95,7 +95,10 @@ async fn call(
 impl ActorData {
     /// The actor the next call of `interface` goes to.
     fn rpc_target(&mut self, interface: &str) -> wasmtime::Result<String> {
-        let link = self.link(interface).cloned().ok_or_else(|| {
+        // The links are shared and immutable: hold them apart from `self`,
+        // which the turn's buffer borrows mutably.
+        let links = self.links.clone();
+        let link = links.iter().find(|l| same_interface(interface, &l.interface)).ok_or_else(|| {
             failure(format!("`{interface}` is imported but not linked (the host installed a stub without a link)"))
         })?;
         if let Some(target) = self.buffer()?.targets.get(&link.interface) {
