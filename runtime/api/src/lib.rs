@@ -18,15 +18,21 @@
 //! | POST | `/topics/{topic}/subscriptions` | subscribe an actor, with a filter |
 //! | DELETE | `/topics/{topic}/subscriptions/{type}/{key}` | unsubscribe |
 //! | POST | `/topics/{topic}/messages` | publish to every matching subscriber |
+//! | GET | `/events` | live feed: server-sent `tick` events (see [`live`]) |
 //! | GET | `/openapi.json` | this API, described |
+//!
+//! Beside it: `GET /metrics` (OpenMetrics text for Prometheus, same token
+//! rules as reads) and the dashboard at `/` (see [`ui`]).
 //!
 //! Requests are size-limited (the component upload more generously), need
 //! the node's token (see [`auth`]) and fail with JSON errors (see [`error`]).
 
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod model;
 mod routes;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +76,7 @@ pub struct AppState {
         routes::subscribe,
         routes::unsubscribe,
         routes::publish,
+        live::events,
     ),
     modifiers(&BearerAuth)
 )]
@@ -137,10 +144,19 @@ pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
         .route("/topics/{topic}/subscriptions", post(routes::subscribe))
         .route("/topics/{topic}/subscriptions/{*subscriber}", axum::routing::delete(routes::unsubscribe))
         .route("/topics/{topic}/messages", post(routes::publish))
+        .route("/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .with_state(state.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(routes::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state);
-    Router::new().nest("/api/v1", api)
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(metrics)
+        .route("/", get(ui::index))
+        .route("/ui/{*file}", get(ui::file))
 }

@@ -38,6 +38,15 @@ pub struct Health {
     pub uptime_ms: u64,
     pub types: usize,
     pub active_actors: usize,
+    /// The machine the node runs on.
+    #[serde(default)]
+    pub host: String,
+    /// Where its store lives.
+    #[serde(default)]
+    pub data_dir: String,
+    /// Reads work without the token (the node listens on loopback only).
+    #[serde(default)]
+    pub reads_open: bool,
 }
 
 /// A deployed actor type.
@@ -247,6 +256,10 @@ pub struct ActorInfo {
     pub dead_lettered: u64,
     pub last_error: Option<String>,
     pub last_activity_ms: u64,
+    /// The message whose turn is running now (it stays in the mailbox
+    /// until the turn commits).
+    #[serde(default)]
+    pub in_flight: Option<String>,
 }
 
 impl From<&ActorSummary> for ActorInfo {
@@ -260,6 +273,7 @@ impl From<&ActorSummary> for ActorInfo {
             dead_lettered: a.stats.dead_lettered,
             last_error: a.stats.last_error.clone(),
             last_activity_ms: a.stats.last_activity_ms,
+            in_flight: None,
         }
     }
 }
@@ -280,9 +294,6 @@ pub struct ActorDetail {
     pub dropped: u64,
     /// Persistent sends refused with `mailbox-full` since the node started.
     pub refused: u64,
-    /// The message whose turn is running now (it stays in the mailbox
-    /// until the turn commits).
-    pub in_flight: Option<String>,
     /// The next messages, in delivery order.
     pub mailbox: Vec<MessageView>,
     pub state: Vec<StateEntry>,

@@ -83,7 +83,16 @@ pub async fn health(State(s): State<AppState>) -> Json<Health> {
         uptime_ms: s.node.uptime().as_millis() as u64,
         types: s.node.type_names().len(),
         active_actors: s.node.active_actors(),
+        host: host_name(),
+        data_dir: s.node.data_dir().display().to_string(),
+        reads_open: s.loopback,
     })
+}
+
+/// The machine's name, as the kernel knows it.
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname"));
+    name.map(|n| n.trim().to_string()).ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "localhost".into())
 }
 
 #[utoipa::path(get, path = "/api/v1/types", responses((status = 200, body = Vec<TypeInfo>)))]
@@ -191,7 +200,13 @@ pub async fn list_actors(
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<ActorInfo>>, ApiError> {
     let actors = s.node.store().list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
-    Ok(Json(actors.iter().map(ActorInfo::from).collect()))
+    Ok(Json(actors.iter().map(|a| info_of(&s, a)).collect()))
+}
+
+/// An actor's row, with the turn it is running now.
+fn info_of(s: &AppState, summary: &pigeon_node::pigeon_store::ActorSummary) -> ActorInfo {
+    let in_flight = s.node.in_flight(&summary.address).map(|id| id.to_string());
+    ActorInfo { in_flight, ..ActorInfo::from(summary) }
 }
 
 /// Everything about one actor: mailbox, state, counters, dead letters.
@@ -209,10 +224,9 @@ pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> 
     }
     let summary = pigeon_node::pigeon_store::ActorSummary { address: address.clone(), depths, stats };
     Ok(Json(ActorDetail {
-        info: ActorInfo::from(&summary),
+        info: info_of(&s, &summary),
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
-        in_flight: s.node.in_flight(&address).map(|id| id.to_string()),
         mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e)).collect(),
         state: state.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
         dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(|d| dead_view_of(&s, d)).collect(),
@@ -227,6 +241,14 @@ pub async fn list_dead_letters(
     let after: u64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
     let dead = s.node.store().dead_letters_after(after, page.limit.unwrap_or(1000))?;
     Ok(Json(dead.iter().map(|d| dead_view_of(&s, d)).collect()))
+}
+
+/// The node's metrics in the OpenMetrics text format, for Prometheus.
+pub async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let text = s.node.render_metrics()?;
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 /// Puts dead letters back into their mailboxes (`ids`, or all when absent).

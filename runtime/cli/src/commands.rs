@@ -208,7 +208,7 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
     println!("  failed     {} (dead-lettered {})", a.failed, a.dead_lettered);
     println!("  dropped    {} transient", detail.dropped);
     println!("  refused    {} (mailbox full)", detail.refused);
-    if let Some(id) = &detail.in_flight {
+    if let Some(id) = &detail.info.in_flight {
         println!("  handling   {id}");
     }
     if let Some(error) = &a.last_error {

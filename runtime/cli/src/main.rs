@@ -64,7 +64,8 @@ enum Command {
     /// Starts a node and its HTTP API; runs until Ctrl-C.
     ///
     /// Messages and state live in the data directory: stop the node, start it
-    /// again, and its actors carry on where they were.
+    /// again, and its actors carry on where they were. The same address serves
+    /// the live dashboard (`/`) and Prometheus metrics (`/metrics`).
     Up {
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:7070")]

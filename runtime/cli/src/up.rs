@@ -34,6 +34,7 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool, dedup_window: Durat
     let app = pigeon_api::router(node.clone(), token, bound);
     // The one line scripts and tests wait for.
     println!("pigeon node listening on http://{bound} (data in {})", data.display());
+    println!("dashboard: http://{bound}/   metrics: http://{bound}/metrics");
     tracing::info!(types = ?node.type_names(), "node ready");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
     tracing::info!("shutting down: running turns finish, nothing accepted is lost");

@@ -115,6 +115,7 @@ impl NodeInner {
 
     pub(crate) fn count_refusal(&self, actor: &str) {
         *self.refused.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
+        self.metrics.refuse();
     }
 
     pub(crate) fn count_drop(&self, actor: &str, reason: &str) {

@@ -18,6 +18,7 @@ mod delivery;
 mod env;
 mod error;
 mod events;
+mod metrics;
 mod registry;
 mod rpc;
 mod scheduler;
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind, Store,
+    ActorAddr, ActorType, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind, Store,
     StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -40,6 +41,7 @@ use ulid::Ulid;
 
 pub use error::NodeError;
 pub use events::NodeEvent;
+pub use metrics::Counters;
 pub use pigeon_host;
 pub use pigeon_store;
 pub use rpc::{Invoke, link_texts};
@@ -105,6 +107,7 @@ pub(crate) struct NodeInner {
     refused: Mutex<HashMap<String, u64>>,
     stopping: AtomicBool,
     started: std::time::Instant,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -116,6 +119,15 @@ impl CommitListener for Wake {
             for actor in actors {
                 node.scheduler.schedule(&node, actor);
             }
+            if node.events.receiver_count() > 0 {
+                node.emit(NodeEvent::Enqueued { actors: actors.to_vec() });
+            }
+        }
+    }
+
+    fn on_batch(&self, report: &BatchReport) {
+        if let Some(node) = self.0.upgrade() {
+            node.metrics.observe_batch(report);
         }
     }
 
@@ -166,6 +178,7 @@ impl Node {
             refused: Mutex::default(),
             stopping: AtomicBool::new(false),
             started: std::time::Instant::now(),
+            metrics: metrics::Metrics::new(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));
@@ -203,6 +216,18 @@ impl Node {
     /// How long the node has been running.
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()
+    }
+
+    /// Counters since the node started (messages accepted, turns, failures).
+    pub fn counters(&self) -> Counters {
+        self.inner.metrics.counters()
+    }
+
+    /// The node's metrics in the OpenMetrics text format (which Prometheus
+    /// scrapes), with the store's gauges read now.
+    pub fn render_metrics(&self) -> Result<String, NodeError> {
+        let totals = self.inner.store.totals()?;
+        Ok(self.inner.metrics.render(&totals, self.active_actors(), self.inner.registry.names().len()))
     }
 
     /// Actors with a live or queued task.
@@ -311,6 +336,7 @@ impl Node {
                 if self.inner.registry.get(addr.actor_type()).is_none() {
                     return Err(NodeError::UnknownType(addr.actor_type().to_string()));
                 }
+                self.inner.metrics.accept_transient();
                 self.inner.deliver_transient(envelope);
                 false
             }
@@ -412,6 +438,7 @@ impl NodeInner {
     }
 
     pub(crate) fn emit(&self, event: NodeEvent) {
+        self.metrics.observe(&event);
         // No subscriber is not an error.
         let _ = self.events.send(event);
     }

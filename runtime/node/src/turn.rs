@@ -166,7 +166,9 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
     });
     slot.set_in_flight(Some(envelope.id));
     node.resolve_delivered(envelope.id);
+    let started = std::time::Instant::now();
     let outcome = current.activation.run_turn(&envelope).await;
+    let took = started.elapsed();
     slot.set_in_flight(None);
     match outcome {
         TurnOutcome::Completed { reply, effects } => {
@@ -185,6 +187,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
             match node.store.commit_turn(commit).await {
                 Ok(()) => {
                     for message in transient {
+                        node.metrics.accept_transient();
                         node.deliver_transient(message);
                     }
                     node.resolve_call(envelope.id, Ok(reply));
@@ -192,6 +195,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
                         actor: actor.to_string(),
                         message: envelope.id.to_string(),
                         attempt: envelope.attempt(),
+                        took,
                     });
                 }
                 Err(e) => {

@@ -111,6 +111,23 @@ pub trait CommitListener: Send + Sync {
     fn on_ready(&self, actors: &[String]);
     /// A delayed message is due at this time.
     fn on_delayed(&self, due_ms: u64);
+    /// A batch is durable: what it held and what its commit cost (for
+    /// metrics; called for every successful batch).
+    fn on_batch(&self, _report: &BatchReport) {}
+}
+
+/// What one durable batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Requests folded into the transaction.
+    pub requests: usize,
+    /// Messages accepted into mailboxes (or the delayed queue): sends,
+    /// messages sent by turns, copies of published messages.
+    pub accepted: u64,
+    /// Messages moved to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// How long the commit (the fsync) took.
+    pub commit: Duration,
 }
 
 /// Counters of the committer, for benchmarks and metrics.
@@ -226,6 +243,8 @@ impl Committer {
 struct Effects {
     ready: BTreeSet<String>,
     earliest_due: Option<u64>,
+    accepted: u64,
+    dead_lettered: u64,
 }
 
 impl Effects {
@@ -346,11 +365,18 @@ impl Worker {
             return;
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.requests.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let jobs_len = jobs.len();
+        self.stats.requests.fetch_add(jobs_len as u64, Ordering::Relaxed);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.done.send(result);
         }
         if let Some(listener) = self.listener.get() {
+            listener.on_batch(&BatchReport {
+                requests: jobs_len,
+                accepted: effects.accepted,
+                dead_lettered: effects.dead_lettered,
+                commit: self.last_commit,
+            });
             if !effects.ready.is_empty() {
                 let ready: Vec<String> = effects.ready.into_iter().collect();
                 listener.on_ready(&ready);

@@ -31,12 +31,12 @@ use std::sync::{Arc, OnceLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
-pub use commit::{CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure};
+pub use commit::{BatchReport, CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure};
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
     ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey, StoreOptions,
-    TypeLimits, WasiGrant,
+    StoreTotals, TypeLimits, WasiGrant,
 };
 pub use time::now_ms;
 pub use ulid;
@@ -277,6 +277,28 @@ impl Store {
                 decode_record(v.value(), "actor_stats")?;
         }
         Ok(merged.into_values().take(limit).collect())
+    }
+
+    /// Totals over the whole store, for the dashboard and metrics: one
+    /// read of each counted table's length and one pass over the pending
+    /// index (one entry per actor with pending messages).
+    pub fn totals(&self) -> Result<StoreTotals, StoreError> {
+        use redb::ReadableTableMetadata;
+        let txn = self.read()?;
+        let mut totals = StoreTotals {
+            actors: txn.open_table(STATS)?.len()?,
+            dead_letters: txn.open_table(DEAD)?.len()?,
+            delayed: txn.open_table(DELAYED)?.len()?,
+            ..StoreTotals::default()
+        };
+        for entry in txn.open_table(PENDING)?.iter()? {
+            let (_, depths) = entry?;
+            totals.pending_actors += 1;
+            for (total, depth) in totals.queued.iter_mut().zip(depths.value()) {
+                *total += depth;
+            }
+        }
+        Ok(totals)
     }
 
     /// When the earliest delayed message is due, if any.

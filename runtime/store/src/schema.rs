@@ -190,6 +190,20 @@ pub struct ActorStats {
     pub last_activity_ms: u64,
 }
 
+/// Counts over the whole store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    /// Actors that ran at least one turn.
+    pub actors: u64,
+    /// Actors with pending messages.
+    pub pending_actors: u64,
+    /// Pending messages by priority (index = priority).
+    pub queued: Depths,
+    /// Messages waiting for their time: delayed sends, retries in backoff.
+    pub delayed: u64,
+    pub dead_letters: u64,
+}
+
 /// What the store knows of one actor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActorSummary {

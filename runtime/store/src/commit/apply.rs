@@ -67,6 +67,7 @@ impl Worker {
             t.dedup.insert((env.to.as_str(), key), until)?;
         }
         let seq = self.take_seq();
+        fx.accepted += 1;
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
                 t.delayed.insert((due, seq), env.encode().as_slice())?;
@@ -152,6 +153,7 @@ impl Worker {
                 let dead =
                     DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
                 t.dead.insert(id, encode_record(&dead).as_slice())?;
+                fx.dead_lettered += 1;
             }
         }
         let dead = matches!(f.disposition, Disposition::DeadLetter { .. });

@@ -1,0 +1,200 @@
+//! The node's measurements, for `/metrics` and the dashboard's live feed.
+//!
+//! Everything lives in one `prometheus-client` registry per node (not a
+//! process-global one: tests run several nodes in one process). Counters
+//! move as the node works — turns from [`NodeEvent`]s, accepted messages,
+//! dead letters and commit costs from the store's [`BatchReport`]s — and the
+//! gauges that describe the store (queue depths, dead letters) are read
+//! from it when the registry is rendered, so they are exact at scrape time.
+
+use pigeon_store::{BatchReport, StoreTotals};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::NodeEvent;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TurnLabels {
+    /// The actor type.
+    r#type: String,
+    /// `completed` or `failed`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PriorityLabel {
+    priority: u8,
+}
+
+/// Counters since the node started: what the live feed sends as rates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages accepted: persistent ones stored, transient ones queued.
+    pub accepted: u64,
+    /// Turns committed.
+    pub completed: u64,
+    /// Turns that failed (each attempt counts).
+    pub failed: u64,
+    pub dead_lettered: u64,
+    /// Transient messages dropped.
+    pub dropped: u64,
+    /// Persistent sends refused with `mailbox-full`.
+    pub refused: u64,
+}
+
+/// The node's metric registry and handles to its metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    accepted: Counter,
+    turns: Family<TurnLabels, Counter>,
+    completed: Counter,
+    failed: Counter,
+    turn_seconds: Family<TypeLabel, Histogram>,
+    dead_lettered: Counter,
+    dropped: Counter,
+    refused: Counter,
+    activations: Counter,
+    commit_requests: Histogram,
+    commit_seconds: Histogram,
+    queued: Family<PriorityLabel, Gauge>,
+    delayed: Gauge,
+    dead_letters: Gauge,
+    actors: Gauge,
+    active: Gauge,
+    types: Gauge,
+}
+
+fn turn_buckets() -> Histogram {
+    // 50 µs to ~26 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut m = Self {
+            accepted: Counter::default(),
+            turns: Family::default(),
+            completed: Counter::default(),
+            failed: Counter::default(),
+            turn_seconds: Family::new_with_constructor(turn_buckets),
+            dead_lettered: Counter::default(),
+            dropped: Counter::default(),
+            refused: Counter::default(),
+            activations: Counter::default(),
+            // 1 to 4096 requests per transaction.
+            commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            // 10 µs to ~5 s: the fsync floor of a disk is ~100 µs.
+            commit_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
+            queued: Family::default(),
+            delayed: Gauge::default(),
+            dead_letters: Gauge::default(),
+            actors: Gauge::default(),
+            active: Gauge::default(),
+            types: Gauge::default(),
+            registry: Registry::with_prefix("pigeon"),
+        };
+        let r = &mut m.registry;
+        r.register("messages_accepted", "Messages accepted (stored, or queued in memory when transient)", m.accepted.clone());
+        r.register("turns", "Turns run, by actor type and outcome", m.turns.clone());
+        r.register_with_unit("turn_duration", "Time in the guest per committed turn", Unit::Seconds, m.turn_seconds.clone());
+        r.register("dead_lettered", "Messages moved to the dead-letter queue", m.dead_lettered.clone());
+        r.register("transient_dropped", "Transient messages dropped", m.dropped.clone());
+        r.register("mailbox_full_refusals", "Persistent sends refused because the mailbox was full", m.refused.clone());
+        r.register("activations", "Actor instances created", m.activations.clone());
+        r.register("commit_batch_requests", "Requests folded into one store transaction (group commit)", m.commit_requests.clone());
+        r.register_with_unit("commit_duration", "Duration of a store commit, fsync included", Unit::Seconds, m.commit_seconds.clone());
+        r.register("queued_messages", "Messages waiting in mailboxes, by priority", m.queued.clone());
+        r.register("delayed_messages", "Messages waiting for their time (delays, retries in backoff)", m.delayed.clone());
+        r.register("dead_letters", "Messages in the dead-letter queue", m.dead_letters.clone());
+        r.register("actors", "Actors that ran at least one turn", m.actors.clone());
+        r.register("active_actors", "Actors with a live instance or queued work", m.active.clone());
+        r.register("actor_types", "Deployed actor types", m.types.clone());
+        m
+    }
+
+    /// Counts what an event says happened.
+    pub(crate) fn observe(&self, event: &NodeEvent) {
+        match event {
+            NodeEvent::Activated { .. } => {
+                self.activations.inc();
+            }
+            NodeEvent::TurnCompleted { actor, took, .. } => {
+                let ty = type_of(actor);
+                self.completed.inc();
+                self.turns.get_or_create(&TurnLabels { r#type: ty.clone(), outcome: "completed" }).inc();
+                self.turn_seconds.get_or_create(&TypeLabel { r#type: ty }).observe(took.as_secs_f64());
+            }
+            NodeEvent::TurnFailed { actor, .. } => {
+                self.failed.inc();
+                self.turns.get_or_create(&TurnLabels { r#type: type_of(actor), outcome: "failed" }).inc();
+            }
+            NodeEvent::Dropped { .. } => {
+                self.dropped.inc();
+            }
+            NodeEvent::Passivated { .. } | NodeEvent::TurnStarted { .. } | NodeEvent::Enqueued { .. } => {}
+        }
+    }
+
+    /// Counts what a durable batch did.
+    pub(crate) fn observe_batch(&self, report: &BatchReport) {
+        self.accepted.inc_by(report.accepted);
+        self.dead_lettered.inc_by(report.dead_lettered);
+        self.commit_requests.observe(report.requests as f64);
+        self.commit_seconds.observe(report.commit.as_secs_f64());
+    }
+
+    /// A transient message was queued in memory.
+    pub(crate) fn accept_transient(&self) {
+        self.accepted.inc();
+    }
+
+    /// A persistent send was refused: the mailbox was full.
+    pub(crate) fn refuse(&self) {
+        self.refused.inc();
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        Counters {
+            accepted: self.accepted.get(),
+            completed: self.completed.get(),
+            failed: self.failed.get(),
+            dead_lettered: self.dead_lettered.get(),
+            dropped: self.dropped.get(),
+            refused: self.refused.get(),
+        }
+    }
+
+    /// The registry in the OpenMetrics text format, with the gauges set
+    /// from `totals` and the node's live counts.
+    pub(crate) fn render(&self, totals: &StoreTotals, active: usize, types: usize) -> String {
+        for (priority, depth) in totals.queued.iter().enumerate() {
+            self.queued.get_or_create(&PriorityLabel { priority: priority as u8 }).set(gauge(*depth));
+        }
+        self.delayed.set(gauge(totals.delayed));
+        self.dead_letters.set(gauge(totals.dead_letters));
+        self.actors.set(gauge(totals.actors));
+        self.active.set(gauge(active as u64));
+        self.types.set(gauge(types as u64));
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+fn gauge(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn type_of(actor: &str) -> String {
+    actor.split('/').next().unwrap_or(actor).to_string()
+}
