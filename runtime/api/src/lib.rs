@@ -154,9 +154,5 @@ pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
         .route("/metrics", get(routes::metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state);
-    Router::new()
-        .nest("/api/v1", api)
-        .merge(metrics)
-        .route("/", get(ui::index))
-        .route("/ui/{*file}", get(ui::file))
+    Router::new().nest("/api/v1", api).merge(metrics).route("/", get(ui::index)).route("/ui/{*file}", get(ui::file))
 }

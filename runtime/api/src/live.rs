@@ -194,14 +194,7 @@ impl Feed {
 /// The stream of `tick` events: the first at once, then one per [`TICK`].
 pub fn ticks(node: Node) -> impl Stream<Item = Tick> {
     let events = node.events();
-    let feed = Feed {
-        node,
-        events,
-        changed: BTreeSet::new(),
-        more_changed: false,
-        failures: Vec::new(),
-        missed: 0,
-    };
+    let feed = Feed { node, events, changed: BTreeSet::new(), more_changed: false, failures: Vec::new(), missed: 0 };
     futures_util::stream::unfold((feed, true), |(mut feed, first)| async move {
         let tick = if first { feed.tick() } else { feed.next_tick().await };
         Some((tick, (feed, false)))

@@ -91,7 +91,8 @@ pub async fn health(State(s): State<AppState>) -> Json<Health> {
 
 /// The machine's name, as the kernel knows it.
 fn host_name() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname"));
+    let name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname"));
     name.map(|n| n.trim().to_string()).ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "localhost".into())
 }
 

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind, Store,
-    StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind,
+    Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;

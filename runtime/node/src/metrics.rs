@@ -103,17 +103,39 @@ impl Metrics {
             registry: Registry::with_prefix("pigeon"),
         };
         let r = &mut m.registry;
-        r.register("messages_accepted", "Messages accepted (stored, or queued in memory when transient)", m.accepted.clone());
+        r.register(
+            "messages_accepted",
+            "Messages accepted (stored, or queued in memory when transient)",
+            m.accepted.clone(),
+        );
         r.register("turns", "Turns run, by actor type and outcome", m.turns.clone());
-        r.register_with_unit("turn_duration", "Time in the guest per committed turn", Unit::Seconds, m.turn_seconds.clone());
+        r.register_with_unit(
+            "turn_duration",
+            "Time in the guest per committed turn",
+            Unit::Seconds,
+            m.turn_seconds.clone(),
+        );
         r.register("dead_lettered", "Messages moved to the dead-letter queue", m.dead_lettered.clone());
         r.register("transient_dropped", "Transient messages dropped", m.dropped.clone());
         r.register("mailbox_full_refusals", "Persistent sends refused because the mailbox was full", m.refused.clone());
         r.register("activations", "Actor instances created", m.activations.clone());
-        r.register("commit_batch_requests", "Requests folded into one store transaction (group commit)", m.commit_requests.clone());
-        r.register_with_unit("commit_duration", "Duration of a store commit, fsync included", Unit::Seconds, m.commit_seconds.clone());
+        r.register(
+            "commit_batch_requests",
+            "Requests folded into one store transaction (group commit)",
+            m.commit_requests.clone(),
+        );
+        r.register_with_unit(
+            "commit_duration",
+            "Duration of a store commit, fsync included",
+            Unit::Seconds,
+            m.commit_seconds.clone(),
+        );
         r.register("queued_messages", "Messages waiting in mailboxes, by priority", m.queued.clone());
-        r.register("delayed_messages", "Messages waiting for their time (delays, retries in backoff)", m.delayed.clone());
+        r.register(
+            "delayed_messages",
+            "Messages waiting for their time (delays, retries in backoff)",
+            m.delayed.clone(),
+        );
         r.register("dead_letters", "Messages in the dead-letter queue", m.dead_letters.clone());
         r.register("actors", "Actors that ran at least one turn", m.actors.clone());
         r.register("active_actors", "Actors with a live instance or queued work", m.active.clone());
