@@ -8,6 +8,10 @@ up:
 test:
     cargo test --workspace
 
+# The dashboard's browser tests (headless Chromium; writes docs/img/*.png).
+ui-test:
+    cargo test -p pigeon-tests --test dashboard
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check

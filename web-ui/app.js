@@ -13,6 +13,8 @@ import { DeadLettersPage } from './dead.js';
 const HISTORY = 600;
 /** Failures kept for the overview. */
 const FAILURES = 100;
+/** At most one full reload of the actor list this often while the feed overflows. */
+const RELOAD_EVERY_MS = 3000;
 
 const emptyModel = () => ({
   health: null,
@@ -128,9 +130,11 @@ function App() {
   const feed = useRef(null);
   const reloading = useRef(false);
 
+  const lastReload = useRef(0);
   const reload = async () => {
     if (reloading.current) return;
     reloading.current = true;
+    lastReload.current = Date.now();
     try {
       const [health, types, topics, actors, dead] = await Promise.all([
         api('/health'),
@@ -155,7 +159,10 @@ function App() {
     prev.current = tick;
     setModel((m) => applyTick(m, tick));
     const restarted = before && tick.counters.completed < before.counters.completed;
-    if (!before || restarted || tick.more_changed || tick.types !== (before && before.types)) reload();
+    // Under a flood every tick has more changes than it carries: reloading
+    // the whole list each time would cost more than it shows.
+    const busyReload = tick.more_changed && Date.now() - lastReload.current > RELOAD_EVERY_MS;
+    if (!before || restarted || busyReload || tick.types !== before.types) reload();
     else if (tick.dead_letters !== before.dead_letters) api('/dead-letters?limit=1000').then((dead) => setModel((m) => ({ ...m, dead }))).catch(() => {});
   };
 

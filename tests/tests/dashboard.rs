@@ -32,7 +32,7 @@ async fn get(url: &str, path: &str) -> serde_json::Value {
 async fn dashboard_follows_the_node_live_and_drives_it() {
     let Some(browser) = Browser::start().await else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &["--demo"]).expect("pigeon up --demo");
+    let mut node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &["--demo"]).expect("pigeon up --demo");
     // A type whose `loop` turn runs until its 8 s deadline: long enough to
     // see messages wait behind it, and dead-lettered at its first failure.
     ok(&node.cli(&["deploy", artifacts::FAULTY, "--name", "slow", "--deadline", "8s", "--max-attempts", "1"]));
@@ -135,6 +135,28 @@ async fn dashboard_follows_the_node_live_and_drives_it() {
     browser.wait_text("[data-test=rate-out]", |t| !t.starts_with("0 ")).await;
     browser.wait_text("[data-test=node-identity]", |t| t.contains("data in")).await;
     browser.screenshot(&shots.join("overview.png")).await;
+
+    // Purge all (the demo's trap is left), after confirmation.
+    browser.route("#/dead-letters").await;
+    browser.wait_text("[data-test=dead-total]", |t| t != "0").await;
+    browser.click("[data-test=purge-all]").await;
+    browser.wait_text("[data-test=confirm]", |t| t.contains("This deletes them for good")).await;
+    browser.click("[data-test=confirm-yes]").await;
+    browser.wait_text("[data-test=dead-total]", |t| t == "0").await;
+
+    // The node restarts on the same address and data: the page notices,
+    // reconnects on its own and shows the stored counts again.
+    let address = node.url.trim_start_matches("http://").to_string();
+    node.terminate();
+    browser.wait_text("[data-test=connection]", |t| t.contains("reconnecting")).await;
+    let node = PigeonNode::start(&dir.path().join("data"), &address, &[]).expect("pigeon up again");
+    browser.wait_text("[data-test=connection]", |t| t.contains("live")).await;
+    browser.route("#/actors/counter/web").await;
+    browser.wait_text("[data-test=processed]", |t| t == "2").await;
+    browser.type_into("[data-test=send-payload]", "inc").await;
+    browser.click("[data-test=send-submit]").await;
+    browser.wait_text("[data-test=processed]", |t| t == "3").await;
+    drop(node);
 
     let mark = eval(&browser, "return window.__noReload || null;").await;
     assert_eq!(mark, "still here", "the page was reloaded");

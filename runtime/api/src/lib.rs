@@ -55,6 +55,9 @@ pub struct AppState {
     pub token: Arc<str>,
     /// Reads are open when the node listens on loopback only.
     pub loopback: bool,
+    /// Turns true when the server shuts down: long-lived responses (the
+    /// live feed) end, so a graceful shutdown does not wait on them forever.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]
@@ -123,9 +126,11 @@ async fn refuse_oversized(
     }
 }
 
-/// The router of `/api/v1`, for a node, its token and its listen address.
-pub fn router(node: Node, token: String, listen: SocketAddr) -> Router {
-    let state = AppState { node, token: token.into(), loopback: listen.ip().is_loopback() };
+/// The router of `/api/v1`, `/metrics` and the dashboard, for a node, its
+/// token and its listen address. Send `true` on `closing` when the server
+/// starts its graceful shutdown.
+pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::sync::watch::Receiver<bool>) -> Router {
+    let state = AppState { node, token: token.into(), loopback: listen.ip().is_loopback(), closing };
     let api = Router::new()
         .route("/health", get(routes::health))
         .route("/types", get(routes::list_types))

@@ -8,8 +8,10 @@
 //! the rows of the actors that changed (at most [`MAX_ROWS`]; `more_changed`
 //! says to reload the list), and the latest failures. A listener that falls
 //! behind the node's event channel is told how many events it `missed`.
-//! After a node restart the browser's reconnect gets a fresh feed, and the
-//! counters starting again from zero tell it the node restarted.
+//! The feed ends when the server shuts down (graceful shutdown waits for
+//! open responses). After a node restart the browser's reconnect gets a
+//! fresh feed, and the counters starting again from zero tell it the node
+//! restarted.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -206,7 +208,12 @@ pub fn ticks(node: Node) -> impl Stream<Item = Tick> {
     responses((status = 200, description = "`text/event-stream` of `tick` events", body = Tick)))]
 pub async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     use futures_util::StreamExt as _;
-    let stream = ticks(s.node).map(|tick| {
+    let mut closing = s.closing;
+    let closed = async move {
+        // An error means the server is gone: end the feed as well.
+        let _ = closing.wait_for(|closing| *closing).await;
+    };
+    let stream = ticks(s.node).take_until(closed).map(|tick| {
         // A tick always serializes; an empty event would only be skipped.
         Ok(Event::default().event("tick").json_data(&tick).unwrap_or_default())
     });

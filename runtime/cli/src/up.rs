@@ -31,12 +31,17 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool, dedup_window: Durat
     if demo {
         run_demo(&node).await?;
     }
-    let app = pigeon_api::router(node.clone(), token, bound);
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let app = pigeon_api::router(node.clone(), token, bound, closing);
     // The one line scripts and tests wait for.
     println!("pigeon node listening on http://{bound} (data in {})", data.display());
     println!("dashboard: http://{bound}/   metrics: http://{bound}/metrics");
     tracing::info!(types = ?node.type_names(), "node ready");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
+    let stop = async move {
+        shutdown_signal().await;
+        let _ = closing_tx.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
     tracing::info!("shutting down: running turns finish, nothing accepted is lost");
     node.shutdown(Duration::from_secs(10)).await;
     Ok(())
