@@ -245,6 +245,7 @@ async fn bad_components_are_refused_with_the_reason() {
     .unwrap();
     let err = deploy(foreign).await;
     assert!(err.contains("`wasi:http/types@0.2.0`, `wasi:http/outgoing-handler@0.2.0`"), "{err}");
+    assert!(err.contains("disableFeatures: ['http', 'fetch-event']"), "names how to build without it: {err}");
     assert!(!err.contains("acme:bank"), "{err}");
 
     let mut truncated = artifacts::read(artifacts::COUNTER);

@@ -28,8 +28,9 @@ pub enum ComponentError {
     MissingHandler { expected: String, found: String },
     /// The component imports interfaces the host does not provide.
     #[error(
-        "the component imports what this node does not provide: {}. Provided: `pigeon:actor/*@0.1`, and the capability-free WASI 0.2 interfaces; rebuild the actor without these imports",
-        .missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        "the component imports what this node does not provide: {}. Provided: `pigeon:actor/*@0.1`, and the capability-free WASI 0.2 interfaces; rebuild the actor without these imports{}",
+        .missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+        rebuild_hint(.missing)
     )]
     UnsatisfiedImports { missing: Vec<String> },
     /// An exported or imported function cannot be called across actors.
@@ -81,4 +82,15 @@ pub enum TurnError {
     /// the dead letters without retries.
     #[error("call rejected: {0}")]
     Rejected(String),
+}
+
+/// How to build without the usual unprovided import: `wasi:http`, which
+/// componentize-js adds by default.
+fn rebuild_hint(missing: &[String]) -> &'static str {
+    if missing.iter().any(|m| m.starts_with("wasi:http/")) {
+        " (JavaScript built with componentize-js imports `wasi:http` unless built with \
+         `disableFeatures: ['http', 'fetch-event']`; an actor reaches the outside through messages)"
+    } else {
+        ""
+    }
 }
