@@ -155,7 +155,10 @@ impl RpcSurface {
         let mut surface = Self::default();
         for (name, item) in ty.exports(engine) {
             let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
-            if host_namespace(name) {
+            // Only interfaces of a WIT package (`ns:pkg/name`) are callable:
+            // plain-named exports are toolchain plumbing, such as the
+            // `exports.init` that componentize-py adds to every component.
+            if host_namespace(name) || !name.contains(':') {
                 continue;
             }
             let Some(iface_index) = component.get_export_index(None, name) else { continue };

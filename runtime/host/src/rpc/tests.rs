@@ -145,3 +145,22 @@ fn signatures_are_written_out_structurally() {
         "{text}"
     );
 }
+
+#[test]
+fn only_interfaces_of_a_package_become_operations() {
+    let wat = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (instance $plain (export "init" (func $f)))
+        (export "exports" (instance $plain))
+        (instance $ping (export "ping" (func $f)))
+        (export "acme:demo/pinger@0.1.0" (instance $ping))
+    )"#;
+    let engine = Engine::new(&Config::new()).expect("engine");
+    let component = Component::new(&engine, wat::parse_str(wat).expect("WAT")).expect("component");
+    let surface = super::RpcSurface::of(&engine, &component).expect("surface");
+    let names: Vec<(&str, &str)> =
+        surface.operations.iter().map(|o| (o.interface.as_str(), o.function.as_str())).collect();
+    assert_eq!(names, vec![("acme:demo/pinger@0.1.0", "ping")]);
+}
