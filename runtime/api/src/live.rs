@@ -20,7 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use pigeon_node::pigeon_store::{ActorSummary, now_ms};
+use pigeon_node::pigeon_store::now_ms;
 use pigeon_node::{Counters, Node, NodeEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -165,14 +165,20 @@ impl Feed {
 
     fn tick(&mut self) -> Tick {
         let store = self.node.store();
-        let totals = store.totals().unwrap_or_default();
+        // A store that cannot be read shows as empty for this tick; the
+        // error is in the node's log, and the next tick tries again.
+        let totals = store.totals().unwrap_or_else(|e| {
+            tracing::warn!("live feed: cannot read the store's totals: {e}");
+            Default::default()
+        });
         let changed = std::mem::take(&mut self.changed);
-        let rows = changed.into_iter().filter_map(|address| {
-            let depths = store.mailbox_depths(&address).ok()?;
-            let stats = store.actor_stats(&address).ok()?;
-            let in_flight = self.node.in_flight(&address);
-            let summary = ActorSummary { address, depths, stats };
-            Some(ActorInfo { in_flight: in_flight.map(|id| id.to_string()), ..ActorInfo::from(&summary) })
+        let node = &self.node;
+        let rows = changed.into_iter().filter_map(|address| match store.actor_summary(&address) {
+            Ok(summary) => Some(ActorInfo::of(node, &summary)),
+            Err(e) => {
+                tracing::warn!(actor = address, "live feed: cannot read the actor's row: {e}");
+                None
+            }
         });
         Tick {
             at_ms: now_ms(),

@@ -262,6 +262,15 @@ pub struct ActorInfo {
     pub in_flight: Option<String>,
 }
 
+impl ActorInfo {
+    /// An actor's row as the node sees it now: the store's counters and
+    /// the turn it is running.
+    pub fn of(node: &pigeon_node::Node, summary: &ActorSummary) -> Self {
+        let in_flight = node.in_flight(&summary.address).map(|id| id.to_string());
+        Self { in_flight, ..Self::from(summary) }
+    }
+}
+
 impl From<&ActorSummary> for ActorInfo {
     fn from(a: &ActorSummary) -> Self {
         Self {

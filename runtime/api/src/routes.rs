@@ -201,13 +201,7 @@ pub async fn list_actors(
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<ActorInfo>>, ApiError> {
     let actors = s.node.store().list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
-    Ok(Json(actors.iter().map(|a| info_of(&s, a)).collect()))
-}
-
-/// An actor's row, with the turn it is running now.
-fn info_of(s: &AppState, summary: &pigeon_node::pigeon_store::ActorSummary) -> ActorInfo {
-    let in_flight = s.node.in_flight(&summary.address).map(|id| id.to_string());
-    ActorInfo { in_flight, ..ActorInfo::from(summary) }
+    Ok(Json(actors.iter().map(|a| ActorInfo::of(&s.node, a)).collect()))
 }
 
 /// Everything about one actor: mailbox, state, counters, dead letters.
@@ -216,16 +210,15 @@ fn info_of(s: &AppState, summary: &pigeon_node::pigeon_store::ActorSummary) -> A
 pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<ActorDetail>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
     let store = s.node.store();
-    let depths = store.mailbox_depths(addr.as_str())?;
-    let stats = store.actor_stats(addr.as_str())?;
+    let summary = store.actor_summary(addr.as_str())?;
     let known = s.node.type_names().iter().any(|t| t == addr.actor_type());
     let state = store.state_page(addr.as_str(), "", INSPECT_STATE)?;
-    if !known && state.is_empty() && depths.iter().all(|d| *d == 0) && stats.last_activity_ms == 0 {
+    let idle = summary.depths.iter().all(|d| *d == 0) && summary.stats.last_activity_ms == 0;
+    if !known && state.is_empty() && idle {
         return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
     }
-    let summary = pigeon_node::pigeon_store::ActorSummary { address: address.clone(), depths, stats };
     Ok(Json(ActorDetail {
-        info: info_of(&s, &summary),
+        info: ActorInfo::of(&s.node, &summary),
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
         mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e)).collect(),

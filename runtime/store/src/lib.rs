@@ -279,6 +279,18 @@ impl Store {
         Ok(merged.into_values().take(limit).collect())
     }
 
+    /// What the store knows of `actor`: its mailbox depths and counters,
+    /// read in one transaction.
+    pub fn actor_summary(&self, actor: &str) -> Result<ActorSummary, StoreError> {
+        let txn = self.read()?;
+        let depths = txn.open_table(PENDING)?.get(actor)?.map(|v| v.value()).unwrap_or_default();
+        let stats = match txn.open_table(STATS)?.get(actor)? {
+            Some(v) => decode_record(v.value(), "actor_stats")?,
+            None => ActorStats::default(),
+        };
+        Ok(ActorSummary { address: actor.to_string(), depths, stats })
+    }
+
     /// Totals over the whole store, for the dashboard and metrics: one
     /// read of each counted table's length and one pass over the pending
     /// index (one entry per actor with pending messages).

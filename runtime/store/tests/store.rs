@@ -71,6 +71,14 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
     assert_eq!(store.pending_actors(None, 10).unwrap(), vec![("counter/b".to_string(), 1)]);
+    let b = store.actor_summary("counter/b").unwrap();
+    assert_eq!(
+        (b.address.as_str(), b.depths, b.stats.processed),
+        ("counter/b", store.mailbox_depths("counter/b").unwrap(), 0)
+    );
+    assert_eq!(store.actor_summary("counter/a").unwrap().stats, store.actor_stats("counter/a").unwrap());
+    let totals = store.totals().unwrap();
+    assert_eq!((totals.actors, totals.pending_actors, totals.queued.iter().sum::<u64>()), (1, 1, 1));
 
     // Committing the same message again is refused and changes nothing.
     let again = TurnCommit {
