@@ -19,6 +19,16 @@ use std::process::Command;
 const GUESTS: &[&str] =
     &["counter", "forwarder", "faulty", "caller", "chat-room", "bank/account", "bank/transfer", "bank/old-teller"];
 
+/// Guests in other WIT languages, built by their own toolchains when those
+/// are installed (see `foreign.rs`).
+const FOREIGN: &[foreign::Guest] = &[
+    foreign::Guest { dir: "counter-js", lang: foreign::Lang::JavaScript { source: "counter.js" } },
+    foreign::Guest { dir: "counter-py", lang: foreign::Lang::Python { module: "app" } },
+];
+
+#[path = "foreign.rs"]
+mod foreign;
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..").canonicalize().expect("workspace root");
@@ -34,6 +44,7 @@ fn main() {
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-guests").join(checkout);
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-env-changed=PIGEON_E2E_REQUIRED");
     for dir in ["Cargo.toml", "Cargo.lock"].iter().map(|f| guests.join(f)).chain(GUESTS.iter().map(|g| guests.join(g)))
     {
         println!("cargo:rerun-if-changed={}", dir.display());
@@ -69,6 +80,9 @@ fn main() {
             "/// Path of `{file}`, built from `guest-examples/{dir}`.\npub const {name}: &str = {path:?};\n\
              /// The bytes of `{file}`.\npub static {name}_WASM: &[u8] = include_bytes!({path:?});\n"
         ));
+    }
+    for guest in FOREIGN {
+        code.push_str(&foreign::build(guest, &root, &target_dir.join("foreign")));
     }
     write_if_changed(&out_dir.join("artifacts.rs"), &code);
 }

@@ -130,3 +130,18 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The `counter` guest in every language whose toolchain built it: Rust
+/// always, JavaScript and Python when componentize-js and componentize-py
+/// are installed (the build script fails instead under
+/// `PIGEON_E2E_REQUIRED=1`, so CI never skips one).
+pub fn counters() -> Vec<(&'static str, &'static str)> {
+    let mut counters = vec![("rust", artifacts::COUNTER)];
+    for (language, path) in [("javascript", artifacts::COUNTER_JS), ("python", artifacts::COUNTER_PY)] {
+        match path {
+            Some(path) => counters.push((language, path)),
+            None => eprintln!("SKIPPED the {language} counter: its toolchain is not installed (see the build warning)"),
+        }
+    }
+    counters
+}

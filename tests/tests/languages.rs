@@ -1,0 +1,76 @@
+//! The same actor written in Rust, JavaScript (componentize-js) and Python
+//! (componentize-py) behaves the same through the real binary: one node,
+//! the three `counter`s deployed side by side with default limits, one
+//! script of commands, and the same replies, state and guest errors from
+//! each. (The SIGKILL test of each language is in `http_crash.rs`.)
+
+use std::time::Duration;
+
+use pigeon_tests::process::{PigeonNode, json, ok, start_fresh};
+use serde_json::Value;
+
+/// What one counter did with the script: replies, its state, and the
+/// errors of the messages it refused.
+#[derive(Debug, PartialEq)]
+struct Behaviour {
+    replies: Vec<String>,
+    state: Vec<(String, String)>,
+    errors: Vec<String>,
+}
+
+fn run_script(node: &PigeonNode, kind: &str) -> Behaviour {
+    let actor = format!("{kind}/a");
+    let call = |payload: &str| ok(&node.cli(&["call", &actor, payload])).trim().to_string();
+    let mut replies = vec![call("inc"), call("add 41")];
+    ok(&node.cli(&["send", &actor, "add 8", "-H", "op-id=x1"]));
+    // Each command fails on its only attempt and is dead-lettered.
+    for bad in ["add lots", "bogus"] {
+        ok(&node.cli(&["send", &actor, bad]));
+    }
+    replies.push(call("get"));
+
+    let deadline = std::time::Instant::now() + pigeon_tests::PATIENCE;
+    let detail = loop {
+        let detail = json(&ok(&node.cli(&["inspect", &actor, "--json"])));
+        if detail["dead_lettered"] == 2 && detail["pending"] == 0 {
+            break detail;
+        }
+        assert!(std::time::Instant::now() < deadline, "{actor} did not dead-letter its two bad messages: {detail}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let state = detail["state"].as_array().expect("state").iter().map(|e| (text(&e["key"]), text(&e["value"]["text"])));
+    let dead = json(&ok(&node.cli(&["dlq", "ls", "--json"])));
+    let mut errors: Vec<String> = dead
+        .as_array()
+        .expect("dead letters")
+        .iter()
+        .filter(|d| d["message"]["to"] == actor.as_str())
+        .map(|d| text(&d["error"]))
+        .collect();
+    errors.sort();
+    Behaviour { replies, state: state.collect(), errors }
+}
+
+#[test]
+fn counter_behaves_alike_in_rust_javascript_and_python() {
+    let (_dir, node) = start_fresh();
+    let counters = pigeon_tests::counters();
+    for (language, path) in &counters {
+        // Default limits: a 12–18 MB JS or Python component needs no flags.
+        let out = ok(&node.cli(&["deploy", path, "--name", &format!("counter-{language}"), "--max-attempts", "1"]));
+        assert!(out.starts_with(&format!("deployed counter-{language} ")), "{out}");
+    }
+
+    let expected = Behaviour {
+        replies: vec!["1".into(), "42".into(), "50".into()],
+        state: vec![("applied/x1".into(), "1 50".into()), ("count".into(), "50".into())],
+        errors: vec![
+            "handler returned an error: counter: `add` takes a whole number, got `lots`".into(),
+            "handler returned an error: counter: unknown command `bogus` (try inc, add N, get)".into(),
+        ],
+    };
+    for (language, _) in &counters {
+        assert_eq!(run_script(&node, &format!("counter-{language}")), expected, "the {language} counter");
+    }
+}
