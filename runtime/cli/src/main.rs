@@ -6,12 +6,14 @@
 
 mod client;
 mod commands;
+mod guest_build;
+mod scaffold;
 mod table;
 mod units;
 mod up;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -39,7 +41,9 @@ const EXAMPLES: &str = "Examples:
   pigeon inspect counter/alice                      mailbox, state and errors of one actor
   pigeon subscribe orders shop/eu --filter \"amount > 100\"
   pigeon publish orders hello -H amount=250           fan out to matching subscribers
-  pigeon dlq ls                                     dead letters";
+  pigeon dlq ls                                     dead letters
+  pigeon new js greeter                             a new actor project (rust, js, python)
+  pigeon build                                      build it into greeter.wasm";
 
 /// Options of every command that talks to a node.
 #[derive(Args)]
@@ -164,6 +168,30 @@ enum Command {
     },
     /// Lists subscriptions.
     Topics,
+    /// Writes a new actor project: its WIT, a handler that echoes, the build
+    /// set-up and a README.
+    ///
+    /// The handler replies with the payload it gets and counts its messages
+    /// in its state; it deploys without edits:
+    ///
+    /// pigeon new python hello && cd hello && pigeon build && pigeon deploy hello.wasm --name hello
+    New {
+        /// The project's language.
+        #[arg(value_enum)]
+        language: scaffold::Language,
+        /// The project's directory, and the actor type's name (`greeter`).
+        name: String,
+    },
+    /// Builds the actor project in the current directory (or DIR) into
+    /// `<project>.wasm`, with that language's toolchain.
+    ///
+    /// Rust: cargo for wasm32-wasip2; JavaScript: componentize-js (npm
+    /// install on the first build); Python: componentize-py.
+    Build {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Prints shell completions: `pigeon completions bash > /etc/bash_completion.d/pigeon`.
     Completions { shell: clap_complete::Shell },
 }
@@ -273,9 +301,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::publish(&client(), &topic, payload, priority, headers, g.json).await
         }
         Command::Topics => commands::topics(&client(), g.json).await,
+        Command::New { language, name } => {
+            let files = scaffold::new(language, &name, Path::new("."))?;
+            print_created(language, &name, &files, g.json)
+        }
+        Command::Build { dir } => {
+            let built = guest_build::build(&dir)?;
+            print_built(&built, g.json)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pigeon", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+fn print_created(language: scaffold::Language, name: &str, files: &[&str], json: bool) -> anyhow::Result<()> {
+    if json {
+        let value =
+            serde_json::json!({ "name": name, "language": format!("{language:?}").to_lowercase(), "files": files });
+        println!("{value:#}");
+        return Ok(());
+    }
+    println!("created {name}/: {}", files.join(", "));
+    println!(
+        "next:\n  cd {name}\n  pigeon build\n  pigeon deploy {name}.wasm --name {name}\n  pigeon call {name}/alice hello"
+    );
+    Ok(())
+}
+
+fn print_built(built: &guest_build::Built, json: bool) -> anyhow::Result<()> {
+    if json {
+        let value = serde_json::json!({ "component": built.component, "bytes": built.bytes, "name": built.name });
+        println!("{value:#}");
+        return Ok(());
+    }
+    println!("built {} ({} KiB)", built.component.display(), built.bytes / 1024);
+    println!("deploy it: pigeon deploy {}.wasm --name {}", built.name, built.name);
+    Ok(())
 }
