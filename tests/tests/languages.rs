@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pigeon_tests::process::{PigeonNode, json, ok, start_fresh};
+use pigeon_tests::process::{PigeonNode, fails, json, ok, start_fresh};
 use serde_json::Value;
 
 /// What one counter did with the script: replies, its state, and the
@@ -73,4 +73,25 @@ fn counter_behaves_alike_in_rust_javascript_and_python() {
     for (language, _) in &counters {
         assert_eq!(run_script(&node, &format!("counter-{language}")), expected, "the {language} counter");
     }
+}
+
+#[test]
+fn a_guest_over_its_memory_limit_is_refused_at_deploy_saying_what_to_raise() {
+    let Some(&(_, js)) = pigeon_tests::counters().iter().find(|(l, _)| *l == "javascript") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &["--max-memory", "512MiB"]).unwrap();
+
+    // componentize-js starts with ~9 MiB of linear memory.
+    let err = fails(&node.cli(&["deploy", js, "--name", "small", "--memory", "4MiB"]));
+    assert!(err.contains("needs 9.") && err.contains("over the type's limit of 4 MiB"), "{err}");
+    assert!(err.contains("`--memory 32MiB`") && err.contains("[invalid_limits]"), "{err}");
+    let err = fails(&node.cli(&["deploy", js, "--name", "huge", "--memory", "600MiB"]));
+    assert!(err.contains("maximum of 512 MiB") && err.contains("`pigeon up --max-memory`"), "{err}");
+    let listing = json(&ok(&node.cli(&["--json", "ls"])));
+    assert_eq!(listing["types"], serde_json::json!([]), "a refused deploy stores nothing");
+
+    // Raised as the error says, it deploys and runs; 300 MiB is above the
+    // default node maximum and within this node's.
+    ok(&node.cli(&["deploy", js, "--name", "roomy", "--memory", "300MiB"]));
+    assert_eq!(ok(&node.cli(&["call", "roomy/a", "inc"])).trim(), "1");
 }

@@ -140,18 +140,11 @@ fn a_typed_error_reaches_the_calling_actor_as_its_type() {
 #[test]
 fn a_call_that_brings_no_reply_traps_the_callers_turn_with_the_reason() {
     let (_dir, node) = start_fresh();
-    // Accounts whose instances cannot start (64 KiB of memory): every call
-    // to them is dead-lettered.
-    ok(&node.cli(&[
-        "deploy",
-        artifacts::BANK_ACCOUNT,
-        "--name",
-        "account",
-        "--memory",
-        "64KiB",
-        "--max-attempts",
-        "1",
-    ]));
+    // account/b holds u64::MAX: the deposit into it traps on the overflow,
+    // every time, and is dead-lettered after its one attempt.
+    ok(&node.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account", "--max-attempts", "1"]));
+    ok(&node.cli(&["call", "account/a", "account.deposit(5)"]));
+    ok(&node.cli(&["call", "account/b", &format!("account.deposit({})", u64::MAX)]));
     let links = link("account");
     ok(&node.cli(&["deploy", artifacts::BANK_TRANSFER, "--name", "transfer", "--link", &links, "--max-attempts", "1"]));
     ok(&node.cli(&["send", "transfer/desk", "t1 a b 5"]));
@@ -164,16 +157,16 @@ fn a_call_that_brings_no_reply_traps_the_callers_turn_with_the_reason() {
         dead = json(&ok(&node.cli(&["--json", "dlq", "ls"]))).as_array().unwrap().clone();
     }
     let of = |actor: &str| dead.iter().find(|d| d["message"]["to"] == actor).unwrap_or_else(|| panic!("{dead:?}"));
-    let callee = of("account/a")["error"].as_str().unwrap();
-    assert!(callee.contains("initial memory"), "{callee}");
+    let callee = of("account/b")["error"].as_str().unwrap();
+    assert!(callee.contains("the balance would overflow"), "{callee}");
     // A dead-lettered RPC call is shown as the call it was, in WAVE.
-    assert_eq!(of("account/a")["message"]["call"], "acme:bank/account@0.1.0.withdraw(5)");
+    assert_eq!(of("account/b")["message"]["call"], "acme:bank/account@0.1.0.deposit(5)");
     let caller = of("transfer/desk")["error"].as_str().unwrap();
     assert!(
-        caller.starts_with("RPC call failed: acme:bank/account.withdraw on account/a failed and was dead-lettered"),
+        caller.starts_with("RPC call failed: acme:bank/account.deposit on account/b failed and was dead-lettered"),
         "{caller}"
     );
-    assert!(caller.contains("initial memory"), "the callee's error is passed on: {caller}");
+    assert!(caller.contains("the balance would overflow"), "the callee's error is passed on: {caller}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

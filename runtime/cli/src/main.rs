@@ -82,6 +82,14 @@ enum Command {
         /// key to the same actor within it is acknowledged, not delivered).
         #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
         dedup_window: Duration,
+        /// The largest memory limit an actor type may ask for (`deploy
+        /// --memory`). A JavaScript or Python guest starts with 10–30 MiB.
+        #[arg(long, default_value = "256MiB", value_parser = units::parse_size)]
+        max_memory: u64,
+        /// Actor instances alive at once; idle ones are passivated to make
+        /// room.
+        #[arg(long, default_value_t = 1000)]
+        max_instances: u32,
     },
     /// Deploys a component as an actor type (replacing any older version).
     Deploy {
@@ -280,7 +288,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
-        Command::Up { listen, demo, dedup_window } => up::up(&g.data, listen, demo, dedup_window).await,
+        Command::Up { listen, demo, dedup_window, max_memory, max_instances } => {
+            up::up(&g.data, up::UpOptions { listen, demo, dedup_window, max_memory, max_instances }).await
+        }
         Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links } => {
             let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links };
             commands::deploy(&client(), &file, &name, limits, g.json).await

@@ -9,10 +9,23 @@ use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{Envelope, TypeLimits};
 use pigeon_node::{Invoke, Node, NodeConfig};
 
+/// How `pigeon up` runs the node.
+pub struct UpOptions {
+    pub listen: SocketAddr,
+    pub demo: bool,
+    pub dedup_window: Duration,
+    /// The largest memory limit a type may ask for (the pooling allocator
+    /// reserves this much address space per instance slot).
+    pub max_memory: u64,
+    /// Instances alive at once.
+    pub max_instances: u32,
+}
+
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
 /// signal; running turns then finish or roll back, and nothing accepted is
 /// lost.
-pub async fn up(data: &Path, listen: SocketAddr, demo: bool, dedup_window: Duration) -> anyhow::Result<()> {
+pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
+    let UpOptions { listen, demo, dedup_window, max_memory, max_instances } = options;
     // Bind first: a busy port should fail before any work is done.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -25,6 +38,8 @@ pub async fn up(data: &Path, listen: SocketAddr, demo: bool, dedup_window: Durat
     let bound = listener.local_addr()?;
     let mut config = NodeConfig::new(data);
     config.store.dedup_retention_ms = dedup_window.as_millis() as u64;
+    config.host.max_memory_bytes = max_memory;
+    config.host.max_instances = max_instances;
     let node = Node::start(config).await.with_context(|| format!("cannot start a node in {}", data.display()))?;
     let token = pigeon_api::auth::load_or_create_token(data)
         .with_context(|| format!("cannot write the API token in {}", data.display()))?;

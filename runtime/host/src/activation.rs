@@ -214,15 +214,13 @@ impl Activation {
             let actor = component.indices.load(&mut store, &instance)?;
             Ok::<_, wasmtime::Error>((instance, actor))
         };
-        let (instance, actor) = instantiated.await.map_err(|e| {
-            let reason = match store.data().limiter.exceeded {
-                Some(asked) => format!(
-                    "its initial memory ({asked} bytes) is over the limit of {} bytes: raise the type's memory limit",
-                    limits.memory_bytes
-                ),
-                None => format!("{e:#}"),
-            };
-            ActivationError::Instantiate { actor: address.to_string(), reason }
+        let (instance, actor) = instantiated.await.map_err(|e| match store.data().limiter.exceeded {
+            Some(needed) => ActivationError::InitialMemory {
+                actor: address.to_string(),
+                needed: needed as u64,
+                limit: limits.memory_bytes,
+            },
+            None => ActivationError::Instantiate { actor: address.to_string(), reason: format!("{e:#}") },
         })?;
         Ok(Self { store, actor, instance, rpc: component.rpc.clone(), limits })
     }

@@ -50,6 +50,11 @@ pub enum ActivationError {
     /// The instance could not be created (limits, pool exhausted, start trap).
     #[error("cannot instantiate `{actor}`: {reason}")]
     Instantiate { actor: String, reason: String },
+    /// The component's memory at start is already over the type's limit.
+    #[error(
+        "cannot instantiate `{actor}`: its initial memory ({needed} bytes) is over the limit of {limit} bytes: raise the type's memory limit"
+    )]
+    InitialMemory { actor: String, needed: u64, limit: u64 },
 }
 
 /// Why a turn failed. Every variant rolls the turn back.

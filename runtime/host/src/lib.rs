@@ -216,6 +216,40 @@ impl Host {
     ) -> Result<Activation, ActivationError> {
         Activation::new(self, component, address, limits, env).await
     }
+
+    /// Instantiates `component` once under `limits` and drops the instance
+    /// (no guest code runs but its start-up): a deploy learns at once, not at
+    /// the first message, that the guest cannot even start under them.
+    pub async fn probe(
+        &self,
+        component: &ActorComponent,
+        name: &str,
+        limits: ActivationLimits,
+    ) -> Result<(), ActivationError> {
+        let address = format!("{name}/deploy-probe");
+        Activation::new(self, component, &address, limits, Arc::new(ProbeEnv)).await.map(drop)
+    }
+}
+
+/// The world of a probe instance: empty state, and every send refused.
+struct ProbeEnv;
+
+impl ActorEnv for ProbeEnv {
+    fn state_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    fn state_keys(&self, _: &str, _: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+    fn check_send(&self, _: &str, _: Delivery) -> Result<(), SendRefusal> {
+        Err(SendRefusal::Store("a deploy probe sends nothing".into()))
+    }
+    fn timer_pending(&self, _: ulid::Ulid) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn call(&self, _: Envelope, _: Duration) -> CallFuture {
+        Box::pin(async { Err(CallFailure::Failed("a deploy probe calls nothing".into())) })
+    }
 }
 
 fn build_engine(config: &HostConfig) -> wasmtime::Result<Engine> {

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use pigeon_host::{Host, HostConfig, MAX_PAYLOAD_BYTES};
+use pigeon_host::{ActivationError, Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
     ActorAddr, ActorType, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind,
     Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
@@ -268,8 +268,10 @@ impl Node {
         let max_memory = self.inner.host.config().max_memory_bytes;
         if limits.memory_bytes > max_memory {
             return Err(NodeError::Limits(format!(
-                "memory limit of {} bytes is above this node's maximum of {max_memory} bytes",
-                limits.memory_bytes
+                "memory limit of {} MiB is above this node's maximum of {} MiB: ask for less, or start the node \
+                 with a larger `pigeon up --max-memory`",
+                limits.memory_bytes >> 20,
+                max_memory >> 20
             )));
         }
         if limits.max_attempts == 0 || limits.deadline_ms == 0 || limits.mailbox_bound == 0 {
@@ -282,6 +284,8 @@ impl Node {
         let component = component?;
         self.inner.check_links(name, &component)?;
         self.inner.check_dependents(name, Some(component.rpc()))?;
+        let probe = self.inner.host.probe(&component, name, turn::activation_limits(&limits)).await;
+        probe.map_err(|e| deploy_probe_error(e, max_memory))?;
         let record = ActorType {
             name: name.to_string(),
             component_hash: component.hash().to_string(),
@@ -466,5 +470,33 @@ async fn schedule_pending(node: Arc<NodeInner>, prefix: String) {
             _ => return,
         }
         tokio::task::yield_now().await;
+    }
+}
+
+/// Turns a failed deploy probe into an error that says what to raise.
+fn deploy_probe_error(error: ActivationError, node_max: u64) -> NodeError {
+    match error {
+        ActivationError::InitialMemory { needed, limit, .. } => {
+            // Room to grow past the start-up memory: twice it, in whole MiB.
+            let suggest = (needed.saturating_mul(2) >> 20).next_power_of_two().max(1);
+            let fix = if suggest << 20 <= node_max {
+                format!("deploy with a larger memory limit, e.g. `--memory {suggest}MiB`")
+            } else {
+                format!(
+                    "that is more than this node allows ({} MiB): start it with `pigeon up --max-memory {suggest}MiB`, \
+                     then deploy with `--memory {suggest}MiB`",
+                    node_max >> 20
+                )
+            };
+            NodeError::Limits(format!(
+                "the component needs {:.1} MiB ({needed} bytes) of memory to start, over the type's limit of {} MiB: {fix}",
+                needed as f64 / f64::from(1 << 20),
+                limit >> 20
+            ))
+        }
+        ActivationError::Instantiate { reason, .. } => NodeError::Limits(format!(
+            "the component cannot start: {reason} (if that names a pooling or instance limit, start the node with \
+             larger `pigeon up --max-memory` / `--max-instances`)"
+        )),
     }
 }

@@ -117,7 +117,11 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>,
 }
 
 fn limits_of(ty: &LoadedType) -> ActivationLimits {
-    let limits = &ty.record.limits;
+    activation_limits(&ty.record.limits)
+}
+
+/// What the host needs of a type's limits to run one of its actors.
+pub(crate) fn activation_limits(limits: &pigeon_store::TypeLimits) -> ActivationLimits {
     ActivationLimits {
         memory_bytes: limits.memory_bytes,
         deadline: Duration::from_millis(limits.deadline_ms),

@@ -35,7 +35,10 @@ impl Account for BankAccount {
         if amount == 0 {
             return Err(AccountError::ZeroAmount);
         }
-        let new = balance().checked_add(amount).ok_or(AccountError::ZeroAmount)?;
+        // No real balance reaches u64::MAX: past it is a broken invariant,
+        // not a refusal a caller could act on, so the turn traps (rolled
+        // back, retried, then dead-lettered with this message).
+        let Some(new) = balance().checked_add(amount) else { panic!("account: the balance would overflow") };
         set_balance(new);
         Ok(new)
     }
