@@ -1,6 +1,9 @@
 // Builds a JavaScript actor into a component of the `pigeon:actor` world.
 //
-//   node js-tools/componentize.mjs <source.js> <out.wasm> [--wit <dir>]
+//   node js-tools/componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>]
+//
+// The WIT directory defaults to the repository's `wit/` (the `actor` world);
+// a guest of another package passes its own, with `pigeon:actor` in `deps/`.
 //
 // componentize-js's API is used rather than the `jco componentize` CLI, which
 // fails on relative `--wit` paths. The features an actor cannot use are
@@ -15,14 +18,16 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
-let wit = resolve(dirname(fileURLToPath(import.meta.url)), '../../wit');
-const witFlag = args.indexOf('--wit');
-if (witFlag !== -1) {
-  wit = resolve(args[witFlag + 1] ?? '');
-  args.splice(witFlag, 2);
+function option(name, fallback) {
+  const at = args.indexOf(name);
+  if (at === -1) return fallback;
+  const [, value] = args.splice(at, 2);
+  return value;
 }
+const wit = resolve(option('--wit', resolve(dirname(fileURLToPath(import.meta.url)), '../../wit')));
+const world = option('--world', 'actor');
 if (args.length !== 2) {
-  console.error('usage: node componentize.mjs <source.js> <out.wasm> [--wit <dir>]');
+  console.error('usage: node componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>]');
   process.exit(2);
 }
 const [source, out] = args.map((p) => resolve(p));
@@ -30,7 +35,7 @@ const [source, out] = args.map((p) => resolve(p));
 const { component } = await componentize({
   sourcePath: source,
   witPath: wit,
-  worldName: 'actor',
+  worldName: world,
   disableFeatures: ['http', 'fetch-event'],
 });
 await writeFile(out, component);

@@ -22,7 +22,11 @@ const GUESTS: &[&str] =
 /// Guests in other WIT languages, built by their own toolchains when those
 /// are installed (see `foreign.rs`).
 const FOREIGN: &[foreign::Guest] = &[
-    foreign::Guest { dir: "counter-js", lang: foreign::Lang::JavaScript { source: "counter.js" } },
+    foreign::Guest { dir: "counter-js", lang: foreign::Lang::JavaScript { source: "counter.js", world: None } },
+    foreign::Guest {
+        dir: "bank/teller-js",
+        lang: foreign::Lang::JavaScript { source: "teller.js", world: Some(("bank/wit", "transfer-actor")) },
+    },
     foreign::Guest { dir: "counter-py", lang: foreign::Lang::Python { module: "app" } },
 ];
 

@@ -17,7 +17,9 @@ use std::{env, fs};
 pub enum Lang {
     /// `node js-tools/componentize.mjs <source>`, with componentize-js from
     /// `guest-examples/node_modules` (`npm ci --prefix guest-examples`).
-    JavaScript { source: &'static str },
+    /// `world`: a world of another WIT package (its directory under
+    /// `guest-examples/`, and its name) instead of `pigeon:actor`'s `actor`.
+    JavaScript { source: &'static str, world: Option<(&'static str, &'static str)> },
     /// `componentize-py ... componentize <module>`.
     Python { module: &'static str },
 }
@@ -34,7 +36,8 @@ pub fn build(guest: &Guest, root: &Path, out_dir: &Path) -> String {
     let guests = root.join("guest-examples");
     let source_dir = guests.join(guest.dir);
     println!("cargo:rerun-if-changed={}", source_dir.display());
-    let name = guest.dir.to_uppercase().replace('-', "_");
+    let file = guest.dir.replace('/', "-");
+    let name = file.to_uppercase().replace('-', "_");
     let (language, tool) = match guest.lang {
         Lang::JavaScript { .. } => ("JavaScript", javascript_tool(&guests)),
         Lang::Python { .. } => ("Python", python_tool()),
@@ -52,17 +55,26 @@ pub fn build(guest: &Guest, root: &Path, out_dir: &Path) -> String {
         }
     };
 
-    let out = out_dir.join(format!("{}.wasm", guest.dir));
-    let stamp_path = out_dir.join(format!("{}.stamp", guest.dir));
-    let stamp = stamp(&[&source_dir, &root.join("wit"), &guests.join("js-tools")], &version);
+    let out = out_dir.join(format!("{file}.wasm"));
+    let stamp_path = out_dir.join(format!("{file}.stamp"));
+    let package_wit = match guest.lang {
+        Lang::JavaScript { world: Some((wit, _)), .. } => Some(guests.join(wit)),
+        _ => None,
+    };
+    let inputs = [source_dir.clone(), root.join("wit"), guests.join("js-tools")];
+    let stamp = stamp(inputs.iter().chain(&package_wit), &version);
     let fresh = out.exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
     if !fresh {
         fs::create_dir_all(out_dir).expect("cannot create the foreign guests' directory");
         let partial = out.with_extension("wasm.partial");
         let mut command = match guest.lang {
-            Lang::JavaScript { source } => {
+            Lang::JavaScript { source, world } => {
                 let mut c = Command::new("node");
                 c.arg(guests.join("js-tools/componentize.mjs")).arg(source_dir.join(source)).arg(&partial);
+                if let Some((wit, world)) = world {
+                    let staged = stage_wit(&guests.join(wit), &root.join("wit"), &out_dir.join(format!("{file}-wit")));
+                    c.arg("--wit").arg(staged).args(["--world", world]);
+                }
                 c
             }
             Lang::Python { module } => {
@@ -110,8 +122,24 @@ fn python_tool() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// A WIT directory as componentize-js reads one: the package's own `.wit`
+/// files, and `pigeon:actor` (which it includes) under `deps/`.
+fn stage_wit(package: &Path, actor_wit: &Path, staged: &Path) -> PathBuf {
+    let _ = fs::remove_dir_all(staged);
+    let deps = staged.join("deps/pigeon-actor");
+    fs::create_dir_all(&deps).expect("cannot create the staged WIT directory");
+    for (from, to) in [(package, staged), (actor_wit, deps.as_path())] {
+        for entry in fs::read_dir(from).expect("cannot read a WIT directory").flatten() {
+            if entry.path().extension().is_some_and(|e| e == "wit") {
+                fs::copy(entry.path(), to.join(entry.file_name())).expect("cannot stage a WIT file");
+            }
+        }
+    }
+    staged.to_path_buf()
+}
+
 /// A hash of every file under `dirs` (paths and contents) and `version`.
-fn stamp(dirs: &[&Path], version: &str) -> String {
+fn stamp<'a>(dirs: impl Iterator<Item = &'a PathBuf>, version: &str) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     version.hash(&mut hasher);
     for dir in dirs {

@@ -95,3 +95,29 @@ fn a_guest_over_its_memory_limit_is_refused_at_deploy_saying_what_to_raise() {
     ok(&node.cli(&["deploy", js, "--name", "roomy", "--memory", "300MiB"]));
     assert_eq!(ok(&node.cli(&["call", "roomy/a", "inc"])).trim(), "1");
 }
+
+/// The JavaScript `teller` calls the Rust `account` through the imported
+/// `acme:bank/account`: typed arguments, typed results, and the account's
+/// typed error as a JavaScript value.
+#[test]
+fn javascript_calls_the_rust_account_by_typed_rpc() {
+    let Some(teller) = pigeon_tests::artifacts::BANK_TELLER_JS else {
+        eprintln!("SKIPPED: componentize-js is not installed (see the build warning)");
+        return;
+    };
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", pigeon_tests::artifacts::BANK_ACCOUNT, "--name", "account"]));
+    let out = ok(&node.cli(&["deploy", teller, "--name", "teller", "--link", "acme:bank/account=account"]));
+    assert!(out.contains("links   acme:bank/account@0.1.0=account"), "{out}");
+
+    let call = |command: &str| ok(&node.cli(&["call", "teller/desk", command])).trim().to_string();
+    assert_eq!(call("deposit alice 100"), "alice: 100");
+    assert_eq!(call("withdraw alice 30"), "alice: 70");
+    assert_eq!(call("withdraw alice 500"), "refused: insufficient funds (balance 70, requested 500)");
+    assert_eq!(call("withdraw alice 0"), "refused: zero is not an amount");
+    assert_eq!(call("deposit bob 18446744073709551615"), "bob: 18446744073709551615", "u64 as a BigInt");
+    // The account itself, read by the CLI's own typed call.
+    assert_eq!(ok(&node.cli(&["call", "account/alice", "account.balance()"])).trim(), "70");
+    let err = fails(&node.cli(&["call", "teller/desk", "withdraw alice x", "--timeout", "20s"]));
+    assert!(err.contains("teller: amounts are whole numbers, got `x`"), "{err}");
+}
