@@ -1,6 +1,6 @@
 // Builds a JavaScript actor into a component of the `pigeon:actor` world.
 //
-//   node js-tools/componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>]
+//   node js-tools/componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>] [--with-http]
 //
 // The WIT directory defaults to the repository's `wit/` (the `actor` world);
 // a guest of another package passes its own, with `pigeon:actor` in `deps/`.
@@ -26,8 +26,11 @@ function option(name, fallback) {
 }
 const wit = resolve(option('--wit', resolve(dirname(fileURLToPath(import.meta.url)), '../../wit')));
 const world = option('--world', 'actor');
+// Only to show the node's refusal: componentize-js's default features.
+const withHttp = args.indexOf('--with-http');
+if (withHttp !== -1) args.splice(withHttp, 1);
 if (args.length !== 2) {
-  console.error('usage: node componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>]');
+  console.error('usage: node componentize.mjs <source.js> <out.wasm> [--wit <dir>] [--world <name>] [--with-http]');
   process.exit(2);
 }
 const [source, out] = args.map((p) => resolve(p));
@@ -36,7 +39,7 @@ const { component } = await componentize({
   sourcePath: source,
   witPath: wit,
   worldName: world,
-  disableFeatures: ['http', 'fetch-event'],
+  disableFeatures: withHttp === -1 ? ['http', 'fetch-event'] : [],
 });
 await writeFile(out, component);
 console.error(`built ${out} (${(component.length / 1e6).toFixed(1)} MB)`);

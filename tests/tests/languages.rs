@@ -2,7 +2,9 @@
 //! (componentize-py) behaves the same through the real binary: one node,
 //! the three `counter`s deployed side by side with default limits, one
 //! script of commands, and the same replies, state and guest errors from
-//! each. (The SIGKILL test of each language is in `http_crash.rs`.)
+//! each. (The SIGKILL test of each language is in `http_crash.rs`.) Also:
+//! deploy refusals that name the fix (memory, `wasi:http`), and typed RPC
+//! from JavaScript to the Rust `account`.
 
 use std::time::Duration;
 
@@ -120,4 +122,35 @@ fn javascript_calls_the_rust_account_by_typed_rpc() {
     assert_eq!(ok(&node.cli(&["call", "account/alice", "account.balance()"])).trim(), "70");
     let err = fails(&node.cli(&["call", "teller/desk", "withdraw alice x", "--timeout", "20s"]));
     assert!(err.contains("teller: amounts are whole numbers, got `x`"), "{err}");
+}
+
+/// componentize-js left to its defaults makes a component that imports
+/// `wasi:http`: the deploy refuses it, lists what is missing, and names the
+/// build option that drops it.
+#[test]
+fn a_javascript_guest_importing_wasi_http_is_refused_with_the_build_fix() {
+    let guests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples");
+    if !guests.join("node_modules/@bytecodealliance/componentize-js").exists() {
+        assert!(std::env::var_os("PIGEON_E2E_REQUIRED").is_none(), "componentize-js is not installed");
+        eprintln!("SKIPPED: componentize-js is not installed (`npm ci --prefix guest-examples`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("counter-http.wasm");
+    let built = std::process::Command::new("node")
+        .arg(guests.join("js-tools/componentize.mjs"))
+        .arg(guests.join("counter-js/counter.js"))
+        .arg(&wasm)
+        .arg("--with-http")
+        .output()
+        .expect("node runs");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+
+    let (_data, node) = start_fresh();
+    let err = fails(&node.cli(&["deploy", wasm.to_str().unwrap(), "--name", "web"]));
+    assert!(err.contains("imports what this node does not provide") && err.contains("`wasi:http/"), "{err}");
+    assert!(err.contains("disableFeatures: ['http', 'fetch-event']"), "{err}");
+    assert!(err.contains("[world_mismatch]"), "{err}");
+    let listing = json(&ok(&node.cli(&["--json", "ls"])));
+    assert_eq!(listing["types"], serde_json::json!([]), "nothing was deployed");
 }
