@@ -311,3 +311,24 @@ fn topics_dedup_and_wait_levels_through_the_cli() {
     ok(&node.cli(&["send", "counter/d", "inc", "--wait", "delivered", "--ttl", "1m"]));
     wait_until("both increments", || ok(&node.cli(&["call", "counter/d", "get"])).trim() == "2");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() {
+    let (_dir, node) = start_fresh();
+    // `pigeon ls | head -0`: the reader is gone before the CLI writes (it
+    // asks the node first), so its write meets a closed pipe.
+    let mut child = std::process::Command::new(pigeon_tests::process::pigeon_bin())
+        .args(["--node", &node.url, "--data"])
+        .arg(&node.data)
+        .args(["--json", "ls"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE like any Unix tool: {:?}", out.status);
+}

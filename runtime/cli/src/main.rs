@@ -83,7 +83,8 @@ enum Command {
         #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
         dedup_window: Duration,
         /// The largest memory limit an actor type may ask for (`deploy
-        /// --memory`). A JavaScript or Python guest starts with 10–30 MiB.
+        /// --memory`). A JavaScript guest starts with ~9 MiB, a Python one
+        /// with ~12 MiB.
         #[arg(long, default_value = "256MiB", value_parser = units::parse_size)]
         max_memory: u64,
         /// Actor instances alive at once; idle ones are passivated to make
@@ -270,6 +271,7 @@ pub struct Selection {
 }
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
         .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
@@ -349,4 +351,15 @@ fn print_built(built: &guest_build::Built, json: bool) -> anyhow::Result<()> {
     println!("built {} ({} KiB)", built.component.display(), built.bytes / 1024);
     println!("deploy it: pigeon deploy {}.wasm --name {}", built.name, built.name);
     Ok(())
+}
+
+/// Dies quietly on a closed pipe (`pigeon ls | head`), as command-line tools
+/// do: Rust ignores SIGPIPE, which turns every later `println!` into a panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
