@@ -69,6 +69,10 @@ async fn guests_join_rooms_and_hear_what_matches_their_filter() {
         .await;
 
     t.tell("chat-room/alice", "say lobby hello").await;
+    // Alice's publish commits before Bob speaks: two `say` turns of two
+    // actors run in parallel, and the order of their copies would be the
+    // order of their commits.
+    t.state_becomes("chat-room/alice", "heard", "chat-room/alice: hello\n").await;
     t.tell("chat-room/bob", "say lobby fr bonjour").await;
     t.state_becomes("chat-room/alice", "heard", "chat-room/alice: hello\nchat-room/bob: bonjour\n").await;
     t.state_becomes("chat-room/bob", "heard", "chat-room/alice: hello\nchat-room/bob: bonjour\n").await;
