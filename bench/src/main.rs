@@ -13,6 +13,7 @@
 //! Finally it measures how long opening a store with a million pending
 //! messages takes (recovery must not scan messages).
 
+mod jetstream;
 mod measure;
 
 use std::sync::Arc;
@@ -92,11 +93,43 @@ fn main() -> anyhow::Result<()> {
         if ratio >= 10.0 { "met" } else { "missed" }
     );
 
+    let pigeon = [(1, rows[4].2.clone()), (32, rows[5].2.clone())];
+    peers(&runtime, scratch.path(), &pigeon)?;
+
     let pending = 1_000_000;
     let (fill, open) = runtime.block_on(recovery(&scratch.path().join("recovery"), pending))?;
     println!(
         "\nrecovery: {pending} pending messages written in {fill:.1?}; Store::open + first page of pending actors took {open:.1?}"
     );
+    Ok(())
+}
+
+/// The brokers a user would pick instead, measured now on the same disk,
+/// next to Pigeon's figure for as many senders.
+fn peers(
+    runtime: &tokio::runtime::Runtime,
+    scratch: &std::path::Path,
+    pigeon: &[(usize, Sample)],
+) -> anyhow::Result<()> {
+    println!("\npeers, same run: durable publishes, each acknowledged once on disk");
+    let name = "NATS JetStream, file stream, sync always";
+    if !jetstream::installed() {
+        println!("{name:<48} not installed ({})", jetstream::INSTALL);
+        return Ok(());
+    }
+    let server = jetstream::start(&scratch.join("nats"))?;
+    println!("{:<48} {:>7} {:>14} {:>10} {:>12}", "peer", "senders", "messages/s", "spread", "pigeon ÷ it");
+    for (senders, ours) in pigeon {
+        let per_sender = if *senders == 1 { 400 } else { 100 };
+        let sample =
+            measure::median_rate(REPS, || runtime.block_on(jetstream::publish(&server, *senders, per_sender)))?;
+        println!(
+            "{name:<48} {senders:>7} {:>14} {:>9.0}% {:>11.1}×",
+            measure::thousands(sample.median),
+            sample.spread * 100.0,
+            ours.median / sample.median.max(1.0)
+        );
+    }
     Ok(())
 }
 
