@@ -42,7 +42,10 @@ pub fn build(guest: &Guest, root: &Path, out_dir: &Path) -> String {
         Lang::JavaScript { .. } => ("JavaScript", javascript_tool(&guests)),
         Lang::Python { .. } => ("Python", python_tool()),
     };
-    let doc = format!("/// Path of the component built from `guest-examples/{}` ({language}); `None` when", guest.dir);
+    let doc = format!(
+        "/// Path of the component built from `guest-examples/{}` ({language}); `None` when its toolchain is not installed.",
+        guest.dir
+    );
     let version = match tool {
         Ok(version) => version,
         Err(missing) => {
@@ -51,7 +54,7 @@ pub fn build(guest: &Guest, root: &Path, out_dir: &Path) -> String {
                 panic!("{why}; PIGEON_E2E_REQUIRED=1 needs every guest");
             }
             println!("cargo:warning={why}; its tests will skip (then `cargo clean -p pigeon-test-artifacts`)");
-            return format!("{doc} its toolchain is not installed.\npub const {name}: Option<&str> = None;\n");
+            return format!("{doc}\npub const {name}: Option<&str> = None;\n");
         }
     };
 
@@ -97,7 +100,7 @@ pub fn build(guest: &Guest, root: &Path, out_dir: &Path) -> String {
         fs::rename(&partial, &out).expect("cannot move the built component into place");
         fs::write(&stamp_path, &stamp).expect("cannot write the build stamp");
     }
-    format!("{doc} its toolchain is not installed.\npub const {name}: Option<&str> = Some({:?});\n", out.display())
+    format!("{doc}\npub const {name}: Option<&str> = Some({:?});\n", out.display())
 }
 
 /// componentize-js's version, if it is installed under `guest-examples`.
