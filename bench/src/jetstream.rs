@@ -30,12 +30,17 @@ impl Drop for Server {
     }
 }
 
+/// The version of the `nats-server` on PATH (`2.15.1`).
+pub fn version() -> Option<String> {
+    let out = Command::new("nats-server").arg("--version").output().ok()?;
+    // "nats-server: v2.15.1"
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.trim().rsplit('v').next()?.to_string())
+}
+
 /// Whether a `nats-server` with `sync_interval` (2.10+) is on PATH.
 pub fn installed() -> bool {
-    let Ok(out) = Command::new("nats-server").arg("--version").output() else { return false };
-    let version = String::from_utf8_lossy(&out.stdout);
-    // "nats-server: v2.15.1"
-    let minor = version.trim().rsplit('v').next().and_then(|v| {
+    let minor = version().and_then(|v| {
         let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
         Some((parts.next()??, parts.next()??))
     });

@@ -1,300 +1,154 @@
-//! `just bench`: how fast Pigeon makes messages durable, next to the
-//! ceilings of the same disk measured in the same run.
+//! `just bench`: every scenario of Pigeon's performance in one run, next to
+//! the disk's ceilings and the brokers a user would pick instead, measured
+//! in the same run on the same machine.
 //!
-//! Every figure is the median of several repetitions (spread shown), after a
-//! warm-up. The ceilings are:
-//! - `fdatasync` of a 4 KiB write: the physical floor of one durable commit;
-//! - redb with one durable commit per message: what a store without group
-//!   commit can do;
-//! - redb with 1,000 messages per commit: the batching ceiling.
+//! Scenarios (64-byte payloads):
+//! 1. durable accept — persistent sends/s acknowledged as durable, 1 and 64
+//!    senders (`accept`), against `fdatasync`, raw redb (`disk`), RabbitMQ
+//!    with publisher confirms (`rabbitmq`) and NATS JetStream with
+//!    `sync_interval: always` (`jetstream`);
+//! 2. durable processing, 3. call latency, 4. activation, 5. footprint,
+//! 6. recovery — on a real node running the example counter guest (`node`).
 //!
-//! Pigeon's figure is `Store::enqueue` (a persistent send, acknowledged once
-//! durable) from 1 and 32 concurrent senders, through the group committer.
-//! Finally it measures how long opening a store with a million pending
-//! messages takes (recovery must not scan messages).
+//! Every figure is a warm-up and then the median of [`REPS`] repetitions
+//! with their spread. The table goes to stdout and, with the machine's
+//! description, into `docs/benchmarks.md`. Benchmarks never decide whether
+//! the tests pass.
 
+mod accept;
+mod disk;
+mod footprint;
 mod jetstream;
 mod measure;
+mod node;
+mod rabbitmq;
+mod report;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use measure::{Sample, median_rate};
-use pigeon_store::{ActorType, Envelope, Store, TypeLimits, now_ms};
-use redb::{Database, Durability, TableDefinition};
+use measure::median_rate;
+use report::{Cell, Peer, Report, Row};
 
-const PAYLOAD: [u8; 64] = [7; 64];
-const REPS: usize = 5;
-const RAW: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raw");
+pub const PAYLOAD: [u8; 64] = [7; 64];
+pub const REPS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "child") {
+        return footprint::child(&args[1..]);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let scratch = tempfile::tempdir()?;
-    println!("Pigeon benchmarks — {} cores, 64-byte payloads, median of {REPS} runs (± spread)\n", cores());
+    // The scratch directory lives next to the target dir, on the disk a node's
+    // `.pigeon/` would use (a tmpfs /tmp would flatter every fsync).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = tempfile::Builder::new().prefix("pigeon-bench-").tempdir_in(root.join("target"))?;
+    let started = std::time::Instant::now();
+    println!("Pigeon benchmarks: a warm-up, then the median of {REPS} runs (± spread)\n");
+    let mut report = Report::default();
+    let mut peers = Vec::new();
+
+    let fsync = durable_accept(&runtime, scratch.path(), &mut report, &mut peers)?;
+    node::scenarios(&runtime, scratch.path(), &mut report, fsync)?;
+
+    let machine = report::machine(scratch.path(), &peers);
+    let markdown = report.markdown(&machine);
+    println!("\n{markdown}");
+    let doc = root.join("docs/benchmarks.md");
+    report::write_into(&doc, &markdown)?;
+    println!("written to {} ({:.0?} in all)", doc.display(), started.elapsed());
+    Ok(())
+}
+
+/// Scenario 1: persistent sends acknowledged as durable, with 1 and 64
+/// senders, and every peer at the same concurrency. Returns the latency of
+/// one `fdatasync`, the unit of the persistent call's aim.
+fn durable_accept(
+    runtime: &tokio::runtime::Runtime,
+    scratch: &Path,
+    report: &mut Report,
+    versions: &mut Vec<String>,
+) -> anyhow::Result<std::time::Duration> {
+    println!("1 · durable accept");
+    let fsync = median_rate(REPS, || disk::fsync_floor(scratch, 500))?;
+    let batched = median_rate(REPS, || disk::redb_commits(scratch, 1, 1_000, 50))?;
     let mut rows = Vec::new();
-
-    let fsync = median_rate(REPS, || fsync_floor(scratch.path(), 500))?;
-    rows.push(("fdatasync of 4 KiB (floor per durable commit)", 1, fsync.clone()));
-    let one = median_rate(REPS, || redb_commits(scratch.path(), 1, 1, 400))?;
-    rows.push(("redb, one durable commit per message", 1, one.clone()));
-    let one32 = median_rate(REPS, || redb_commits(scratch.path(), 32, 1, 25))?;
-    rows.push(("redb, one durable commit per message", 32, one32.clone()));
-    let batched = median_rate(REPS, || redb_commits(scratch.path(), 1, 1_000, 50))?;
-    rows.push(("redb, 1,000 messages per commit (ceiling)", 1, batched.clone()));
-
-    // Each repetition starts from an empty store: the steady state of a
-    // system that keeps up. `backlog` keeps one store across repetitions, so
-    // every mailbox holds thousands of messages (more B-tree pages per commit).
-    let scenarios: [(&str, usize, usize, Target); 4] = [
-        ("pigeon, persistent send (group commit)", 1, 400, Target::OwnActor),
-        ("pigeon, persistent send (group commit)", 32, 200, Target::OwnActor),
-        ("pigeon, persistent send, one hot mailbox", 32, 200, Target::OneActor),
-        ("pigeon, persistent send, 1,000s queued each", 32, 200, Target::OwnActor),
-    ];
-    let backlog = open_store(&scratch.path().join("backlog"))?;
-    let mut commits = (0u64, 0u64, 0u64);
-    for (i, (name, senders, per_sender, target)) in scenarios.into_iter().enumerate() {
-        let sample = median_rate(REPS, || {
-            let fresh;
-            let store = if i == 3 {
-                &backlog
-            } else {
-                let dir = scratch.path().join(format!("pigeon-{i}"));
-                let _ = std::fs::remove_dir_all(&dir);
-                fresh = open_store(&dir)?;
-                &fresh
-            };
-            let result = runtime.block_on(pigeon_enqueue(store, senders, per_sender, target));
+    for (senders, per_sender) in [(1, 400), (64, 100)] {
+        let redb_one = median_rate(REPS, || disk::redb_commits(scratch, senders, 1, (400 / senders).max(8)))?;
+        let mut before = (0, 0);
+        let ours = median_rate(REPS, || {
+            let dir = scratch.join("accept");
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = accept::open_store(&dir)?;
+            let result = runtime.block_on(accept::enqueue(&store, senders, per_sender));
             let stats = store.commit_stats();
             let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            if i == 1 {
-                commits = (
-                    commits.0 + load(&stats.batches),
-                    commits.1 + load(&stats.requests),
-                    commits.2 + load(&stats.commit_nanos),
-                );
-            }
+            before = (before.0 + load(&stats.batches), before.1 + load(&stats.requests));
             result
         })?;
-        rows.push((name, senders, sample));
-    }
-    print_table(&rows, &one);
-    let (batches, requests, nanos) = commits;
-    println!(
-        "\ngroup commit, 32 senders: {:.1} messages per commit on average, {:.0} µs per commit",
-        requests as f64 / batches.max(1) as f64,
-        nanos as f64 / batches.max(1) as f64 / 1e3
-    );
-
-    let pigeon32 = rows[5].2.median;
-    let ratio = pigeon32 / one32.median.max(1.0);
-    println!(
-        "aim: group commit ≥ 10× one commit per message with 32 senders — {ratio:.1}× ({})",
-        if ratio >= 10.0 { "met" } else { "missed" }
-    );
-
-    let pigeon = [(1, rows[4].2.clone()), (32, rows[5].2.clone())];
-    peers(&runtime, scratch.path(), &pigeon)?;
-
-    let pending = 1_000_000;
-    let (fill, open) = runtime.block_on(recovery(&scratch.path().join("recovery"), pending))?;
-    println!(
-        "\nrecovery: {pending} pending messages written in {fill:.1?}; Store::open + first page of pending actors took {open:.1?}"
-    );
-    Ok(())
-}
-
-/// The brokers a user would pick instead, measured now on the same disk,
-/// next to Pigeon's figure for as many senders.
-fn peers(
-    runtime: &tokio::runtime::Runtime,
-    scratch: &std::path::Path,
-    pigeon: &[(usize, Sample)],
-) -> anyhow::Result<()> {
-    println!("\npeers, same run: durable publishes, each acknowledged once on disk");
-    let name = "NATS JetStream, file stream, sync always";
-    if !jetstream::installed() {
-        println!("{name:<48} not installed ({})", jetstream::INSTALL);
-        return Ok(());
-    }
-    let server = jetstream::start(&scratch.join("nats"))?;
-    println!("{:<48} {:>7} {:>14} {:>10} {:>12}", "peer", "senders", "messages/s", "spread", "pigeon ÷ it");
-    for (senders, ours) in pigeon {
-        let per_sender = if *senders == 1 { 400 } else { 100 };
-        let sample =
-            measure::median_rate(REPS, || runtime.block_on(jetstream::publish(&server, *senders, per_sender)))?;
-        println!(
-            "{name:<48} {senders:>7} {:>14} {:>9.0}% {:>11.1}×",
-            measure::thousands(sample.median),
-            sample.spread * 100.0,
-            ours.median / sample.median.max(1.0)
-        );
-    }
-    Ok(())
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-fn print_table(rows: &[(&str, usize, Sample)], baseline: &Sample) {
-    println!("{:<48} {:>7} {:>14} {:>10} {:>12}", "scenario", "senders", "messages/s", "spread", "vs 1 commit");
-    for (name, senders, s) in rows {
-        println!(
-            "{:<48} {:>7} {:>14} {:>9.0}% {:>11.1}×",
-            name,
-            senders,
-            measure::thousands(s.median),
-            s.spread * 100.0,
-            s.median / baseline.median.max(1.0)
-        );
-    }
-}
-
-/// Writes 4 KiB and `fdatasync`s it, `n` times: durable commits per second.
-fn fsync_floor(dir: &std::path::Path, n: usize) -> anyhow::Result<(usize, Duration)> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("fsync"))?;
-    let block = [1u8; 4096];
-    let started = Instant::now();
-    for _ in 0..n {
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(&block)?;
-        file.sync_data()?;
-    }
-    Ok((n, started.elapsed()))
-}
-
-/// `threads` writers each make `commits` durable commits of `per_commit`
-/// 64-byte messages to a raw redb table.
-fn redb_commits(
-    dir: &std::path::Path,
-    threads: usize,
-    per_commit: usize,
-    commits: usize,
-) -> anyhow::Result<(usize, Duration)> {
-    let path = dir.join("raw.redb");
-    let _ = std::fs::remove_file(&path);
-    let db = Arc::new(Database::create(&path)?);
-    let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let db = db.clone();
-                s.spawn(move || -> anyhow::Result<()> {
-                    for c in 0..commits {
-                        let mut txn = db.begin_write()?;
-                        txn.set_durability(Durability::Immediate)?;
-                        {
-                            let mut table = txn.open_table(RAW)?;
-                            for i in 0..per_commit {
-                                table.insert((t as u64, (c * per_commit + i) as u64), PAYLOAD.as_slice())?;
-                            }
-                        }
-                        txn.commit()?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        if senders > 1 {
+            report.note(format!(
+                "group commit with {senders} senders: {:.1} messages per durable commit on average",
+                before.1 as f64 / before.0.max(1) as f64
+            ));
         }
-        Ok(())
-    })?;
-    Ok((threads * commits * per_commit, started.elapsed()))
-}
-
-fn open_store(dir: &std::path::Path) -> anyhow::Result<Store> {
-    let store = Store::open(dir)?;
-    let limits = TypeLimits { mailbox_bound: u64::MAX, ..TypeLimits::default() };
-    let ty = ActorType {
-        name: "bench".into(),
-        component_hash: "bench".into(),
-        component_size: 0,
-        limits,
-        deployed_at_ms: now_ms(),
-        links: Vec::new(),
-    };
-    store.put_type(&ty, b"")?;
-    Ok(store)
-}
-
-/// Whom the senders of a scenario send to.
-#[derive(Clone, Copy)]
-enum Target {
-    /// Each sender to its own actor.
-    OwnActor,
-    /// All senders to the same actor.
-    OneActor,
-}
-
-/// `senders` concurrent tasks each send `per_sender` persistent messages,
-/// waiting for each to be durable.
-async fn pigeon_enqueue(
-    store: &Store,
-    senders: usize,
-    per_sender: usize,
-    target: Target,
-) -> anyhow::Result<(usize, Duration)> {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..senders)
-        .map(|s| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let to = match target {
-                    Target::OwnActor => format!("bench/{s}"),
-                    Target::OneActor => "bench/hot".to_string(),
-                };
-                for _ in 0..per_sender {
-                    store.enqueue(Envelope::new(to.as_str(), PAYLOAD.to_vec())).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
+        let row = Row::new(format!("1 · durable accept, {senders} sender(s)"), ours.rate_cell(), true)
+            .with(0, Peer::Measured(fsync.rate_cell()))
+            .with(1, Peer::Measured(redb_one.rate_cell()))
+            .with(2, Peer::Measured(batched.rate_cell()));
+        rows.push((senders, per_sender, row));
     }
-    Ok((senders * per_sender, started.elapsed()))
+
+    let rabbit = if rabbitmq::installed() {
+        versions.push(format!("RabbitMQ {} (Debian)", rabbitmq::version().unwrap_or_default()));
+        Some(runtime.block_on(rabbitmq::start(&scratch.join("rabbitmq")))?)
+    } else {
+        None
+    };
+    let nats = if jetstream::installed() {
+        versions.push(format!("nats-server {}", jetstream::version().unwrap_or_default()));
+        Some(jetstream::start(&scratch.join("nats"))?)
+    } else {
+        None
+    };
+    for (senders, per_sender, row) in rows {
+        let per_sender = if senders == 1 { 400 } else { per_sender / 2 };
+        let rabbit = match &rabbit {
+            Some(b) => Peer::Measured(
+                median_rate(REPS, || runtime.block_on(rabbitmq::publish(b, senders, per_sender)))?.rate_cell(),
+            ),
+            None => Peer::NotInstalled(rabbitmq::INSTALL),
+        };
+        let nats = match &nats {
+            Some(s) => Peer::Measured(
+                median_rate(REPS, || runtime.block_on(jetstream::publish(s, senders, per_sender)))?.rate_cell(),
+            ),
+            None => Peer::NotInstalled(jetstream::INSTALL),
+        };
+        let row = row.with(3, rabbit).with(4, nats);
+        if senders == 64 {
+            accept_aims(report, &row);
+        }
+        report.row(row);
+    }
+    Ok(std::time::Duration::from_secs_f64(1.0 / fsync.median))
 }
 
-/// Fills a store with `n` pending messages (one per actor), closes it, and
-/// times reopening it and reading the first page of the pending index.
-async fn recovery(dir: &std::path::Path, n: usize) -> anyhow::Result<(Duration, Duration)> {
-    let started = Instant::now();
+/// The aims of scenario 1, read off its 64-sender row.
+fn accept_aims(report: &mut Report, row: &Row) {
+    let ours = row.pigeon.value;
+    for (column, name, times) in [(3, "RabbitMQ's confirmed durable publishes", 2.0), (4, "JetStream's synced publishes", 2.0)]
     {
-        let store = open_store(dir)?;
-        let senders = 256;
-        let tasks: Vec<_> = (0..senders)
-            .map(|s| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for i in (s..n).step_by(senders) {
-                        store.enqueue(Envelope::new(format!("bench/{i}"), PAYLOAD.to_vec())).await?;
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
+        let aim = format!("durable accept, 64 senders ≥ {times}× {name}");
+        match &row.peers[column] {
+            Peer::Measured(peer) => {
+                let ratio = ours / peer.value;
+                report.aim(aim, format!("{ratio:.1}×"), ratio >= times)
+            }
+            _ => report.aim(aim, "peer not installed", false),
         }
     }
-    let fill = started.elapsed();
-    // The committer thread lets go of the file once its channel closes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let opened = loop {
-        let started = Instant::now();
-        match Store::open(dir) {
-            Ok(store) => {
-                let page = store.pending_actors(None, 1024)?;
-                anyhow::ensure!(page.len() == 1024, "expected pending actors after reopening");
-                break started.elapsed();
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(e.into()),
-        }
-    };
-    Ok((fill, opened))
+    if let Peer::Measured(Cell { value, .. }) = &row.peers[2] {
+        let share = ours / value;
+        report.aim("durable accept, 64 senders ≥ 50% of batched redb", format!("{:.0}%", share * 100.0), share >= 0.5);
+    }
 }

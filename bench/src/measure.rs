@@ -43,3 +43,76 @@ pub fn thousands(value: f64) -> String {
     }
     out
 }
+
+impl Sample {
+    /// `36,204/s ±4%`.
+    pub fn rate_cell(&self) -> crate::report::Cell {
+        crate::report::Cell {
+            text: format!("{}/s ±{:.0}%", thousands(self.median), self.spread * 100.0),
+            value: self.median,
+        }
+    }
+}
+
+/// Percentiles of a latency, each the median over the repetitions.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Spread of the p50 across repetitions.
+    pub spread: f64,
+}
+
+impl Latency {
+    /// `run` is called once to warm up, then `reps` times; each call returns
+    /// the latencies it observed.
+    pub fn measure(reps: usize, mut run: impl FnMut() -> anyhow::Result<Vec<Duration>>) -> anyhow::Result<Self> {
+        run()?;
+        let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let mut samples = run()?;
+            anyhow::ensure!(!samples.is_empty(), "a latency run observed nothing");
+            samples.sort();
+            p50s.push(samples[samples.len() / 2].as_secs_f64());
+            p99s.push(samples[(samples.len() * 99 / 100).min(samples.len() - 1)].as_secs_f64());
+        }
+        let p50 = Sample::from_rates(p50s);
+        let p99 = Sample::from_rates(p99s);
+        Ok(Self { p50: Duration::from_secs_f64(p50.median), p99: Duration::from_secs_f64(p99.median), spread: p50.spread })
+    }
+
+    /// `p50 9.1 µs · p99 40 µs ±3%`, valued by its p50.
+    pub fn cell(&self) -> crate::report::Cell {
+        crate::report::Cell {
+            text: format!("p50 {} · p99 {} ±{:.0}%", micros(self.p50), micros(self.p99), self.spread * 100.0),
+            value: self.p50.as_secs_f64(),
+        }
+    }
+}
+
+/// A duration in the unit that reads best: `850 ns`, `9.1 µs`, `1.25 ms`, `3.2 s`.
+pub fn micros(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e5 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e6 {
+        format!("{:.0} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// `1.5 KiB`, `312 B`, `1.2 GiB`.
+pub fn bytes(n: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let (mut value, mut unit) = (n, 0);
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{value:.0} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -10,7 +10,10 @@
 //! - `remind MS NAME`: sends itself `fired NAME` in MS milliseconds and
 //!   remembers the reminder's id under state key `reminder/NAME`;
 //! - `cancel NAME`: cancels that reminder; replies `true` if it was pending;
-//! - `fired NAME`: appends NAME to state key `fired`.
+//! - `fired NAME`: appends NAME to state key `fired`;
+//! - `time-calls N ADDR REST...`: calls ADDR with REST N times and replies
+//!   with each call's round trip in nanoseconds, space-separated (for the
+//!   benchmarks: the guest's own clock sees actor-to-actor latency only).
 
 wit_bindgen::generate!({ world: "actor", path: "../../wit" });
 
@@ -26,6 +29,9 @@ impl Guest for Caller {
         if let Some(reply) = reminders(&text)? {
             return Ok(reply);
         }
+        if let Some(rest) = text.strip_prefix("time-calls ") {
+            return time_calls(rest).map(|t| Some(t.into_bytes()));
+        }
         let mut words = text.splitn(3, ' ');
         let (command, to, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
         let Some(to) = to else { return Err(format!("caller: expected `call ADDR PAYLOAD`, got `{text}`")) };
@@ -40,6 +46,21 @@ impl Guest for Caller {
             _ => Err(format!("caller: unknown command `{text}`")),
         }
     }
+}
+
+/// `N ADDR REST...`: N calls to ADDR, each one's round trip in nanoseconds.
+fn time_calls(args: &str) -> Result<String, String> {
+    let mut words = args.splitn(3, ' ');
+    let (n, to, rest) = (words.next().unwrap_or(""), words.next(), words.next().unwrap_or(""));
+    let n: usize = n.parse().map_err(|_| format!("caller: `time-calls` takes a count, got `{n}`"))?;
+    let to = to.ok_or("caller: expected `time-calls N ADDR PAYLOAD`")?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        messaging::call(to, rest.as_bytes(), None).map_err(|e| format!("caller: call to {to} failed: {e:?}"))?;
+        times.push(started.elapsed().as_nanos().to_string());
+    }
+    Ok(times.join(" "))
 }
 
 /// The reminder commands; `None` when `text` is not one of them.

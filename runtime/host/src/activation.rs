@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pigeon_store::{Envelope, Link, MessageKind, TopicEffect};
+use pigeon_store::{Delivery, Envelope, Link, MessageKind, TopicEffect};
 use wasmtime::component::{Instance, ResourceTable, Val};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -83,6 +83,10 @@ pub(crate) struct TurnBuffer {
     pub(crate) message_id: ulid::Ulid,
     /// Calls made so far in this turn.
     pub(crate) calls: u32,
+    /// The delivery of the message being handled, which its calls inherit:
+    /// a transient turn is never retried after a crash, so its calls need
+    /// not be durable either.
+    pub(crate) delivery: Delivery,
     pub(crate) topics: Vec<TopicEffect>,
     /// Delayed messages to cancel when the turn commits.
     pub(crate) cancels: Vec<ulid::Ulid>,
@@ -99,6 +103,7 @@ impl TurnBuffer {
             bytes: 0,
             message_id: message.id,
             calls: 0,
+            delivery: message.delivery,
             topics: Vec::new(),
             cancels: Vec::new(),
             targets: HashMap::new(),

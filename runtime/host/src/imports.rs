@@ -87,12 +87,14 @@ impl ActorData {
         }
         let id = call_id(buffer.message_id, buffer.calls);
         buffer.calls += 1;
+        let delivery = buffer.delivery;
         let left = self.deadline.saturating_duration_since(std::time::Instant::now());
         let timeout = timeout_ms.map_or(left, std::time::Duration::from_millis).min(left);
         let mut envelope = Envelope::new(to, payload).with_kind(MessageKind::Call);
         envelope.id = id;
         envelope.from = Some(address);
         envelope.call_chain = chain;
+        envelope.delivery = delivery;
         Ok(PreparedCall::Ready(Box::new(ReadyCall { envelope, timeout })))
     }
 }

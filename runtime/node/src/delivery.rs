@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pigeon_host::{CallFailure, SendRefusal};
-use pigeon_store::{Envelope, StoreError};
+use pigeon_store::{Delivery, Envelope, StoreError};
 use tokio::sync::oneshot;
 use ulid::Ulid;
 
@@ -43,6 +43,19 @@ impl NodeInner {
             node.calls().remove(&id);
             Err(CallFailure::Refused(refusal))
         };
+        if call.delivery == Delivery::Transient {
+            // The call of a transient turn: in memory, like the turn itself
+            // (never made again after a crash, so nothing to store).
+            let to = call.to.clone();
+            if self.registry.get(to.split('/').next().unwrap_or_default()).is_none() {
+                return refuse(self, SendRefusal::UnknownType(to.split('/').next().unwrap_or_default().into()));
+            }
+            self.metrics.accept_transient();
+            if !self.deliver_transient(call) {
+                return refuse(self, SendRefusal::MailboxFull(to));
+            }
+            return self.await_reply(id, deadline, rx).await;
+        }
         match self.store.reply(id) {
             Ok(Some(reply)) => {
                 self.calls().remove(&id);
@@ -66,6 +79,16 @@ impl NodeInner {
                 Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
             }
         }
+        self.await_reply(id, deadline, rx).await
+    }
+
+    /// Waits for the reply to the call `id` until `deadline`.
+    async fn await_reply(
+        &self,
+        id: Ulid,
+        deadline: tokio::time::Instant,
+        rx: oneshot::Receiver<CallResult>,
+    ) -> Result<Option<Vec<u8>>, CallFailure> {
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(error))) => Err(CallFailure::Failed(error)),
@@ -92,12 +115,13 @@ impl NodeInner {
     }
 
     /// Queues a transient message in memory, or drops (and counts) it when
-    /// the receiver's queue is at its bound.
-    pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) {
+    /// the receiver's queue is at its bound; says whether it was queued.
+    pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> bool {
         let to = envelope.to.clone();
         let bound = self.registry.get(to.split('/').next().unwrap_or_default()).map(|t| t.record.limits.mailbox_bound);
         let Some(bound) = bound else {
-            return self.count_drop(&to, "its type is not deployed");
+            self.count_drop(&to, "its type is not deployed");
+            return false;
         };
         let seq = self.transient_seq.fetch_add(1, Ordering::Relaxed);
         let accepted = self.scheduler.with_slot(self, &to, |slot| {
@@ -111,6 +135,7 @@ impl NodeInner {
         if !accepted {
             self.count_drop(&to, "its transient queue is full");
         }
+        accepted
     }
 
     pub(crate) fn count_refusal(&self, actor: &str) {

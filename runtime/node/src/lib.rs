@@ -341,7 +341,7 @@ impl Node {
                     return Err(NodeError::UnknownType(addr.actor_type().to_string()));
                 }
                 self.inner.metrics.accept_transient();
-                self.inner.deliver_transient(envelope);
+                let _ = self.inner.deliver_transient(envelope);
                 false
             }
         };

@@ -139,7 +139,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
         return record_failure(node, actor, ty, taken, envelope, error, Some(DeadReason::Expired)).await;
     }
     // A call made again by a retried caller: answer from the stored reply.
-    if envelope.kind == MessageKind::Call
+    if stores_reply(&envelope)
         && let Ok(Some(reply)) = node.store.reply(envelope.id)
     {
         let commit = TurnCommit { actor: actor.to_string(), taken, ..TurnCommit::default() };
@@ -181,7 +181,9 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
             let commit = TurnCommit {
                 actor: actor.to_string(),
                 taken,
-                message_id: Some((envelope.id, envelope.kind == MessageKind::Call)),
+                // A transient call is never made again after a crash: its
+                // reply need not be stored.
+                message_id: Some((envelope.id, stores_reply(&envelope))),
                 state_writes: effects.state_writes,
                 sends: persistent,
                 reply: reply.clone(),
@@ -192,7 +194,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
                 Ok(()) => {
                     for message in transient {
                         node.metrics.accept_transient();
-                        node.deliver_transient(message);
+                        let _ = node.deliver_transient(message);
                     }
                     node.resolve_call(envelope.id, Ok(reply));
                     node.emit(NodeEvent::TurnCompleted {
@@ -219,6 +221,12 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
             record_failure(node, actor, ty, taken, envelope, error.to_string(), forced).await;
         }
     }
+}
+
+/// Whether `envelope` is a call whose reply is stored when its turn
+/// commits, to answer the same call made again (persistent calls only).
+fn stores_reply(envelope: &Envelope) -> bool {
+    envelope.kind == MessageKind::Call && envelope.delivery == Delivery::Persistent
 }
 
 /// Counts a failed turn and decides the message's fate: retry after a

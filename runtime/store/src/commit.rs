@@ -74,6 +74,22 @@ pub struct TurnCommit {
     pub cancels: Vec<ulid::Ulid>,
 }
 
+impl TurnCommit {
+    /// Whether committing this would change nothing durable: a transient
+    /// message's turn that wrote no state, sent nothing persistent, and
+    /// whose reply nobody needs stored (see [`Store::commit_turn`]).
+    ///
+    /// [`Store::commit_turn`]: crate::Store::commit_turn
+    pub fn writes_nothing(&self) -> bool {
+        self.taken.is_none()
+            && !matches!(self.message_id, Some((_, true)))
+            && self.state_writes.is_empty()
+            && self.sends.is_empty()
+            && self.topics.is_empty()
+            && self.cancels.is_empty()
+    }
+}
+
 /// A publish/subscribe effect of a turn, applied when it commits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TopicEffect {

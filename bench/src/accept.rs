@@ -1,0 +1,49 @@
+//! Scenario 1, Pigeon's side: persistent sends acknowledged once durable.
+//!
+//! Each sender awaits `Store::enqueue` — the path of every persistent send
+//! (`Node::send`, the HTTP API, a guest's `send` when its turn commits) —
+//! which returns once the group committer has made the message durable.
+//! Each sender sends to its own actor, on an empty store per repetition.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pigeon_store::{ActorType, Envelope, Store, TypeLimits, now_ms};
+
+/// A store with one actor type, `bench`, whose mailboxes are unbounded.
+pub fn open_store(dir: &Path) -> anyhow::Result<Store> {
+    let store = Store::open(dir)?;
+    let limits = TypeLimits { mailbox_bound: u64::MAX, ..TypeLimits::default() };
+    let ty = ActorType {
+        name: "bench".into(),
+        component_hash: "bench".into(),
+        component_size: 0,
+        limits,
+        deployed_at_ms: now_ms(),
+        links: Vec::new(),
+    };
+    store.put_type(&ty, b"")?;
+    Ok(store)
+}
+
+/// `senders` concurrent tasks each send `per_sender` persistent messages to
+/// their own actor, waiting for each to be durable.
+pub async fn enqueue(store: &Store, senders: usize, per_sender: usize) -> anyhow::Result<(usize, Duration)> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|s| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let to = format!("bench/{s}");
+                for _ in 0..per_sender {
+                    store.enqueue(Envelope::new(to.as_str(), super::PAYLOAD.to_vec())).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok((senders * per_sender, started.elapsed()))
+}

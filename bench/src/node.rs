@@ -1,0 +1,225 @@
+//! Scenarios 2–4 on a real node (store, scheduler, wasmtime host) in this
+//! process, running the example guests built by `pigeon-test-artifacts`:
+//! durable processing, call latency and activation. Scenarios 5 and 6,
+//! which need a process of their own to measure, are in `footprint`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pigeon_node::pigeon_host::HostConfig;
+use pigeon_node::pigeon_store::{Delivery, Envelope, MessageKind, TypeLimits};
+use pigeon_node::{Node, NodeConfig};
+use pigeon_test_artifacts as artifacts;
+
+use crate::measure::{Latency, median_rate, micros};
+use crate::report::{Cell, Peer, Report, Row};
+use crate::{REPS, footprint};
+
+/// Longest any single wait of the bench may take.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// Instances the bench's nodes may keep alive at once.
+pub const MAX_INSTANCES: u32 = 12_000;
+
+/// Limits for the bench's types: mailboxes that never refuse, and actors
+/// that stay active for the whole run (passivation is measured on purpose,
+/// not by accident).
+pub fn limits() -> TypeLimits {
+    TypeLimits { mailbox_bound: u64::MAX, idle_ms: 3_600_000, ..TypeLimits::default() }
+}
+
+/// A node on `dir`, with room for [`MAX_INSTANCES`] live actors and the
+/// compiled guests cached in `cache`.
+pub async fn start(dir: &Path, cache: &Path) -> anyhow::Result<Node> {
+    let host = HostConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        max_instances: MAX_INSTANCES,
+        max_memory_bytes: 64 << 20,
+        ..HostConfig::default()
+    };
+    let config = NodeConfig { host, ..NodeConfig::new(dir) };
+    Ok(Node::start(config).await?)
+}
+
+/// A node on a fresh directory under `scratch` with the counter, caller and
+/// account guests deployed.
+async fn fresh(scratch: &Path, name: &str) -> anyhow::Result<Node> {
+    let dir = scratch.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let node = start(&dir, &scratch.join("cache")).await?;
+    for (ty, wasm) in
+        [("counter", artifacts::COUNTER_WASM), ("caller", artifacts::CALLER_WASM), ("account", artifacts::BANK_ACCOUNT_WASM)]
+    {
+        node.deploy(ty, wasm.to_vec(), limits(), Vec::new()).await?;
+    }
+    Ok(node)
+}
+
+/// Scenarios 2–6; `fsync` is the latency of one `fdatasync` in this run.
+pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report, fsync: Duration) -> anyhow::Result<()> {
+    processing(runtime, scratch, report)?;
+    latency(runtime, scratch, report, fsync)?;
+    activation(runtime, scratch, report)?;
+    footprint::scenarios(runtime, scratch, report)
+}
+
+/// Scenario 2: persistent `inc`s from 64 senders until every turn has
+/// committed, to 1 actor and spread over 1,000 actors.
+fn processing(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
+    println!("2 · durable processing");
+    for (actors, messages) in [(1usize, 3_000usize), (1_000, 30_000)] {
+        let node = runtime.block_on(fresh(scratch, "processing"))?;
+        let sample = median_rate(REPS, || runtime.block_on(process(&node, actors, messages)))?;
+        runtime.block_on(node.shutdown(Duration::from_secs(10)));
+        let row = Row::new(format!("2 · durable processing, {actors} actor(s), send → committed turn"), sample.rate_cell(), true);
+        if actors == 1_000 {
+            let rate = sample.median;
+            report.aim("durable processing ≥ 100,000 msg/s across 1,000 actors", format!("{rate:.0}/s"), rate >= 100_000.0);
+        }
+        report.row(row);
+    }
+    Ok(())
+}
+
+/// Sends `messages` persistent `inc`s round-robin over `actors` counters
+/// from 64 senders and waits until as many turns have committed.
+async fn process(node: &Node, actors: usize, messages: usize) -> anyhow::Result<(usize, Duration)> {
+    let senders = 64;
+    let done_before = node.counters().completed;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|s| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                for i in (s..messages).step_by(senders) {
+                    node.send(Envelope::new(format!("counter/p{}", i % actors), &b"inc"[..])).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let target = done_before + messages as u64;
+    wait_for(|| node.counters().completed >= target, "every turn to commit").await?;
+    Ok((messages, started.elapsed()))
+}
+
+/// Polls `done` every 200 µs until it holds, for at most [`PATIENCE`].
+pub async fn wait_for(mut done: impl FnMut() -> bool, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "gave up waiting {PATIENCE:?} for {what}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    Ok(())
+}
+
+/// Scenario 3: call round trips, from outside the node and between actors.
+fn latency(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report, fsync: Duration) -> anyhow::Result<()> {
+    println!("3 · call latency");
+    let node = runtime.block_on(fresh(scratch, "latency"))?;
+    let fsync_peer = || Peer::Measured(Cell { text: format!("{} per sync", micros(fsync)), value: fsync.as_secs_f64() });
+    let mut between = Vec::new();
+    for delivery in [Delivery::Transient, Delivery::Persistent] {
+        let name = if delivery == Delivery::Transient { "transient" } else { "persistent" };
+        // Actor to actor: the caller times each call with its own clock.
+        let timed = Latency::measure(REPS, || runtime.block_on(guest_timed(&node, delivery, 200)))?;
+        let mut row = Row::new(format!("3 · call between two actors, {name} (p50/p99)"), timed.cell(), false);
+        if delivery == Delivery::Persistent {
+            row = row.with(0, fsync_peer());
+        }
+        between.push(timed);
+        report.row(row);
+        // From outside: a call into the node and back, by the counter.
+        let outside =
+            Latency::measure(REPS, || runtime.block_on(client_calls(&node, "counter/lat", b"get".to_vec(), None, delivery, 300)))?;
+        report.row(Row::new(format!("3 · call from a client to an actor, {name}"), outside.cell(), false));
+        let invoke = node.invocation("account/lat", "acme:bank/account.balance()")?;
+        let typed = Latency::measure(REPS, || {
+            let (payload, operation) = (invoke.envelope.payload.clone(), invoke.envelope.operation.clone());
+            runtime.block_on(client_calls(&node, "account/lat", payload, operation, delivery, 300))
+        })?;
+        report.row(Row::new(format!("3 · typed RPC `balance()` from a client, {name}"), typed.cell(), false));
+    }
+    runtime.block_on(node.shutdown(Duration::from_secs(10)));
+    let transient = between[0].p50;
+    report.aim("call p50 between actors, transient < 10 µs", micros(transient), transient < Duration::from_micros(10));
+    let persistent = between[1].p50;
+    report.aim(
+        "call p50 between actors, persistent < 2 fsync latencies",
+        format!("{} = {:.1} fsyncs of {}", micros(persistent), persistent.as_secs_f64() / fsync.as_secs_f64(), micros(fsync)),
+        persistent < fsync * 2,
+    );
+    Ok(())
+}
+
+/// The caller guest calls `counter/lat` `n` times inside one turn and
+/// reports each round trip as its clock saw it.
+async fn guest_timed(node: &Node, delivery: Delivery, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut envelope = Envelope::new("caller/lat", format!("time-calls {n} counter/lat get")).with_kind(MessageKind::Call);
+    envelope.delivery = delivery;
+    let reply = node.request(envelope, PATIENCE).await?.unwrap_or_default();
+    let text = String::from_utf8(reply)?;
+    text.split_whitespace()
+        .map(|t| Ok(Duration::from_nanos(t.parse().map_err(|_| anyhow::anyhow!("the caller replied `{text}`"))?)))
+        .collect()
+}
+
+/// `n` sequential calls from outside the node, each timed.
+async fn client_calls(
+    node: &Node,
+    to: &str,
+    payload: Vec<u8>,
+    operation: Option<String>,
+    delivery: Delivery,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut envelope = Envelope::new(to, payload.clone()).with_kind(MessageKind::Call);
+        envelope.operation = operation.clone();
+        envelope.delivery = delivery;
+        let started = Instant::now();
+        node.request(envelope, PATIENCE).await?;
+        times.push(started.elapsed());
+    }
+    Ok(times)
+}
+
+/// Scenario 4: a transient call to each of 10,000 distinct passivated
+/// actors (2,000 per repetition): activation, first turn and the round trip.
+fn activation(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
+    println!("4 · activation");
+    // A fresh node per repetition: the actors of earlier ones stay active
+    // (long idle time), and every live instance holds a few memory mappings.
+    let mut next = 0;
+    let first = Latency::measure(REPS, || {
+        next += 1;
+        let to: Vec<String> = (0..2_000).map(|i| format!("counter/a{next}-{i}")).collect();
+        runtime.block_on(async {
+            let node = fresh(scratch, "activation").await?;
+            let mut times = Vec::with_capacity(to.len());
+            for actor in &to {
+                times.extend(client_calls(&node, actor, b"get".to_vec(), None, Delivery::Transient, 1).await?);
+            }
+            node.shutdown(Duration::from_secs(10)).await;
+            anyhow::Ok(times)
+        })
+    })?;
+    let node = runtime.block_on(fresh(scratch, "activation"))?;
+    let live = Latency::measure(REPS, || {
+        runtime.block_on(client_calls(&node, "counter/live", b"get".to_vec(), None, Delivery::Transient, 2_000))
+    })?;
+    runtime.block_on(node.shutdown(Duration::from_secs(10)));
+    report.row(Row::new("4 · first message to a passivated actor (activation + turn + round trip)", first.cell(), false));
+    report.row(Row::new("4 · the same call to an active actor (for comparison)", live.cell(), false));
+    let activation = first.p50.saturating_sub(live.p50);
+    report.aim(
+        "activation p50 < 50 µs (first-message p50 − active p50)",
+        micros(activation),
+        activation < Duration::from_micros(50),
+    );
+    Ok(())
+}
