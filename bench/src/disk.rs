@@ -27,7 +27,12 @@ pub fn fsync_floor(dir: &Path, n: usize) -> anyhow::Result<(usize, Duration)> {
 
 /// `threads` writers each make `commits` durable commits of `per_commit`
 /// 64-byte messages to a raw redb table.
-pub fn redb_commits(dir: &Path, threads: usize, per_commit: usize, commits: usize) -> anyhow::Result<(usize, Duration)> {
+pub fn redb_commits(
+    dir: &Path,
+    threads: usize,
+    per_commit: usize,
+    commits: usize,
+) -> anyhow::Result<(usize, Duration)> {
     let path = dir.join("raw.redb");
     let _ = std::fs::remove_file(&path);
     let db = Arc::new(Database::create(&path)?);

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use pigeon_node::pigeon_store::{DB_FILE, Delivery, Envelope, MessageKind, Store};
 
+use crate::REPS;
 use crate::measure::{Sample, bytes, micros, thousands};
 use crate::node::{self, wait_for};
 use crate::report::{Cell, Report, Row};
-use crate::REPS;
 
 /// Pending messages (and passivated actors) of scenarios 5 and 6.
 const PENDING: usize = 1_000_000;
@@ -73,7 +73,8 @@ pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut
     ));
     report.aim("memory per passivated actor with a pending message < 1 KiB", bytes(per_actor), per_actor < 1024.0);
 
-    let active: Vec<[f64; 3]> = (0..REPS).map(|_| run_child("active", &scratch.join("active"), &cache)).collect::<Result<_, _>>()?;
+    let active: Vec<[f64; 3]> =
+        (0..REPS).map(|_| run_child("active", &scratch.join("active"), &cache)).collect::<Result<_, _>>()?;
     let grown = Sample::from_rates(active.iter().map(|r| r[1] - r[0]).collect());
     let per_live = grown.median / ACTIVE as f64;
     let per_gb = (1u64 << 30) as f64 / per_live.max(1.0);
@@ -103,7 +104,7 @@ pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut
 /// A node on `dir` with the guests deployed, stopped again.
 async fn deployed(dir: &Path, cache: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
-    let node = node::start(dir, cache).await?;
+    let node = node::start(dir, cache, node::MAX_INSTANCES).await?;
     node.deploy("counter", pigeon_test_artifacts::COUNTER_WASM.to_vec(), node::limits(), Vec::new()).await?;
     node.shutdown(Duration::from_secs(10)).await;
     Ok(())
@@ -148,12 +149,7 @@ async fn fill(dir: &Path, n: usize) -> anyhow::Result<()> {
 fn run_child(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; 3]> {
     let out = Command::new(std::env::current_exe()?).args(["child", mode]).arg(dir).arg(cache).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(
-        out.status.success(),
-        "`child {mode}` failed: {}{}",
-        text,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "`child {mode}` failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
     let numbers: Vec<f64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
     numbers.try_into().map_err(|n| anyhow::anyhow!("`child {mode}` printed {n:?}"))
 }
@@ -173,7 +169,9 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
             "serve" => {
                 let before = rss()?;
                 let started = Instant::now();
-                let node = node::start(dir, cache).await?;
+                // The default instance pool of `pigeon up`: recovery
+                // activates actors up to it while the backlog drains.
+                let node = node::start(dir, cache, 1_000).await?;
                 call(&node, "counter/probe").await?;
                 let took = started.elapsed();
                 // Recovery schedules the pending actors in pages, in the
@@ -183,8 +181,9 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
             }
             "active" => {
                 let _ = std::fs::remove_dir_all(dir);
-                let node = node::start(dir, cache).await?;
-                node.deploy("counter", pigeon_test_artifacts::COUNTER_WASM.to_vec(), node::limits(), Vec::new()).await?;
+                let node = node::start(dir, cache, node::MAX_INSTANCES).await?;
+                node.deploy("counter", pigeon_test_artifacts::COUNTER_WASM.to_vec(), node::limits(), Vec::new())
+                    .await?;
                 call(&node, "counter/warm").await?;
                 let before = rss()?;
                 let started = Instant::now();

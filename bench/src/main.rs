@@ -47,8 +47,24 @@ fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     let mut peers = Vec::new();
 
-    let fsync = durable_accept(&runtime, scratch.path(), &mut report, &mut peers)?;
-    node::scenarios(&runtime, scratch.path(), &mut report, fsync)?;
+    // `--only N` runs scenario N alone (for profiling) and writes no docs.
+    let only: Option<u32> = match args.iter().position(|a| a == "--only") {
+        Some(i) => Some(
+            args.get(i + 1)
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("--only takes a scenario number, 1 to 6"))?,
+        ),
+        None => None,
+    };
+    let fsync = if only.is_none_or(|n| n == 1) {
+        durable_accept(&runtime, scratch.path(), &mut report, &mut peers)?
+    } else {
+        std::time::Duration::from_secs_f64(1.0 / median_rate(REPS, || disk::fsync_floor(scratch.path(), 500))?.median)
+    };
+    node::scenarios(&runtime, scratch.path(), &mut report, fsync, |n| only.is_none_or(|o| o == n))?;
+    if only.is_some() {
+        return Ok(());
+    }
 
     let machine = report::machine(scratch.path(), &peers);
     let markdown = report.markdown(&machine);
@@ -91,10 +107,11 @@ fn durable_accept(
                 before.1 as f64 / before.0.max(1) as f64
             ));
         }
-        let row = Row::new(format!("1 · durable accept, {senders} sender(s)"), ours.rate_cell(), true)
-            .with(0, Peer::Measured(fsync.rate_cell()))
-            .with(1, Peer::Measured(redb_one.rate_cell()))
-            .with(2, Peer::Measured(batched.rate_cell()));
+        let row =
+            Row::new(format!("1 · durable accept, {senders} {}", plural(senders, "sender")), ours.rate_cell(), true)
+                .with(0, Peer::Measured(fsync.rate_cell()))
+                .with(1, Peer::Measured(redb_one.rate_cell()))
+                .with(2, Peer::Measured(batched.rate_cell()));
         rows.push((senders, per_sender, row));
     }
 
@@ -136,7 +153,8 @@ fn durable_accept(
 /// The aims of scenario 1, read off its 64-sender row.
 fn accept_aims(report: &mut Report, row: &Row) {
     let ours = row.pigeon.value;
-    for (column, name, times) in [(3, "RabbitMQ's confirmed durable publishes", 2.0), (4, "JetStream's synced publishes", 2.0)]
+    for (column, name, times) in
+        [(3, "RabbitMQ's confirmed durable publishes", 2.0), (4, "JetStream's synced publishes", 2.0)]
     {
         let aim = format!("durable accept, 64 senders ≥ {times}× {name}");
         match &row.peers[column] {
@@ -151,4 +169,9 @@ fn accept_aims(report: &mut Report, row: &Row) {
         let share = ours / value;
         report.aim("durable accept, 64 senders ≥ 50% of batched redb", format!("{:.0}%", share * 100.0), share >= 0.5);
     }
+}
+
+/// `1 sender`, `64 senders`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 { word.to_string() } else { format!("{word}s") }
 }

@@ -78,7 +78,11 @@ impl Latency {
         }
         let p50 = Sample::from_rates(p50s);
         let p99 = Sample::from_rates(p99s);
-        Ok(Self { p50: Duration::from_secs_f64(p50.median), p99: Duration::from_secs_f64(p99.median), spread: p50.spread })
+        Ok(Self {
+            p50: Duration::from_secs_f64(p50.median),
+            p99: Duration::from_secs_f64(p99.median),
+            spread: p50.spread,
+        })
     }
 
     /// `p50 9.1 µs · p99 40 µs ±3%`, valued by its p50.

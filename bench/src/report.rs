@@ -133,7 +133,8 @@ impl Report {
         }
         let _ = writeln!(out, "\n| aim | this run | |\n|---|---|---|");
         for aim in &self.aims {
-            let _ = writeln!(out, "| {} | {} | {} |", aim.aim, aim.measured, if aim.met { "met" } else { "**missed**" });
+            let _ =
+                writeln!(out, "| {} | {} | {} |", aim.aim, aim.measured, if aim.met { "met" } else { "**missed**" });
         }
         if !self.notes.is_empty() {
             let _ = writeln!(out);

@@ -57,3 +57,36 @@ async fn a_guest_cancels_its_reminder_and_it_never_fires() {
     assert_eq!(t.ask("caller/t", "cancel late").await, "false", "a fired reminder is no longer pending");
     assert!(t.node.store().delayed(10).unwrap().is_empty());
 }
+
+/// A transient call to `to`, answered as text.
+async fn ask_transient(t: &TestNode, to: &str, payload: &str) -> String {
+    use pigeon_node::pigeon_store::{Delivery, Envelope, MessageKind};
+    let mut envelope = Envelope::new(to, payload.as_bytes().to_vec()).with_kind(MessageKind::Call);
+    envelope.delivery = Delivery::Transient;
+    let reply = t.node.request(envelope, pigeon_tests::PATIENCE).await.expect("a transient call is answered");
+    String::from_utf8(reply.unwrap_or_default()).expect("a UTF-8 reply")
+}
+
+fn batches(t: &TestNode) -> u64 {
+    t.node.store().commit_stats().batches.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_turns_that_write_nothing_commit_nothing_and_their_calls_stay_in_memory() {
+    let t = node().await;
+    assert_eq!(t.ask("counter/x", "add 5").await, "5");
+    assert_eq!(ask_transient(&t, "caller/a", "call counter/x get").await, "ok:5", "warm: both actors active");
+    let before = batches(&t);
+    // A transient read, and a transient turn whose call (inherited delivery)
+    // is transient too: no store write, so no commit at all.
+    for _ in 0..20 {
+        assert_eq!(ask_transient(&t, "counter/x", "get").await, "5");
+        assert_eq!(ask_transient(&t, "caller/a", "call counter/x get").await, "ok:5");
+    }
+    assert_eq!(batches(&t), before, "transient turns without durable effects committed nothing");
+    // What a transient turn writes is still durable: it commits.
+    assert_eq!(ask_transient(&t, "caller/a", "call counter/x inc").await, "ok:6");
+    assert!(batches(&t) > before, "the transient turn's state write was committed");
+    let t = t.restart().await;
+    assert_eq!(t.node.store().state_get("counter/x", "count").unwrap(), Some(b"6".to_vec()));
+}
