@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use pigeon_store::{ActorType, Envelope, Store, TypeLimits, now_ms};
 
+use crate::measure::fan_out;
+
 /// A store with one actor type, `bench`, whose mailboxes are unbounded.
 pub fn open_store(dir: &Path) -> anyhow::Result<Store> {
     let store = Store::open(dir)?;
@@ -30,20 +32,15 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Store> {
 /// their own actor, waiting for each to be durable.
 pub async fn enqueue(store: &Store, senders: usize, per_sender: usize) -> anyhow::Result<(usize, Duration)> {
     let started = Instant::now();
-    let tasks: Vec<_> = (0..senders)
-        .map(|s| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let to = format!("bench/{s}");
-                for _ in 0..per_sender {
-                    store.enqueue(Envelope::new(to.as_str(), super::PAYLOAD.to_vec())).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
-    }
+    let store = store.clone();
+    fan_out(senders, senders * per_sender, move |i| {
+        let store = store.clone();
+        async move {
+            // Task `s` takes s, s + senders, …: always its own actor.
+            store.enqueue(Envelope::new(format!("bench/{}", i % senders), super::PAYLOAD.to_vec())).await?;
+            Ok(())
+        }
+    })
+    .await?;
     Ok((senders * per_sender, started.elapsed()))
 }

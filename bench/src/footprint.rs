@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use pigeon_node::pigeon_store::{DB_FILE, Delivery, Envelope, MessageKind, Store};
 
 use crate::REPS;
-use crate::measure::{Sample, bytes, micros, thousands};
+use crate::measure::{Sample, bytes, fan_out, micros, thousands};
 use crate::node::{self, wait_for};
 use crate::report::{Cell, Report, Row};
 
@@ -127,22 +127,14 @@ async fn open(dir: &Path) -> anyhow::Result<Store> {
 /// written while no node runs: they stay pending.
 async fn fill(dir: &Path, n: usize) -> anyhow::Result<()> {
     let store = open(dir).await?;
-    let senders = 64;
-    let tasks: Vec<_> = (0..senders)
-        .map(|s| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for i in (s..n).step_by(senders) {
-                    store.enqueue(Envelope::new(format!("counter/{i}"), &b"inc"[..])).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
+    fan_out(64, n, move |i| {
+        let store = store.clone();
+        async move {
+            store.enqueue(Envelope::new(format!("counter/{i}"), &b"inc"[..])).await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Runs `pigeon-bench child MODE DIR CACHE` and reads its three numbers.
@@ -209,21 +201,12 @@ async fn call(node: &pigeon_node::Node, to: &str) -> anyhow::Result<()> {
 /// Activates `n` counters (`counter/live-0` …) by a transient `get` each,
 /// 64 at a time, and waits until all are active.
 async fn activate(node: &pigeon_node::Node, n: usize) -> anyhow::Result<()> {
-    let senders = 64;
-    let tasks: Vec<_> = (0..senders)
-        .map(|s| {
-            let node = node.clone();
-            tokio::spawn(async move {
-                for i in (s..n).step_by(senders) {
-                    call(&node, &format!("counter/live-{i}")).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    let caller = node.clone();
+    fan_out(64, n, move |i| {
+        let node = caller.clone();
+        async move { call(&node, &format!("counter/live-{i}")).await }
+    })
+    .await?;
     wait_for(|| node.active_actors() >= n, "the actors to be active").await
 }
 

@@ -120,3 +120,28 @@ pub fn bytes(n: f64) -> String {
     }
     if unit == 0 { format!("{value:.0} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
+
+/// Runs `work(i)` for every `i` in `0..n`, spread over `tasks` concurrent
+/// tokio tasks (task `s` takes `s`, `s + tasks`, …, one after the other):
+/// the closed-loop senders of every scenario.
+pub async fn fan_out<F, Fut>(tasks: usize, n: usize, work: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let handles: Vec<_> = (0..tasks)
+        .map(|s| {
+            let work = work.clone();
+            tokio::spawn(async move {
+                for i in (s..n).step_by(tasks) {
+                    work(i).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(())
+}

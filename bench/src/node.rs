@@ -11,7 +11,7 @@ use pigeon_node::pigeon_store::{Delivery, Envelope, MessageKind, TypeLimits};
 use pigeon_node::{Node, NodeConfig};
 use pigeon_test_artifacts as artifacts;
 
-use crate::measure::{Latency, median_rate, micros, thousands};
+use crate::measure::{Latency, fan_out, median_rate, micros, thousands};
 use crate::report::{Cell, Peer, Report, Row};
 use crate::{REPS, footprint};
 
@@ -117,23 +117,17 @@ fn processing(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Re
 /// Sends `messages` persistent `inc`s round-robin over `actors` counters
 /// from 64 senders and waits until as many turns have committed.
 async fn process(node: &Node, actors: usize, messages: usize) -> anyhow::Result<(usize, Duration)> {
-    let senders = 64;
     let done_before = node.counters().completed;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..senders)
-        .map(|s| {
-            let node = node.clone();
-            tokio::spawn(async move {
-                for i in (s..messages).step_by(senders) {
-                    node.send(Envelope::new(format!("counter/p{}", i % actors), &b"inc"[..])).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    let sender = node.clone();
+    fan_out(64, messages, move |i| {
+        let node = sender.clone();
+        async move {
+            node.send(Envelope::new(format!("counter/p{}", i % actors), &b"inc"[..])).await?;
+            Ok(())
+        }
+    })
+    .await?;
     let target = done_before + messages as u64;
     wait_for(|| node.counters().completed >= target, "every turn to commit").await?;
     Ok((messages, started.elapsed()))
