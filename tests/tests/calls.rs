@@ -84,6 +84,9 @@ async fn transient_turns_that_write_nothing_commit_nothing_and_their_calls_stay_
         assert_eq!(ask_transient(&t, "caller/a", "call counter/x get").await, "ok:5");
     }
     assert_eq!(batches(&t), before, "transient turns without durable effects committed nothing");
+    // A transient call that cannot be queued is refused, not left to time out.
+    let unknown = ask_transient(&t, "caller/a", "call nobody/x hi").await;
+    assert!(unknown.starts_with("error:CallError::Refused(SendError::UnknownType(\"nobody\")"), "{unknown}");
     // What a transient turn writes is still durable: it commits.
     assert_eq!(ask_transient(&t, "caller/a", "call counter/x inc").await, "ok:6");
     assert!(batches(&t) > before, "the transient turn's state write was committed");

@@ -46,13 +46,9 @@ impl NodeInner {
         if call.delivery == Delivery::Transient {
             // The call of a transient turn: in memory, like the turn itself
             // (never made again after a crash, so nothing to store).
-            let to = call.to.clone();
-            if self.registry.get(to.split('/').next().unwrap_or_default()).is_none() {
-                return refuse(self, SendRefusal::UnknownType(to.split('/').next().unwrap_or_default().into()));
-            }
             self.metrics.accept_transient();
-            if !self.deliver_transient(call) {
-                return refuse(self, SendRefusal::MailboxFull(to));
+            if let Err(refusal) = self.deliver_transient(call) {
+                return refuse(self, refusal);
             }
             return self.await_reply(id, deadline, rx).await;
         }
@@ -115,13 +111,14 @@ impl NodeInner {
     }
 
     /// Queues a transient message in memory, or drops (and counts) it when
-    /// the receiver's queue is at its bound; says whether it was queued.
-    pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> bool {
+    /// the receiver's queue is at its bound; the refusal says why it was
+    /// dropped (a caller waiting on it is told instead of timing out).
+    pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> Result<(), SendRefusal> {
         let to = envelope.to.clone();
-        let bound = self.registry.get(to.split('/').next().unwrap_or_default()).map(|t| t.record.limits.mailbox_bound);
-        let Some(bound) = bound else {
+        let ty = to.split('/').next().unwrap_or_default();
+        let Some(bound) = self.registry.get(ty).map(|t| t.record.limits.mailbox_bound) else {
             self.count_drop(&to, "its type is not deployed");
-            return false;
+            return Err(SendRefusal::UnknownType(ty.to_string()));
         };
         let seq = self.transient_seq.fetch_add(1, Ordering::Relaxed);
         let accepted = self.scheduler.with_slot(self, &to, |slot| {
@@ -134,8 +131,9 @@ impl NodeInner {
         });
         if !accepted {
             self.count_drop(&to, "its transient queue is full");
+            return Err(SendRefusal::MailboxFull(to));
         }
-        accepted
+        Ok(())
     }
 
     pub(crate) fn count_refusal(&self, actor: &str) {
@@ -154,7 +152,8 @@ impl NodeInner {
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             if !node.is_stopping() {
-                node.deliver_transient(envelope);
+                // Dropped again: already counted as a drop.
+                let _ = node.deliver_transient(envelope);
             }
         });
     }
