@@ -167,13 +167,13 @@ fn latency(
         report.row(row);
         // From outside: a call into the node and back, by the counter.
         let outside = Latency::measure(REPS, || {
-            runtime.block_on(client_calls(&node, "counter/lat", b"get".to_vec(), None, delivery, 300))
+            runtime.block_on(client_calls(&node, &["counter/lat".into()], b"get".to_vec(), None, delivery, 300))
         })?;
         report.row(Row::new(format!("3 · call from a client to an actor, {name}"), outside.cell(), false));
         let invoke = node.invocation("account/lat", "acme:bank/account.balance()")?;
         let typed = Latency::measure(REPS, || {
             let (payload, operation) = (invoke.envelope.payload.clone(), invoke.envelope.operation.clone());
-            runtime.block_on(client_calls(&node, "account/lat", payload, operation, delivery, 300))
+            runtime.block_on(client_calls(&node, &["account/lat".into()], payload, operation, delivery, 300))
         })?;
         report.row(Row::new(format!("3 · typed RPC `balance()` from a client, {name}"), typed.cell(), false));
     }
@@ -207,50 +207,98 @@ async fn guest_timed(node: &Node, delivery: Delivery, n: usize) -> anyhow::Resul
         .collect()
 }
 
-/// `n` sequential calls from outside the node, each timed.
+/// 2,000 counter addresses, distinct for each `tag`.
+fn actors(tag: &str) -> Vec<String> {
+    (0..2_000).map(|i| format!("counter/{tag}-{i}")).collect()
+}
+
+/// One timed transient `get` to each of `to`, in turn.
+async fn first_calls(node: &Node, to: &[String]) -> anyhow::Result<Vec<Duration>> {
+    client_calls(node, to, b"get".to_vec(), None, Delivery::Transient, 1).await
+}
+
+/// `n` sequential calls to each of `to`, each timed, made by a task on the
+/// node's runtime — where the HTTP API's handlers make them — rather than
+/// from the bench's own thread, whose every request would have to wake a
+/// parked worker thread.
 async fn client_calls(
     node: &Node,
-    to: &str,
+    to: &[String],
     payload: Vec<u8>,
     operation: Option<String>,
     delivery: Delivery,
     n: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut envelope = Envelope::new(to, payload.clone()).with_kind(MessageKind::Call);
-        envelope.operation = operation.clone();
-        envelope.delivery = delivery;
-        let started = Instant::now();
-        node.request(envelope, PATIENCE).await?;
-        times.push(started.elapsed());
-    }
-    Ok(times)
+    let (node, to) = (node.clone(), to.to_vec());
+    tokio::spawn(async move {
+        let mut times = Vec::with_capacity(n * to.len());
+        for actor in &to {
+            for _ in 0..n {
+                let mut envelope = Envelope::new(actor, payload.clone()).with_kind(MessageKind::Call);
+                envelope.operation = operation.clone();
+                envelope.delivery = delivery;
+                let started = Instant::now();
+                node.request(envelope, PATIENCE).await?;
+                times.push(started.elapsed());
+            }
+        }
+        Ok(times)
+    })
+    .await?
 }
 
-/// Scenario 4: a transient call to each of 10,000 distinct passivated
-/// actors (2,000 per repetition): activation, first turn and the round trip.
+/// Scenario 4: a transient call to each of 10,000 distinct actors (2,000
+/// per repetition): activation, first turn and the round trip. Measured
+/// twice: to passivated actors — active once, then passivated — as a
+/// running node meets them, and to actors new to a fresh node, whose
+/// instances each take a pool slot no instance has used yet.
 fn activation(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
     println!("4 · activation");
-    // A fresh node per repetition: the actors of earlier ones stay active
-    // (long idle time), and every live instance holds a few memory mappings.
+    let node = runtime.block_on(async {
+        let dir = scratch.join("passivation");
+        let _ = std::fs::remove_dir_all(&dir);
+        let node = start(&dir, &scratch.join("cache"), MAX_INSTANCES).await?;
+        // Idle long enough that a repetition's 2,000 first messages are
+        // all sent before the first of its actors passivates.
+        let napping = TypeLimits { idle_ms: 500, ..limits() };
+        node.deploy("counter", artifacts::COUNTER_WASM.to_vec(), napping, Vec::new()).await?;
+        anyhow::Ok(node)
+    })?;
+    let passivated = |node: &Node| node.active_actors() == 0;
     let mut next = 0;
     let first = Latency::measure(REPS, || {
         next += 1;
-        let to: Vec<String> = (0..2_000).map(|i| format!("counter/a{next}-{i}")).collect();
+        let to = actors(&format!("p{next}"));
+        runtime.block_on(async {
+            first_calls(&node, &to).await?;
+            wait_for(|| passivated(&node), "the actors to passivate").await?;
+            let times = first_calls(&node, &to).await?;
+            wait_for(|| passivated(&node), "the actors to passivate").await?;
+            anyhow::Ok(times)
+        })
+    })?;
+    runtime.block_on(node.shutdown(Duration::from_secs(10)));
+    // A fresh node per repetition: every instance takes a cold slot.
+    let cold = Latency::measure(REPS, || {
+        next += 1;
+        let to = actors(&format!("n{next}"));
         runtime.block_on(async {
             let node = fresh(scratch, "activation").await?;
-            let mut times = Vec::with_capacity(to.len());
-            for actor in &to {
-                times.extend(client_calls(&node, actor, b"get".to_vec(), None, Delivery::Transient, 1).await?);
-            }
+            let times = first_calls(&node, &to).await?;
             node.shutdown(Duration::from_secs(10)).await;
             anyhow::Ok(times)
         })
     })?;
     let node = runtime.block_on(fresh(scratch, "activation"))?;
     let live = Latency::measure(REPS, || {
-        runtime.block_on(client_calls(&node, "counter/live", b"get".to_vec(), None, Delivery::Transient, 2_000))
+        runtime.block_on(client_calls(
+            &node,
+            &["counter/live".into()],
+            b"get".to_vec(),
+            None,
+            Delivery::Transient,
+            2_000,
+        ))
     })?;
     runtime.block_on(node.shutdown(Duration::from_secs(10)));
     report.row(Row::new(
@@ -258,6 +306,7 @@ fn activation(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Re
         first.cell(),
         false,
     ));
+    report.row(Row::new("4 · first message to an actor new to a fresh node (cold pool slot)", cold.cell(), false));
     report.row(Row::new("4 · the same call to an active actor (for comparison)", live.cell(), false));
     let activation = first.p50.saturating_sub(live.p50);
     report.aim(

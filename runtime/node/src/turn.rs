@@ -52,7 +52,10 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         };
         match (work, ty) {
             (Ok(Some(work)), Some(ty)) => {
-                handle(&node, &actor, &slot, &ty, &mut live, work).await;
+                // Boxed: the turn's future (activation, guest call, commit)
+                // is large, and inlined it would make every idle actor's
+                // task that large too — kilobytes per live actor.
+                Box::pin(handle(&node, &actor, &slot, &ty, &mut live, work)).await;
                 continue;
             }
             (Err(e), _) => {
@@ -111,7 +114,12 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>,
         _ => false,
     };
     if transient_first {
-        return Ok(transient.pop().map(|t: Transient| Work::Transient(t.envelope)));
+        let next = transient.pop().map(|t: Transient| Work::Transient(t.envelope));
+        if transient.is_empty() {
+            // An idle live actor should not keep a buffer of envelopes.
+            transient.shrink_to_fit();
+        }
+        return Ok(next);
     }
     Ok(persistent.map(|(key, envelope)| Work::Persistent(key, envelope)))
 }
