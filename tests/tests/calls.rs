@@ -93,3 +93,29 @@ async fn transient_turns_that_write_nothing_commit_nothing_and_their_calls_stay_
     let t = t.restart().await;
     assert_eq!(t.node.store().state_get("counter/x", "count").unwrap(), Some(b"6".to_vec()));
 }
+
+/// An actor kept busy by transient calls still takes every persistent
+/// message stored meanwhile: a turn skips the store read only while no
+/// persistent message can be waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_messages_reach_an_actor_busy_with_transient_calls() {
+    let t = node().await;
+    assert_eq!(ask_transient(&t, "counter/busy", "get").await, "0", "live, its mailbox read and found empty");
+    let node = t.node.clone();
+    let reads = tokio::spawn(async move {
+        use pigeon_node::pigeon_store::{Delivery, Envelope, MessageKind};
+        for _ in 0..300 {
+            let mut envelope = Envelope::new("counter/busy", &b"get"[..]).with_kind(MessageKind::Call);
+            envelope.delivery = Delivery::Transient;
+            node.request(envelope, pigeon_tests::PATIENCE).await.expect("a transient call is answered");
+        }
+    });
+    for _ in 0..300 {
+        t.tell("counter/busy", "inc").await;
+    }
+    reads.await.expect("the transient calls ran");
+    pigeon_tests::eventually("all 300 persistent incs to be handled", || async {
+        (ask_transient(&t, "counter/busy", "get").await == "300").then_some(())
+    })
+    .await;
+}

@@ -20,6 +20,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{self, AtomicBool};
 use std::sync::{Arc, Mutex};
 
 use pigeon_store::Envelope;
@@ -55,7 +56,6 @@ impl Ord for Transient {
 }
 
 /// An actor with work or a live instance.
-#[derive(Default)]
 pub(crate) struct Slot {
     /// Woken when new work may be there.
     pub(crate) notify: Notify,
@@ -63,9 +63,34 @@ pub(crate) struct Slot {
     pub(crate) transient: Mutex<BinaryHeap<Transient>>,
     /// The message whose turn is running, if any.
     in_flight: Mutex<Option<ulid::Ulid>>,
+    /// Whether the persistent mailbox may hold messages: set when the slot
+    /// is made and whenever the store reports one for this actor, cleared
+    /// by a read that finds none. It spares a store read per turn to an
+    /// actor that only gets transient messages.
+    mailbox_marked: AtomicBool,
 }
 
 impl Slot {
+    fn new() -> Self {
+        Self {
+            notify: Notify::new(),
+            transient: Mutex::default(),
+            in_flight: Mutex::default(),
+            mailbox_marked: AtomicBool::new(true),
+        }
+    }
+
+    /// The persistent mailbox may hold messages (set before the wake-up).
+    pub(crate) fn mark_mailbox(&self) {
+        self.mailbox_marked.store(true, atomic::Ordering::Release);
+    }
+
+    /// Whether the mailbox must be read, clearing the mark: a message
+    /// stored after this call marks it again before waking the actor.
+    pub(crate) fn take_mailbox_mark(&self) -> bool {
+        self.mailbox_marked.swap(false, atomic::Ordering::AcqRel)
+    }
+
     pub(crate) fn set_in_flight(&self, id: Option<ulid::Ulid>) {
         *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = id;
     }
@@ -103,9 +128,10 @@ impl Scheduler {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `actor` may have new work: wake its task or start one.
+    /// `actor`'s persistent mailbox may have new work: wake its task or
+    /// start one.
     pub(crate) fn schedule(&self, node: &Arc<NodeInner>, actor: &str) {
-        self.with_slot(node, actor, |_| ());
+        self.with_slot(node, actor, Slot::mark_mailbox);
     }
 
     /// Runs `f` on `actor`'s slot (creating it, and starting its task, if
@@ -117,7 +143,7 @@ impl Scheduler {
             slot.notify.notify_one();
             return result;
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot::new());
         let result = f(&slot);
         slots.by_actor.insert(actor.to_string(), slot.clone());
         match self.permits.clone().try_acquire_owned() {

@@ -106,7 +106,7 @@ fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
 
 /// The higher-priority head of the persistent mailbox and the transient queue.
 fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>, StoreError> {
-    let persistent = node.store.next_message(actor)?;
+    let persistent = next_persistent(node, actor, slot)?;
     let mut transient = slot.transient();
     let transient_first = match (&persistent, transient.peek()) {
         (Some((_, p)), Some(t)) => t.envelope.priority > p.priority,
@@ -122,6 +122,20 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>,
         return Ok(next);
     }
     Ok(persistent.map(|(key, envelope)| Work::Persistent(key, envelope)))
+}
+
+/// The head of the persistent mailbox, read only when the slot says it may
+/// hold messages. Whatever the read did not rule out keeps the mark: the
+/// rest of a mailbox, or a read to retry after an error.
+fn next_persistent(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<(MessageKey, Envelope)>, StoreError> {
+    if !slot.take_mailbox_mark() {
+        return Ok(None);
+    }
+    let next = node.store.next_message(actor);
+    if !matches!(next, Ok(None)) {
+        slot.mark_mailbox();
+    }
+    next
 }
 
 fn limits_of(ty: &LoadedType) -> ActivationLimits {
