@@ -225,7 +225,7 @@ impl Activation {
                 needed: needed as u64,
                 limit: limits.memory_bytes,
             },
-            None => ActivationError::Instantiate { actor: address.to_string(), reason: format!("{e:#}") },
+            None => instantiate_error(address, &e),
         })?;
         Ok(Self { store, actor, instance, rpc: component.rpc.clone(), limits })
     }
@@ -333,6 +333,24 @@ impl Activation {
     }
 }
 
+/// Names why an instance could not be created. `ENOMEM` from the kernel
+/// at instantiation is, in practice, the per-process limit of memory
+/// mappings (the pool reserves the address space up front), which has its
+/// own fix.
+fn instantiate_error(actor: &str, error: &wasmtime::Error) -> ActivationError {
+    let reason = format!("{error:#}");
+    let out_of_memory = error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.raw_os_error() == Some(12)))
+        || reason.contains("os error 12")
+        || reason.contains("Cannot allocate memory");
+    if out_of_memory {
+        ActivationError::OutOfMappings { actor: actor.to_string(), reason }
+    } else {
+        ActivationError::Instantiate { actor: actor.to_string(), reason }
+    }
+}
+
 fn to_wit(m: &Envelope) -> wit::Envelope {
     use pigeon_store::{Delivery, MessageKind};
     wit::Envelope {
@@ -353,5 +371,20 @@ fn to_wit(m: &Envelope) -> wit::Envelope {
         headers: m.headers.iter().map(|(n, v)| wit::Header { name: n.clone(), value: v.clone() }).collect(),
         payload: m.payload.clone(),
         attempt: m.attempt(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_mapping_names_the_limit_and_its_fixes() {
+        let refused = wasmtime::Error::from(std::io::Error::from_raw_os_error(12)).context("mmap failed");
+        let text = instantiate_error("counter/a", &refused).to_string();
+        assert!(text.contains("`counter/a`") && text.contains("Cannot allocate memory"), "{text}");
+        assert!(text.contains("vm.max_map_count") && text.contains("--max-instances"), "{text}");
+        let other = instantiate_error("counter/a", &wasmtime::Error::msg("start function trapped"));
+        assert_eq!(other.to_string(), "cannot instantiate `counter/a`: start function trapped");
     }
 }

@@ -50,6 +50,12 @@ pub enum ActivationError {
     /// The instance could not be created (limits, pool exhausted, start trap).
     #[error("cannot instantiate `{actor}`: {reason}")]
     Instantiate { actor: String, reason: String },
+    /// The operating system refused the memory mappings of one more
+    /// instance: the process is at its limit of mappings.
+    #[error(
+        "cannot instantiate `{actor}`: the operating system refused more memory ({reason}). Each live instance holds a few memory mappings and Linux allows 65,530 per process by default (vm.max_map_count), about 10,000 live instances: lower `--max-instances`, or raise the limit with `sysctl -w vm.max_map_count=262144`"
+    )]
+    OutOfMappings { actor: String, reason: String },
     /// The component's memory at start is already over the type's limit.
     #[error(
         "cannot instantiate `{actor}`: its initial memory ({needed} bytes) is over the limit of {limit} bytes: raise the type's memory limit"
