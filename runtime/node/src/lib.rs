@@ -494,6 +494,7 @@ fn deploy_probe_error(error: ActivationError, node_max: u64) -> NodeError {
                 limit >> 20
             ))
         }
+        out_of_mappings @ ActivationError::OutOfMappings { .. } => NodeError::Limits(out_of_mappings.to_string()),
         ActivationError::Instantiate { reason, .. } => NodeError::Limits(format!(
             "the component cannot start: {reason} (if that names a pooling or instance limit, start the node with \
              larger `pigeon up --max-memory` / `--max-instances`)"
