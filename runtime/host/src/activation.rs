@@ -339,12 +339,9 @@ impl Activation {
 /// own fix.
 fn instantiate_error(actor: &str, error: &wasmtime::Error) -> ActivationError {
     let reason = format!("{error:#}");
-    let out_of_memory = error
-        .chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.raw_os_error() == Some(12)))
-        || reason.contains("os error 12")
-        || reason.contains("Cannot allocate memory");
-    if out_of_memory {
+    // However wasmtime wraps it, the kernel's refusal reads
+    // "Cannot allocate memory (os error 12)".
+    if reason.contains("(os error 12)") {
         ActivationError::OutOfMappings { actor: actor.to_string(), reason }
     } else {
         ActivationError::Instantiate { actor: actor.to_string(), reason }
