@@ -84,7 +84,14 @@ pub fn scenarios(
     Ok(())
 }
 
-/// Scenario 2: persistent `inc`s from 64 senders until every turn has
+/// Concurrent senders in scenario 2: one per actor of the 1,000-actor case.
+/// Each sender waits for its message to be durable before it sends the next,
+/// so the offered load is at most one message per sender and group commit;
+/// with scenario 1's 64 senders it stayed below what the actors can
+/// process, and the row measured the senders instead of the processing.
+const SENDERS: usize = 1_000;
+
+/// Scenario 2: persistent `inc`s from [`SENDERS`] senders until every turn has
 /// committed, to 1 actor and spread over 1,000 actors.
 fn processing(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
     println!("2 · durable processing");
@@ -94,9 +101,10 @@ fn processing(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Re
         runtime.block_on(node.shutdown(Duration::from_secs(10)));
         let row = Row::new(
             format!(
-                "2 · durable processing, {} {}, send → committed turn",
+                "2 · durable processing, {} {}, {} senders, send → committed turn",
                 thousands(actors as f64),
-                crate::plural(actors, "actor")
+                crate::plural(actors, "actor"),
+                thousands(SENDERS as f64)
             ),
             sample.rate_cell(),
             true,
@@ -115,12 +123,12 @@ fn processing(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut Re
 }
 
 /// Sends `messages` persistent `inc`s round-robin over `actors` counters
-/// from 64 senders and waits until as many turns have committed.
+/// from [`SENDERS`] senders and waits until as many turns have committed.
 async fn process(node: &Node, actors: usize, messages: usize) -> anyhow::Result<(usize, Duration)> {
     let done_before = node.counters().completed;
     let started = Instant::now();
     let sender = node.clone();
-    fan_out(64, messages, move |i| {
+    fan_out(SENDERS, messages, move |i| {
         let node = sender.clone();
         async move {
             node.send(Envelope::new(format!("counter/p{}", i % actors), &b"inc"[..])).await?;

@@ -30,6 +30,7 @@ use crate::bindings::Actor;
 use crate::bindings::pigeon::actor::types as wit;
 use crate::output::GuestOutput;
 use crate::rpc::{RpcSurface, codec};
+use crate::state_cache::StateCache;
 use crate::{ActivationError, ActorComponent, ActorEnv, Host, TurnError};
 
 /// Per-activation limits, from the actor type.
@@ -118,6 +119,8 @@ pub struct ActorData {
     /// Where the component's imported interfaces lead.
     pub(crate) links: Arc<[Link]>,
     pub(crate) turn: Option<TurnBuffer>,
+    /// Committed state already read or written (see [`StateCache`]).
+    pub(crate) committed: StateCache,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -192,6 +195,7 @@ impl Activation {
             env,
             links: component.links.clone(),
             turn: None,
+            committed: StateCache::default(),
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
@@ -231,7 +235,9 @@ impl Activation {
     }
 
     /// Runs one turn: hands `message` to the handler and returns what it did.
-    /// Nothing is committed here. After `Failed`, drop the activation.
+    /// Nothing is committed here. After `Failed`, or when the `Completed`
+    /// effects could not be committed, drop the activation: it has taken
+    /// them as committed (see [`crate::state_cache`]).
     pub async fn run_turn(&mut self, message: &Envelope) -> TurnOutcome {
         let data = self.store.data_mut();
         data.turn = Some(TurnBuffer::new(message));
@@ -255,6 +261,11 @@ impl Activation {
         match result {
             Ok(Ok(reply)) => {
                 let buffer = buffer.unwrap_or_else(|| TurnBuffer::new(message));
+                // The node drops this activation if the commit fails, so the
+                // cache may take the writes now.
+                for (key, value) in &buffer.writes {
+                    data.committed.put(key.clone(), value.clone());
+                }
                 TurnOutcome::Completed {
                     reply,
                     effects: TurnEffects {

@@ -198,7 +198,12 @@ impl state::Host for ActorData {
         if let Some(written) = self.buffer()?.writes.get(&key) {
             return Ok(written.clone());
         }
-        self.env.state_get(&self.address, &key).map_err(fail)
+        if let Some(committed) = self.committed.get(&key) {
+            return Ok(committed.clone());
+        }
+        let value = self.env.state_get(&self.address, &key).map_err(fail)?;
+        self.committed.put(key, value.clone());
+        Ok(value)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {

@@ -19,6 +19,7 @@ mod error;
 mod imports;
 mod output;
 pub mod rpc;
+pub mod state_cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ mod env;
 mod error;
 mod events;
 mod metrics;
+mod readahead;
 mod registry;
 mod rpc;
 mod scheduler;
@@ -33,8 +34,8 @@ use std::time::Duration;
 
 use pigeon_host::{ActivationError, Host, HostConfig, MAX_PAYLOAD_BYTES};
 use pigeon_store::{
-    ActorAddr, ActorType, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY, MessageKind,
-    Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, Arrivals, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY,
+    MessageKind, Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -114,13 +115,13 @@ pub(crate) struct NodeInner {
 struct Wake(Weak<NodeInner>);
 
 impl CommitListener for Wake {
-    fn on_ready(&self, actors: &[String]) {
+    fn on_ready(&self, actors: &[(String, Arrivals)]) {
         if let Some(node) = self.0.upgrade() {
-            for actor in actors {
-                node.scheduler.schedule(&node, actor);
+            for (actor, arrivals) in actors {
+                node.scheduler.schedule(&node, actor, *arrivals);
             }
             if node.events.receiver_count() > 0 {
-                node.emit(NodeEvent::Enqueued { actors: actors.to_vec() });
+                node.emit(NodeEvent::Enqueued { actors: actors.iter().map(|(actor, _)| actor.clone()).collect() });
             }
         }
     }
@@ -463,7 +464,7 @@ async fn schedule_pending(node: Arc<NodeInner>, prefix: String) {
             if !actor.starts_with(&prefix) {
                 return;
             }
-            node.scheduler.schedule(&node, actor);
+            node.scheduler.schedule(&node, actor, Arrivals::ANY);
         }
         match page.last() {
             Some((last, _)) if !done => after = Some(last.clone()),

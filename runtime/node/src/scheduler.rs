@@ -20,10 +20,10 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{self, AtomicBool};
+use std::sync::atomic::{self, AtomicU16};
 use std::sync::{Arc, Mutex};
 
-use pigeon_store::Envelope;
+use pigeon_store::{Arrivals, Envelope};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::NodeInner;
@@ -63,32 +63,34 @@ pub(crate) struct Slot {
     pub(crate) transient: Mutex<BinaryHeap<Transient>>,
     /// The message whose turn is running, if any.
     in_flight: Mutex<Option<ulid::Ulid>>,
-    /// Whether the persistent mailbox may hold messages: set when the slot
-    /// is made and whenever the store reports one for this actor, cleared
-    /// by a read that finds none. It spares a store read per turn to an
-    /// actor that only gets transient messages.
-    mailbox_marked: AtomicBool,
+    /// The priorities of persistent messages that arrived since the actor
+    /// last looked ([`Arrivals`] as bits): every priority when the slot is
+    /// made, then whatever the store reports. It spares the actor a store
+    /// read per turn when nothing arrived, or only messages that sort after
+    /// the ones it already holds (see [`crate::readahead`]).
+    arrivals: AtomicU16,
 }
 
 impl Slot {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             notify: Notify::new(),
             transient: Mutex::default(),
             in_flight: Mutex::default(),
-            mailbox_marked: AtomicBool::new(true),
+            arrivals: AtomicU16::new(Arrivals::ANY.bits()),
         }
     }
 
-    /// The persistent mailbox may hold messages (set before the wake-up).
-    pub(crate) fn mark_mailbox(&self) {
-        self.mailbox_marked.store(true, atomic::Ordering::Release);
+    /// Messages of these priorities are in the mailbox (noted before the
+    /// wake-up).
+    pub(crate) fn note_arrivals(&self, arrivals: Arrivals) {
+        self.arrivals.fetch_or(arrivals.bits(), atomic::Ordering::AcqRel);
     }
 
-    /// Whether the mailbox must be read, clearing the mark: a message
-    /// stored after this call marks it again before waking the actor.
-    pub(crate) fn take_mailbox_mark(&self) -> bool {
-        self.mailbox_marked.swap(false, atomic::Ordering::AcqRel)
+    /// What arrived since the last call, forgetting it: a message stored
+    /// after this call is noted again before the actor is woken.
+    pub(crate) fn take_arrivals(&self) -> Arrivals {
+        Arrivals::from_bits(self.arrivals.swap(0, atomic::Ordering::AcqRel))
     }
 
     pub(crate) fn set_in_flight(&self, id: Option<ulid::Ulid>) {
@@ -128,10 +130,10 @@ impl Scheduler {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `actor`'s persistent mailbox may have new work: wake its task or
-    /// start one.
-    pub(crate) fn schedule(&self, node: &Arc<NodeInner>, actor: &str) {
-        self.with_slot(node, actor, Slot::mark_mailbox);
+    /// Messages of these priorities arrived in `actor`'s persistent mailbox
+    /// (any: [`Arrivals::ANY`]): wake its task or start one.
+    pub(crate) fn schedule(&self, node: &Arc<NodeInner>, actor: &str, arrivals: Arrivals) {
+        self.with_slot(node, actor, |slot| slot.note_arrivals(arrivals));
     }
 
     /// Runs `f` on `actor`'s slot (creating it, and starting its task, if

@@ -18,6 +18,7 @@ use pigeon_store::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::readahead::ReadAhead;
 use crate::registry::LoadedType;
 use crate::scheduler::{Slot, Transient};
 use crate::{NodeEvent, NodeInner};
@@ -44,10 +45,11 @@ pub(crate) fn backoff(limits: &TypeLimits, failures: u32) -> u64 {
 pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slot>, mut permit: OwnedSemaphorePermit) {
     let ty_name = actor.split('/').next().unwrap_or_default().to_string();
     let mut live: Option<Live> = None;
+    let mut mailbox = ReadAhead::default();
     loop {
         let ty = node.registry.get(&ty_name);
         let work = match (&ty, node.is_stopping()) {
-            (Some(_), false) => next_work(&node, &actor, &slot),
+            (Some(_), false) => next_work(&node, &actor, &slot, &mut mailbox),
             _ => Ok(None),
         };
         match (work, ty) {
@@ -55,7 +57,9 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
                 // Boxed: the turn's future (activation, guest call, commit)
                 // is large, and inlined it would make every idle actor's
                 // task that large too — kilobytes per live actor.
-                Box::pin(handle(&node, &actor, &slot, &ty, &mut live, work)).await;
+                if !Box::pin(handle(&node, &actor, &slot, &ty, &mut live, work)).await {
+                    mailbox.forget();
+                }
                 continue;
             }
             (Err(e), _) => {
@@ -105,11 +109,11 @@ fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
 }
 
 /// The higher-priority head of the persistent mailbox and the transient queue.
-fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>, StoreError> {
-    let persistent = next_persistent(node, actor, slot)?;
+fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead) -> Result<Option<Work>, StoreError> {
+    let persistent = mailbox.head(&node.store, actor, slot)?.map(|p| p.priority);
     let mut transient = slot.transient();
-    let transient_first = match (&persistent, transient.peek()) {
-        (Some((_, p)), Some(t)) => t.envelope.priority > p.priority,
+    let transient_first = match (persistent, transient.peek()) {
+        (Some(p), Some(t)) => t.envelope.priority > p,
         (None, Some(_)) => true,
         _ => false,
     };
@@ -121,21 +125,7 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<Work>,
         }
         return Ok(next);
     }
-    Ok(persistent.map(|(key, envelope)| Work::Persistent(key, envelope)))
-}
-
-/// The head of the persistent mailbox, read only when the slot says it may
-/// hold messages. Whatever the read did not rule out keeps the mark: the
-/// rest of a mailbox, or a read to retry after an error.
-fn next_persistent(node: &NodeInner, actor: &str, slot: &Slot) -> Result<Option<(MessageKey, Envelope)>, StoreError> {
-    if !slot.take_mailbox_mark() {
-        return Ok(None);
-    }
-    let next = node.store.next_message(actor);
-    if !matches!(next, Ok(None)) {
-        slot.mark_mailbox();
-    }
-    next
+    Ok(mailbox.take().map(|(key, envelope)| Work::Persistent(key, envelope)))
 }
 
 fn limits_of(ty: &LoadedType) -> ActivationLimits {
@@ -151,7 +141,17 @@ pub(crate) fn activation_limits(limits: &pigeon_store::TypeLimits) -> Activation
     }
 }
 
-async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType, live: &mut Option<Live>, work: Work) {
+/// Runs one message's turn and has the store record its outcome. Returns
+/// whether it did: `false` when the store refused or failed, and the message
+/// may still be where it was.
+async fn handle(
+    node: &Arc<NodeInner>,
+    actor: &str,
+    slot: &Slot,
+    ty: &LoadedType,
+    live: &mut Option<Live>,
+    work: Work,
+) -> bool {
     let (taken, envelope) = match work {
         Work::Persistent(key, envelope) => (Some(key), envelope),
         Work::Transient(envelope) => (None, envelope),
@@ -165,10 +165,11 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
         && let Ok(Some(reply)) = node.store.reply(envelope.id)
     {
         let commit = TurnCommit { actor: actor.to_string(), taken, ..TurnCommit::default() };
-        if node.store.commit_turn(commit).await.is_ok() {
+        let stored = node.store.commit_turn(commit).await.is_ok();
+        if stored {
             node.resolve_call(envelope.id, Ok(reply));
         }
-        return;
+        return stored;
     }
     if live.as_ref().is_none_or(|l| l.generation != ty.generation) {
         *live = None;
@@ -183,7 +184,7 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
             }
         }
     }
-    let Some(current) = live.as_mut() else { return };
+    let Some(current) = live.as_mut() else { return false };
     node.emit(NodeEvent::TurnStarted {
         actor: actor.to_string(),
         message: envelope.id.to_string(),
@@ -225,22 +226,25 @@ async fn handle(node: &Arc<NodeInner>, actor: &str, slot: &Slot, ty: &LoadedType
                         attempt: envelope.attempt(),
                         took,
                     });
+                    true
                 }
                 Err(e) => {
                     // Nothing of the turn is durable; its in-memory effects on
-                    // the instance must go too. The message is still queued.
+                    // the instance (its state cache too) must go. The message
+                    // is still queued.
                     tracing::warn!(actor, msg = %envelope.id, "turn not committed: {e}");
                     *live = None;
                     if !matches!(e, StoreError::MessageGone { .. }) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                    false
                 }
             }
         }
         TurnOutcome::Failed(error) => {
             *live = None;
             let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
-            record_failure(node, actor, ty, taken, envelope, error.to_string(), forced).await;
+            record_failure(node, actor, ty, taken, envelope, error.to_string(), forced).await
         }
     }
 }
@@ -253,7 +257,7 @@ fn stores_reply(envelope: &Envelope) -> bool {
 
 /// Counts a failed turn and decides the message's fate: retry after a
 /// backoff, or the dead-letter queue (after `max_attempts`, or at once for
-/// `forced`).
+/// `forced`). Returns whether the store recorded it.
 async fn record_failure(
     node: &Arc<NodeInner>,
     actor: &str,
@@ -262,7 +266,7 @@ async fn record_failure(
     mut envelope: Envelope,
     error: String,
     forced: Option<DeadReason>,
-) {
+) -> bool {
     let limits = &ty.record.limits;
     envelope.failures = envelope.failures.saturating_add(1);
     envelope.last_error = Some(error.clone());
@@ -284,7 +288,7 @@ async fn record_failure(
     if let Err(e) = node.store.fail_turn(failure).await {
         tracing::error!(actor, msg = %id, "cannot record the failed turn: {e}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        return;
+        return false;
     }
     if dead.is_some() {
         node.resolve_call(id, Err(error.clone()));
@@ -297,6 +301,7 @@ async fn record_failure(
         retry_in_ms: dead.is_none().then_some(retry_in),
         at: failed_at,
     });
+    true
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! not affect its neighbours. A storage failure, on the other hand, aborts the
 //! whole batch and every waiter gets the error: nothing was acknowledged.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
@@ -123,8 +123,9 @@ pub enum Disposition {
 
 /// Told what a batch changed once it is durable; the scheduler listens.
 pub trait CommitListener: Send + Sync {
-    /// These actors have new messages in their mailboxes.
-    fn on_ready(&self, actors: &[String]);
+    /// These actors have new messages in their mailboxes, of these
+    /// priorities.
+    fn on_ready(&self, actors: &[(String, Arrivals)]);
     /// A delayed message is due at this time.
     fn on_delayed(&self, due_ms: u64);
     /// A batch is durable: what it held and what its commit cost (for
@@ -257,13 +258,24 @@ impl Committer {
 /// What a batch changed, announced once it is durable.
 #[derive(Default)]
 struct Effects {
-    ready: BTreeSet<String>,
+    ready: BTreeMap<String, Arrivals>,
     earliest_due: Option<u64>,
     accepted: u64,
     dead_lettered: u64,
 }
 
 impl Effects {
+    /// `env` is in its mailbox now.
+    fn arrived(&mut self, env: &Envelope) {
+        let arrivals = Arrivals::of(env.priority);
+        match self.ready.get_mut(env.to.as_str()) {
+            Some(known) => *known = known.with(arrivals),
+            None => {
+                self.ready.insert(env.to.clone(), arrivals);
+            }
+        }
+    }
+
     fn delayed(&mut self, due_ms: u64) {
         self.earliest_due = Some(self.earliest_due.map_or(due_ms, |d| d.min(due_ms)));
     }
@@ -394,7 +406,7 @@ impl Worker {
                 commit: self.last_commit,
             });
             if !effects.ready.is_empty() {
-                let ready: Vec<String> = effects.ready.into_iter().collect();
+                let ready: Vec<(String, Arrivals)> = effects.ready.into_iter().collect();
                 listener.on_ready(&ready);
             }
             if let Some(due) = effects.earliest_due {
@@ -440,6 +452,7 @@ impl Worker {
                 }
                 results.push(result);
             }
+            t.flush()?;
             if self.next_seq >= self.leased_until {
                 self.leased_until = self.next_seq + SEQ_LEASE;
                 t.meta.insert(NEXT_SEQ, self.leased_until)?;

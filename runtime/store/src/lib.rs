@@ -35,8 +35,8 @@ pub use commit::{BatchReport, CommitListener, CommitStats, Disposition, TopicEff
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
-    ActorStats, ActorSummary, ActorType, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey, StoreOptions,
-    StoreTotals, TypeLimits, WasiGrant,
+    ActorStats, ActorSummary, ActorType, Arrivals, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey,
+    StoreOptions, StoreTotals, TypeLimits, WasiGrant,
 };
 pub use time::now_ms;
 pub use ulid;
@@ -216,16 +216,22 @@ impl Store {
 
     /// The next message of `actor`: highest priority first, then oldest.
     pub fn next_message(&self, actor: &str) -> Result<Option<(MessageKey, Envelope)>, StoreError> {
+        Ok(self.next_messages(actor, 1)?.pop())
+    }
+
+    /// Up to `limit` messages from the head of `actor`'s mailbox, in
+    /// delivery order, with their keys (one read transaction for all).
+    pub fn next_messages(&self, actor: &str, limit: usize) -> Result<Vec<(MessageKey, Envelope)>, StoreError> {
         let table = self.read()?.open_table(MAILBOX)?;
-        let mut range = table.range((actor, 0u8, 0u64)..=(actor, u8::MAX, u64::MAX))?;
-        match range.next() {
-            Some(entry) => {
+        let range = table.range((actor, 0u8, 0u64)..=(actor, u8::MAX, u64::MAX))?;
+        range
+            .take(limit)
+            .map(|entry| {
                 let (key, value) = entry?;
                 let (_, slot, seq) = key.value();
-                Ok(Some((MessageKey { slot, seq }, Envelope::decode(value.value(), "mailbox")?)))
-            }
-            None => Ok(None),
-        }
+                Ok((MessageKey { slot, seq }, Envelope::decode(value.value(), "mailbox")?))
+            })
+            .collect()
     }
 
     /// Up to `limit` messages of `actor` in delivery order, without taking them.

@@ -21,6 +21,49 @@ pub(crate) const MAILBOX: TableDefinition<(&str, u8, u64), &[u8]> = TableDefinit
 /// Pending messages of an actor, by priority (index = priority).
 pub type Depths = [u64; 10];
 
+/// The priorities of messages that arrived in a mailbox, as a set (bit p:
+/// priority p). A reader that holds an actor's next messages uses it to
+/// tell whether the arrivals can come before them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arrivals(u16);
+
+impl Arrivals {
+    /// Messages of unknown priorities: whatever is held must be read again.
+    pub const ANY: Self = Self((1 << (crate::envelope::MAX_PRIORITY + 1)) - 1);
+
+    /// One message of `priority` (clamped to the highest).
+    pub fn of(priority: u8) -> Self {
+        Self(1 << priority.min(crate::envelope::MAX_PRIORITY))
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every arrival has a priority of at most `priority`: then each
+    /// sorts after a held message of `priority` (same priority: it came
+    /// later), and what is held is still the mailbox's head.
+    pub fn all_at_most(self, priority: u8) -> bool {
+        u32::from(self.0) < 1u32 << (u32::from(priority) + 1)
+    }
+
+    /// The set as bits, to keep in an atomic.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set from [`Arrivals::bits`] (bits beyond the priorities ignored).
+    pub fn from_bits(bits: u16) -> Self {
+        Self(bits & Self::ANY.0)
+    }
+}
+
 pub(crate) const PENDING: TableDefinition<&str, Depths> = TableDefinition::new("pending");
 pub(crate) const DELAYED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("delayed");
 pub(crate) const STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("state");
@@ -52,6 +95,13 @@ pub struct MessageKey {
     pub slot: u8,
     /// Arrival order, unique across the store.
     pub seq: u64,
+}
+
+impl MessageKey {
+    /// The message's priority.
+    pub fn priority(self) -> u8 {
+        crate::envelope::MAX_PRIORITY.saturating_sub(self.slot)
+    }
 }
 
 /// Store-wide settings.

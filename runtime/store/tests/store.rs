@@ -168,6 +168,47 @@ async fn concurrent_writers_share_commits() {
     assert!(batches < 64 * 20, "1,280 enqueues took {batches} commits: no grouping happened");
 }
 
+/// Many requests for one actor in the same batches: the bound holds
+/// exactly, and depths and counters add up once the batches are written.
+#[tokio::test]
+async fn sends_and_turns_batched_together_keep_bounds_depths_and_counters_exact() {
+    let (_dir, store) = store();
+    deploy(&store, "small", TypeLimits { mailbox_bound: 10, ..TypeLimits::default() });
+    let store = Arc::new(store);
+    let send = |store: &Arc<Store>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.enqueue(Envelope::new("small/a", b"x".to_vec())).await.is_ok() })
+    };
+    let sends: Vec<_> = (0..64).map(|_| send(&store)).collect();
+    let mut accepted = 0;
+    for s in sends {
+        accepted += usize::from(s.await.unwrap());
+    }
+    assert_eq!(accepted, 10, "the bound of 10 let {accepted} of 64 concurrent sends in");
+
+    // Every held message's turn and five new sends, all at once.
+    let mut turns = Vec::new();
+    for (key, _) in store.next_messages("small/a", 100).unwrap() {
+        let store = store.clone();
+        let commit = TurnCommit { actor: "small/a".into(), taken: Some(key), ..TurnCommit::default() };
+        turns.push(tokio::spawn(async move { store.commit_turn(commit).await.is_ok() }));
+    }
+    let more: Vec<_> = (0..5).map(|_| send(&store)).collect();
+    for t in turns.into_iter().chain(more) {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(store.mailbox_depth("small/a").unwrap(), 5);
+    assert_eq!(store.actor_stats("small/a").unwrap().processed, 10);
+    assert_eq!(store.pending_actors(None, 10).unwrap(), [("small/a".to_string(), 5)]);
+
+    for (key, _) in store.next_messages("small/a", 100).unwrap() {
+        let commit = TurnCommit { actor: "small/a".into(), taken: Some(key), ..TurnCommit::default() };
+        store.commit_turn(commit).await.unwrap();
+    }
+    assert!(store.pending_actors(None, 10).unwrap().is_empty(), "an emptied mailbox leaves the pending index");
+    assert_eq!(store.actor_stats("small/a").unwrap().processed, 15);
+}
+
 #[tokio::test]
 async fn everything_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();

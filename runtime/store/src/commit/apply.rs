@@ -25,8 +25,7 @@ impl Worker {
         let Some(bound) = self.mailbox_bound(t, ty)? else {
             return Err(StoreError::UnknownType(ty.to_string()));
         };
-        let depths = t.pending.get(env.to.as_str())?.map(|v| v.value());
-        let depth: u64 = depths.unwrap_or_default().iter().sum();
+        let depth: u64 = t.depths(&env.to)?.iter().sum();
         if depth >= bound {
             return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
         }
@@ -76,7 +75,7 @@ impl Worker {
             }
             _ => {
                 t.put_in_mailbox(env, seq)?;
-                fx.ready.insert(env.to.clone());
+                fx.arrived(env);
             }
         }
         Ok(())
@@ -176,7 +175,7 @@ impl Worker {
             let env = Envelope::decode(bytes, "delayed")?;
             t.timers.remove(env.id.0)?;
             t.put_in_mailbox(&env, *seq)?;
-            fx.ready.insert(env.to);
+            fx.arrived(&env);
         }
         Ok(Reply::Moved(due.len()))
     }
@@ -217,7 +216,7 @@ impl Worker {
             env.not_before_ms = None;
             let seq = self.take_seq();
             t.put_in_mailbox(&env, seq)?;
-            fx.ready.insert(env.to);
+            fx.arrived(&env);
         }
         Ok(Reply::Moved(ids.len()))
     }
@@ -249,7 +248,7 @@ impl Worker {
                 filter.is_empty() || crate::filter::Filter::parse(&filter).is_ok_and(|f| f.matches(&envelope.headers));
             let ty = subscriber.split('/').next().unwrap_or_default();
             let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
-            let depth: u64 = t.pending.get(subscriber.as_str())?.map(|v| v.value().iter().sum()).unwrap_or(0);
+            let depth: u64 = t.depths(&subscriber)?.iter().sum();
             if !passes || depth >= bound {
                 continue;
             }

@@ -1,6 +1,17 @@
 //! The tables one batch writes, opened once per transaction, and the
 //! bookkeeping that keeps the pending index and the counters in step with
 //! the mailboxes.
+//!
+//! The pending depths and the per-actor counters change with every message
+//! (a send adds one, its turn takes one away and counts itself), and a
+//! batch often holds both for the same actor. They are therefore kept in
+//! memory for the length of the batch and written once per actor when it
+//! ends ([`Tables::flush`]): a B-tree read and write per actor and batch
+//! instead of several per message. Everything in the batch reads them
+//! through the same maps, so a check (a mailbox bound) sees what the
+//! batch's earlier requests did.
+
+use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -12,17 +23,21 @@ use crate::time::now_ms;
 /// The tables a batch writes, opened once per transaction.
 pub(super) struct Tables<'t> {
     pub(super) mailbox: Table<'t, (&'static str, u8, u64), &'static [u8]>,
-    pub(super) pending: Table<'t, &'static str, Depths>,
+    pending: Table<'t, &'static str, Depths>,
     pub(super) delayed: Table<'t, (u64, u64), &'static [u8]>,
     pub(super) state: Table<'t, (&'static str, &'static str), &'static [u8]>,
     pub(super) types: Table<'t, &'static str, &'static [u8]>,
     pub(super) dead: Table<'t, u64, &'static [u8]>,
     pub(super) replies: Table<'t, u128, &'static [u8]>,
-    pub(super) stats: Table<'t, &'static str, &'static [u8]>,
+    stats: Table<'t, &'static str, &'static [u8]>,
     pub(super) meta: Table<'t, &'static str, u64>,
     pub(super) dedup: Table<'t, (&'static str, &'static str), u64>,
     pub(super) subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
     pub(super) timers: Table<'t, u128, (u64, u64)>,
+    /// Depths read or changed in this batch, and whether they changed.
+    depths: HashMap<String, (Depths, bool)>,
+    /// Counters changed in this batch.
+    counters: HashMap<String, ActorStats>,
 }
 
 impl<'t> Tables<'t> {
@@ -40,15 +55,52 @@ impl<'t> Tables<'t> {
             dedup: txn.open_table(DEDUP)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
             timers: txn.open_table(TIMERS)?,
+            depths: HashMap::new(),
+            counters: HashMap::new(),
         })
+    }
+
+    /// Writes what this batch changed of the depths and counters.
+    pub(super) fn flush(&mut self) -> Result<(), StoreError> {
+        for (actor, (depths, changed)) in std::mem::take(&mut self.depths) {
+            match (changed, depths.iter().all(|d| *d == 0)) {
+                (false, _) => {}
+                (true, true) => {
+                    self.pending.remove(actor.as_str())?;
+                }
+                (true, false) => {
+                    self.pending.insert(actor.as_str(), depths)?;
+                }
+            }
+        }
+        for (actor, stats) in std::mem::take(&mut self.counters) {
+            self.stats.insert(actor.as_str(), encode_record(&stats).as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// `actor`'s pending messages by priority, as of this point in the batch.
+    pub(super) fn depths(&mut self, actor: &str) -> Result<Depths, StoreError> {
+        if let Some((depths, _)) = self.depths.get(actor) {
+            return Ok(*depths);
+        }
+        let depths = self.pending.get(actor)?.map(|v| v.value()).unwrap_or_default();
+        self.depths.insert(actor.to_string(), (depths, false));
+        Ok(depths)
+    }
+
+    /// Adds `change` to `actor`'s pending count of `priority`.
+    fn count_pending(&mut self, actor: &str, priority: u8, change: i64) -> Result<(), StoreError> {
+        let mut depths = self.depths(actor)?;
+        let depth = &mut depths[usize::from(priority.min(MAX_PRIORITY))];
+        *depth = depth.saturating_add_signed(change);
+        self.depths.insert(actor.to_string(), (depths, true));
+        Ok(())
     }
 
     pub(super) fn put_in_mailbox(&mut self, env: &Envelope, seq: u64) -> Result<(), StoreError> {
         self.mailbox.insert((env.to.as_str(), slot(env.priority), seq), env.encode().as_slice())?;
-        let mut depths = self.pending.get(env.to.as_str())?.map(|v| v.value()).unwrap_or_default();
-        depths[usize::from(env.priority.min(MAX_PRIORITY))] += 1;
-        self.pending.insert(env.to.as_str(), depths)?;
-        Ok(())
+        self.count_pending(&env.to, env.priority, 1)
     }
 
     /// Removes a handled message; refuses if it is no longer there.
@@ -62,15 +114,7 @@ impl<'t> Tables<'t> {
             let id = id.map(|i| i.to_string()).unwrap_or_else(|| format!("#{}", key.seq));
             return Err(StoreError::MessageGone { actor: actor.to_string(), id });
         }
-        let mut depths = self.pending.get(actor)?.map(|v| v.value()).unwrap_or_default();
-        let priority = usize::from(MAX_PRIORITY.saturating_sub(key.slot));
-        depths[priority] = depths[priority].saturating_sub(1);
-        if depths.iter().all(|d| *d == 0) {
-            self.pending.remove(actor)?;
-        } else {
-            self.pending.insert(actor, depths)?;
-        }
-        Ok(())
+        self.count_pending(actor, key.priority(), -1)
     }
 
     /// Removes the delayed message `id` if `actor` sent it or is to get it.
@@ -86,13 +130,17 @@ impl<'t> Tables<'t> {
     }
 
     pub(super) fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
-        let mut stats = match self.stats.get(actor)? {
-            Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
-            None => ActorStats::default(),
-        };
-        change(&mut stats);
-        stats.last_activity_ms = now_ms();
-        self.stats.insert(actor, encode_record(&stats).as_slice())?;
+        if !self.counters.contains_key(actor) {
+            let stored = match self.stats.get(actor)? {
+                Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
+                None => ActorStats::default(),
+            };
+            self.counters.insert(actor.to_string(), stored);
+        }
+        if let Some(stats) = self.counters.get_mut(actor) {
+            change(stats);
+            stats.last_activity_ms = now_ms();
+        }
         Ok(())
     }
 }

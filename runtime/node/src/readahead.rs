@@ -1,0 +1,175 @@
+//! The head of a live actor's persistent mailbox, read a few messages at a
+//! time.
+//!
+//! Reading the mailbox costs a store read transaction; reading one message
+//! per turn made that a large share of a turn's cost. A live actor
+//! therefore holds up to [`READ_AHEAD`] messages from its mailbox's head
+//! and works through them, reading again only when what it holds may no
+//! longer be the head:
+//! - a message arrived with a higher priority than the last one held (it
+//!   may sort before them): read again at once. An arrival of the same or
+//!   a lower priority sorts after everything held (it came later), so the
+//!   held messages stay valid and the mailbox is read again once they are
+//!   done;
+//! - the store did not record the outcome of a turn on a held message (a
+//!   failed commit): forget everything and read again.
+//!
+//! Held messages stay in the store until their turn commits: holding them
+//! is a cache, never a hand-over. Only the actor's own turns take messages
+//! from its mailbox, so nothing else can make a held message stale.
+
+use std::collections::VecDeque;
+
+use pigeon_store::{Envelope, MessageKey, Store, StoreError};
+
+use crate::scheduler::Slot;
+
+/// Most messages held ahead of their turns.
+pub(crate) const READ_AHEAD: usize = 8;
+
+/// Messages from the head of one actor's mailbox, in delivery order.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    held: VecDeque<(MessageKey, Envelope)>,
+    /// The mailbox may hold messages beyond `held`.
+    more: bool,
+}
+
+impl ReadAhead {
+    /// The mailbox's next message, reading the store only when needed.
+    pub(crate) fn head(&mut self, store: &Store, actor: &str, slot: &Slot) -> Result<Option<&Envelope>, StoreError> {
+        let arrivals = slot.take_arrivals();
+        let stale = match self.held.back() {
+            Some((key, _)) => !arrivals.all_at_most(key.priority()),
+            None => !arrivals.is_empty(),
+        };
+        self.more |= !arrivals.is_empty();
+        if stale || (self.held.is_empty() && self.more) {
+            self.forget();
+            let read = store.next_messages(actor, READ_AHEAD)?;
+            self.more = read.len() == READ_AHEAD;
+            self.held = read.into();
+        }
+        if self.held.is_empty() {
+            // An idle live actor keeps no buffer.
+            self.held = VecDeque::new();
+        }
+        Ok(self.held.front().map(|(_, envelope)| envelope))
+    }
+
+    /// Takes the head returned by [`ReadAhead::head`] for its turn.
+    pub(crate) fn take(&mut self) -> Option<(MessageKey, Envelope)> {
+        self.held.pop_front()
+    }
+
+    /// Forgets what is held: the next [`ReadAhead::head`] reads the store.
+    pub(crate) fn forget(&mut self) {
+        self.held = VecDeque::new();
+        self.more = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pigeon_store::{ActorType, Arrivals, TurnCommit, TypeLimits, now_ms};
+
+    use super::*;
+
+    const ACTOR: &str = "counter/a";
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ty = ActorType {
+            name: "counter".into(),
+            component_hash: "00".into(),
+            component_size: 1,
+            limits: TypeLimits::default(),
+            deployed_at_ms: now_ms(),
+            links: Vec::new(),
+        };
+        store.put_type(&ty, b"component").unwrap();
+        (dir, store)
+    }
+
+    /// Stores a message as a sender would, and tells the slot as the
+    /// store's listener would.
+    async fn arrive(store: &Store, slot: &Slot, name: &str, priority: u8) {
+        store.enqueue(Envelope::new(ACTOR, name.as_bytes().to_vec()).with_priority(priority)).await.unwrap();
+        slot.note_arrivals(Arrivals::of(priority));
+    }
+
+    /// Takes the head and commits its turn; `None` once the mailbox is empty.
+    async fn handle_next(store: &Store, slot: &Slot, mailbox: &mut ReadAhead) -> Option<String> {
+        mailbox.head(store, ACTOR, slot).unwrap()?;
+        let (key, envelope) = mailbox.take().unwrap();
+        let commit = TurnCommit { actor: ACTOR.into(), taken: Some(key), ..TurnCommit::default() };
+        store.commit_turn(commit).await.unwrap();
+        Some(String::from_utf8(envelope.payload).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_higher_priority_arrival_overtakes_the_held_messages() {
+        let (_dir, store) = store();
+        let slot = Slot::new();
+        let mut mailbox = ReadAhead::default();
+        for name in ["a", "b", "c"] {
+            arrive(&store, &slot, name, 1).await;
+        }
+        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
+        arrive(&store, &slot, "urgent", 5).await;
+        let mut order = Vec::new();
+        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
+            order.push(name);
+        }
+        assert_eq!(order, ["urgent", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn arrivals_of_equal_or_lower_priority_follow_the_held_messages() {
+        let (_dir, store) = store();
+        let slot = Slot::new();
+        let mut mailbox = ReadAhead::default();
+        for name in ["a", "b"] {
+            arrive(&store, &slot, name, 5).await;
+        }
+        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
+        arrive(&store, &slot, "low", 1).await;
+        arrive(&store, &slot, "same", 5).await;
+        let mut order = Vec::new();
+        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
+            order.push(name);
+        }
+        assert_eq!(order, ["b", "same", "low"]);
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_longer_than_the_read_ahead_is_handled_whole_and_in_order() {
+        let (_dir, store) = store();
+        let slot = Slot::new();
+        let mut mailbox = ReadAhead::default();
+        let names: Vec<String> = (0..READ_AHEAD * 3 + 1).map(|i| format!("m{i:02}")).collect();
+        for name in &names {
+            arrive(&store, &slot, name, 3).await;
+        }
+        let mut order = Vec::new();
+        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
+            order.push(name);
+        }
+        assert_eq!(order, names);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_read_ahead_reads_the_mailbox_again() {
+        let (_dir, store) = store();
+        let slot = Slot::new();
+        let mut mailbox = ReadAhead::default();
+        arrive(&store, &slot, "a", 1).await;
+        assert!(mailbox.head(&store, ACTOR, &slot).unwrap().is_some());
+        // The turn on "a" was taken but its outcome never reached the store.
+        mailbox.take();
+        mailbox.forget();
+        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
+        assert_eq!(handle_next(&store, &slot, &mut mailbox).await, None);
+    }
+}
