@@ -7,6 +7,15 @@
 //!   store's size on disk per pending message;
 //! - 6, recovery: from the start of the node to its first answered call
 //!   with those 1,000,000 messages pending.
+//!
+//! Every child starts from its own copy of the filled store: a node works
+//! its backlog off as soon as it starts, and a child that reused the store
+//! of the one before would find fewer messages pending. The footprint is
+//! measured with one instance slot (`hold`), so that the actors stay
+//! passivated with their message while the scheduler takes them all in;
+//! with the default pool of 1,000 the node handles tens of thousands of
+//! messages before the measurement, and the store's page cache they warm
+//! up would be counted as the actors' memory.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,14 +53,21 @@ pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut
         bytes(per_message)
     ));
 
+    let run_dir = scratch.join("run");
     let runs = |dir: &Path, mode: &str| -> anyhow::Result<Vec<[f64; 3]>> {
-        (0..=REPS).map(|_| run_child(mode, dir, &cache)).skip(1).collect()
+        let run = |_| {
+            copy_store(dir, &run_dir)?;
+            run_child(mode, &run_dir, &cache)
+        };
+        (0..=REPS).map(run).skip(1).collect()
     };
-    let idle = runs(&empty, "serve")?;
+    let idle = runs(&empty, "hold")?;
+    let held = runs(&pending, "hold")?;
+    let idle_start = runs(&empty, "serve")?;
     let loaded = runs(&pending, "serve")?;
     let rss = |runs: &[[f64; 3]], i: usize| Sample::from_rates(runs.iter().map(|r| r[i]).collect());
     let idle_rss = rss(&idle, 1);
-    let loaded_rss = rss(&loaded, 1);
+    let loaded_rss = rss(&held, 1);
     let per_actor = (loaded_rss.median - idle_rss.median).max(0.0) / PENDING as f64;
     report.row(Row::new(
         "5 · resident memory, 1,000,000 passivated actors with a pending message each",
@@ -95,7 +111,7 @@ pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut
         Cell { text: format!("{} ±{:.0}%", micros(took), serving.spread * 100.0), value: serving.median },
         false,
     ));
-    let empty_start = Duration::from_secs_f64(rss(&idle, 2).median);
+    let empty_start = Duration::from_secs_f64(rss(&idle_start, 2).median);
     report.note(format!("the same start on an empty store: {}", micros(empty_start)));
     report.aim("recovery < 1 s with 1,000,000 pending", micros(took), took < Duration::from_secs(1));
     Ok(())
@@ -137,6 +153,18 @@ async fn fill(dir: &Path, n: usize) -> anyhow::Result<()> {
     .await
 }
 
+/// Makes `to` a copy of the node directory `from` (its store file).
+fn copy_store(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        anyhow::ensure!(entry.file_type()?.is_file(), "the node directory holds more than files: {:?}", entry.path());
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
 /// Runs `pigeon-bench child MODE DIR CACHE` and reads its three numbers.
 fn run_child(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; 3]> {
     let out = Command::new(std::env::current_exe()?).args(["child", mode]).arg(dir).arg(cache).output()?;
@@ -148,22 +176,25 @@ fn run_child(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; 3]> {
 
 /// The child's side: `serve DIR CACHE` starts a node on DIR and prints its
 /// resident memory before, its peak once every pending actor is scheduled,
-/// and the time to its first answered call; `active DIR
+/// and the time to its first answered call (`hold`: the same with one
+/// instance slot); `active DIR
 /// CACHE` activates [`ACTIVE`] counters on a fresh DIR and prints resident
 /// memory before and after (and the time it took). The child exits at
 /// once: it does not drain the backlog.
 pub fn child(args: &[String]) -> anyhow::Result<()> {
-    let [mode, dir, cache] = args else { anyhow::bail!("usage: pigeon-bench child serve|active DIR CACHE") };
+    let [mode, dir, cache] = args else { anyhow::bail!("usage: pigeon-bench child serve|hold|active DIR CACHE") };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (dir, cache) = (Path::new(dir), Path::new(cache));
     let numbers = runtime.block_on(async {
         match mode.as_str() {
-            "serve" => {
+            "serve" | "hold" => {
                 let before = rss()?;
                 let started = Instant::now();
-                // The default instance pool of `pigeon up`: recovery
-                // activates actors up to it while the backlog drains.
-                let node = node::start(dir, cache, 1_000).await?;
+                // `serve`: the default instance pool of `pigeon up`, so
+                // recovery activates actors up to it while the backlog
+                // drains. `hold`: one slot, so the actors stay passivated.
+                let instances = if mode == "serve" { 1_000 } else { 1 };
+                let node = node::start(dir, cache, instances).await?;
                 call(&node, "counter/probe").await?;
                 let took = started.elapsed();
                 // Recovery schedules the pending actors in pages, in the
