@@ -108,6 +108,15 @@ mod tests {
         Some(String::from_utf8(envelope.payload).unwrap())
     }
 
+    /// Handles messages until the mailbox is empty; their names in order.
+    async fn handle_all(store: &Store, slot: &Slot, mailbox: &mut ReadAhead) -> Vec<String> {
+        let mut order = Vec::new();
+        while let Some(name) = handle_next(store, slot, mailbox).await {
+            order.push(name);
+        }
+        order
+    }
+
     #[tokio::test]
     async fn a_higher_priority_arrival_overtakes_the_held_messages() {
         let (_dir, store) = store();
@@ -118,10 +127,7 @@ mod tests {
         }
         assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
         arrive(&store, &slot, "urgent", 5).await;
-        let mut order = Vec::new();
-        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
-            order.push(name);
-        }
+        let order = handle_all(&store, &slot, &mut mailbox).await;
         assert_eq!(order, ["urgent", "b", "c"]);
     }
 
@@ -136,10 +142,7 @@ mod tests {
         assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
         arrive(&store, &slot, "low", 1).await;
         arrive(&store, &slot, "same", 5).await;
-        let mut order = Vec::new();
-        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
-            order.push(name);
-        }
+        let order = handle_all(&store, &slot, &mut mailbox).await;
         assert_eq!(order, ["b", "same", "low"]);
     }
 
@@ -152,10 +155,7 @@ mod tests {
         for name in &names {
             arrive(&store, &slot, name, 3).await;
         }
-        let mut order = Vec::new();
-        while let Some(name) = handle_next(&store, &slot, &mut mailbox).await {
-            order.push(name);
-        }
+        let order = handle_all(&store, &slot, &mut mailbox).await;
         assert_eq!(order, names);
     }
 
