@@ -77,99 +77,95 @@ mod tests {
 
     const ACTOR: &str = "counter/a";
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let ty = ActorType {
-            name: "counter".into(),
-            component_hash: "00".into(),
-            component_size: 1,
-            limits: TypeLimits::default(),
-            deployed_at_ms: now_ms(),
-            links: Vec::new(),
-        };
-        store.put_type(&ty, b"component").unwrap();
-        (dir, store)
+    /// One actor's mailbox in a fresh store, its slot, and its read-ahead.
+    struct Mailbox {
+        _dir: tempfile::TempDir,
+        store: Store,
+        slot: Slot,
+        ahead: ReadAhead,
     }
 
-    /// Stores a message as a sender would, and tells the slot as the
-    /// store's listener would.
-    async fn arrive(store: &Store, slot: &Slot, name: &str, priority: u8) {
-        store.enqueue(Envelope::new(ACTOR, name.as_bytes().to_vec()).with_priority(priority)).await.unwrap();
-        slot.note_arrivals(Arrivals::of(priority));
-    }
-
-    /// Takes the head and commits its turn; `None` once the mailbox is empty.
-    async fn handle_next(store: &Store, slot: &Slot, mailbox: &mut ReadAhead) -> Option<String> {
-        mailbox.head(store, ACTOR, slot).unwrap()?;
-        let (key, envelope) = mailbox.take().unwrap();
-        let commit = TurnCommit { actor: ACTOR.into(), taken: Some(key), ..TurnCommit::default() };
-        store.commit_turn(commit).await.unwrap();
-        Some(String::from_utf8(envelope.payload).unwrap())
-    }
-
-    /// Handles messages until the mailbox is empty; their names in order.
-    async fn handle_all(store: &Store, slot: &Slot, mailbox: &mut ReadAhead) -> Vec<String> {
-        let mut order = Vec::new();
-        while let Some(name) = handle_next(store, slot, mailbox).await {
-            order.push(name);
+    impl Mailbox {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let ty = ActorType {
+                name: "counter".into(),
+                component_hash: "00".into(),
+                component_size: 1,
+                limits: TypeLimits::default(),
+                deployed_at_ms: now_ms(),
+                links: Vec::new(),
+            };
+            store.put_type(&ty, b"component").unwrap();
+            Self { _dir: dir, store, slot: Slot::new(), ahead: ReadAhead::default() }
         }
-        order
+
+        /// Stores a message as a sender would, and tells the slot as the
+        /// store's listener would.
+        async fn arrive(&self, names: &[&str], priority: u8) {
+            for name in names {
+                let envelope = Envelope::new(ACTOR, name.as_bytes().to_vec()).with_priority(priority);
+                self.store.enqueue(envelope).await.unwrap();
+                self.slot.note_arrivals(Arrivals::of(priority));
+            }
+        }
+
+        /// Takes the head and commits its turn; `None` once the mailbox is
+        /// empty.
+        async fn handle_next(&mut self) -> Option<String> {
+            self.ahead.head(&self.store, ACTOR, &self.slot).unwrap()?;
+            let (key, envelope) = self.ahead.take().unwrap();
+            let commit = TurnCommit { actor: ACTOR.into(), taken: Some(key), ..TurnCommit::default() };
+            self.store.commit_turn(commit).await.unwrap();
+            Some(String::from_utf8(envelope.payload).unwrap())
+        }
+
+        /// Handles messages until the mailbox is empty; their names in order.
+        async fn handle_all(&mut self) -> Vec<String> {
+            let mut order = Vec::new();
+            while let Some(name) = self.handle_next().await {
+                order.push(name);
+            }
+            order
+        }
     }
 
     #[tokio::test]
     async fn a_higher_priority_arrival_overtakes_the_held_messages() {
-        let (_dir, store) = store();
-        let slot = Slot::new();
-        let mut mailbox = ReadAhead::default();
-        for name in ["a", "b", "c"] {
-            arrive(&store, &slot, name, 1).await;
-        }
-        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
-        arrive(&store, &slot, "urgent", 5).await;
-        let order = handle_all(&store, &slot, &mut mailbox).await;
-        assert_eq!(order, ["urgent", "b", "c"]);
+        let mut mailbox = Mailbox::new();
+        mailbox.arrive(&["a", "b", "c"], 1).await;
+        assert_eq!(mailbox.handle_next().await.as_deref(), Some("a"));
+        mailbox.arrive(&["urgent"], 5).await;
+        assert_eq!(mailbox.handle_all().await, ["urgent", "b", "c"]);
     }
 
     #[tokio::test]
     async fn arrivals_of_equal_or_lower_priority_follow_the_held_messages() {
-        let (_dir, store) = store();
-        let slot = Slot::new();
-        let mut mailbox = ReadAhead::default();
-        for name in ["a", "b"] {
-            arrive(&store, &slot, name, 5).await;
-        }
-        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
-        arrive(&store, &slot, "low", 1).await;
-        arrive(&store, &slot, "same", 5).await;
-        let order = handle_all(&store, &slot, &mut mailbox).await;
-        assert_eq!(order, ["b", "same", "low"]);
+        let mut mailbox = Mailbox::new();
+        mailbox.arrive(&["a", "b"], 5).await;
+        assert_eq!(mailbox.handle_next().await.as_deref(), Some("a"));
+        mailbox.arrive(&["low"], 1).await;
+        mailbox.arrive(&["same"], 5).await;
+        assert_eq!(mailbox.handle_all().await, ["b", "same", "low"]);
     }
 
     #[tokio::test]
     async fn a_mailbox_longer_than_the_read_ahead_is_handled_whole_and_in_order() {
-        let (_dir, store) = store();
-        let slot = Slot::new();
-        let mut mailbox = ReadAhead::default();
+        let mut mailbox = Mailbox::new();
         let names: Vec<String> = (0..READ_AHEAD * 3 + 1).map(|i| format!("m{i:02}")).collect();
-        for name in &names {
-            arrive(&store, &slot, name, 3).await;
-        }
-        let order = handle_all(&store, &slot, &mut mailbox).await;
-        assert_eq!(order, names);
+        mailbox.arrive(&names.iter().map(String::as_str).collect::<Vec<_>>(), 3).await;
+        assert_eq!(mailbox.handle_all().await, names);
     }
 
     #[tokio::test]
     async fn a_forgotten_read_ahead_reads_the_mailbox_again() {
-        let (_dir, store) = store();
-        let slot = Slot::new();
-        let mut mailbox = ReadAhead::default();
-        arrive(&store, &slot, "a", 1).await;
-        assert!(mailbox.head(&store, ACTOR, &slot).unwrap().is_some());
+        let mut mailbox = Mailbox::new();
+        mailbox.arrive(&["a"], 1).await;
+        assert!(mailbox.ahead.head(&mailbox.store, ACTOR, &mailbox.slot).unwrap().is_some());
         // The turn on "a" was taken but its outcome never reached the store.
-        mailbox.take();
-        mailbox.forget();
-        assert_eq!(handle_next(&store, &slot, &mut mailbox).await.as_deref(), Some("a"));
-        assert_eq!(handle_next(&store, &slot, &mut mailbox).await, None);
+        mailbox.ahead.take();
+        mailbox.ahead.forget();
+        assert_eq!(mailbox.handle_all().await, ["a"]);
     }
 }
