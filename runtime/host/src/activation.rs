@@ -119,8 +119,10 @@ pub struct ActorData {
     /// Where the component's imported interfaces lead.
     pub(crate) links: Arc<[Link]>,
     pub(crate) turn: Option<TurnBuffer>,
-    /// Committed state already read or written (see [`StateCache`]).
+    /// State already read or written (see [`StateCache`]).
     pub(crate) committed: StateCache,
+    /// Turns completed so far (the number of the last one).
+    turns: u64,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -196,6 +198,7 @@ impl Activation {
             links: component.links.clone(),
             turn: None,
             committed: StateCache::default(),
+            turns: 0,
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
@@ -234,10 +237,28 @@ impl Activation {
         Ok(Self { store, actor, instance, rpc: component.rpc.clone(), limits })
     }
 
+    /// The number of the last completed turn (the first is 1).
+    pub fn turns(&self) -> u64 {
+        self.store.data().turns
+    }
+
+    /// The commits of turns up to number `through` are durable: their
+    /// writes need no longer be kept apart (see [`crate::state_cache`]).
+    pub fn settle(&mut self, through: u64) {
+        self.store.data_mut().committed.settle(through);
+    }
+
+    /// Bytes written by completed turns whose commits are not settled yet.
+    pub fn unsettled_bytes(&self) -> usize {
+        self.store.data().committed.unsettled_bytes()
+    }
+
     /// Runs one turn: hands `message` to the handler and returns what it did.
     /// Nothing is committed here. After `Failed`, or when the `Completed`
     /// effects could not be committed, drop the activation: it has taken
-    /// them as committed (see [`crate::state_cache`]).
+    /// them as committed (see [`crate::state_cache`]). The next turn may
+    /// run before this one's commit is durable, provided the commits are
+    /// applied in the order the turns ran.
     pub async fn run_turn(&mut self, message: &Envelope) -> TurnOutcome {
         let data = self.store.data_mut();
         data.turn = Some(TurnBuffer::new(message));
@@ -262,9 +283,11 @@ impl Activation {
             Ok(Ok(reply)) => {
                 let buffer = buffer.unwrap_or_else(|| TurnBuffer::new(message));
                 // The node drops this activation if the commit fails, so the
-                // cache may take the writes now.
+                // cache may take the writes now (unsettled until the node
+                // says the commit is durable).
+                data.turns += 1;
                 for (key, value) in &buffer.writes {
-                    data.committed.put(key.clone(), value.clone());
+                    data.committed.write(data.turns, key.clone(), value.clone());
                 }
                 TurnOutcome::Completed {
                     reply,

@@ -220,9 +220,10 @@ impl state::Host for ActorData {
 
     fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Vec<String>> {
         let committed = self.env.state_keys(&self.address, &prefix).map_err(fail)?;
+        let mut keys: std::collections::BTreeSet<String> = committed.into_iter().collect();
+        self.committed.overlay_keys(&prefix, &mut keys);
         let writes = &self.buffer()?.writes;
-        let mut keys: std::collections::BTreeSet<String> =
-            committed.into_iter().filter(|k| !matches!(writes.get(k), Some(None))).collect();
+        keys.retain(|k| !matches!(writes.get(k), Some(None)));
         keys.extend(
             writes
                 .range(prefix.clone()..)

@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 use ulid::Ulid;
 
 use crate::scheduler::Transient;
-use crate::{CallResult, NodeEvent, NodeInner};
+use crate::{Answer, CallResult, CallWaiter, NodeEvent, NodeInner};
 
 impl NodeInner {
-    pub(crate) fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, oneshot::Sender<CallResult>>> {
+    pub(crate) fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, CallWaiter>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -28,54 +28,86 @@ impl NodeInner {
     /// A call made by a guest during a turn (see `pigeon:actor/messaging.call`).
     /// Its id is derived from the caller's message, so an earlier attempt of
     /// the same turn may have made it already: then the callee's stored
-    /// reply answers, and a second enqueue is dropped as a duplicate. A full
-    /// mailbox makes the caller wait, within its timeout.
+    /// reply answers.
+    ///
+    /// The call goes to the callee in memory, whatever its delivery, and the
+    /// callee answers as soon as its turn's commit is queued (see
+    /// [`NodeInner::answer_turn_caller`]). A persistent call need not be
+    /// stored first, because the caller's turn is not committed either: if
+    /// the node dies, that turn runs again and makes the same call, which
+    /// the callee answers from its stored reply or handles afresh. (Storing
+    /// it would also be wrong when the caller's turn was built on commits not
+    /// yet durable: its payload could be one that never happened.) The
+    /// callee's bound counts its mailbox and its in-memory queue: while they
+    /// are full, a persistent call waits, within its timeout.
     pub(crate) async fn call_from_turn(
         self: &Arc<Self>,
-        mut call: Envelope,
+        call: Envelope,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, CallFailure> {
         let id = call.id;
         let deadline = tokio::time::Instant::now() + timeout;
+        let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
+        let depends_on = caller.as_ref().and_then(|slot| slot.dependency());
         let (tx, rx) = oneshot::channel();
-        self.calls().insert(id, tx);
-        let refuse = |node: &Self, refusal: SendRefusal| {
-            node.calls().remove(&id);
-            Err(CallFailure::Refused(refusal))
+        self.calls().insert(id, CallWaiter { tx, in_turn: true });
+        let delivered = match call.delivery {
+            Delivery::Persistent => self.deliver_persistent_call(call, depends_on, deadline).await,
+            Delivery::Transient => {
+                let to = call.to.clone();
+                let delivered = self.deliver_in_memory(call, depends_on, 0);
+                if let Err(refusal) = &delivered {
+                    self.count_undelivered(&to, refusal);
+                }
+                delivered.map(|()| None)
+            }
         };
-        if call.delivery == Delivery::Transient {
-            // The call of a transient turn: in memory, like the turn itself
-            // (never made again after a crash, so nothing to store).
-            self.metrics.accept_transient();
-            if let Err(refusal) = self.deliver_transient(call) {
-                return refuse(self, refusal);
-            }
-            return self.await_reply(id, deadline, rx).await;
-        }
-        match self.store.reply(id) {
-            Ok(Some(reply)) => {
-                self.calls().remove(&id);
-                return Ok(reply);
-            }
+        match delivered {
             Ok(None) => {}
-            Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
+            Ok(Some(stored)) => {
+                self.calls().remove(&id);
+                return Ok(stored);
+            }
+            Err(refusal) => {
+                self.calls().remove(&id);
+                return Err(CallFailure::Refused(refusal));
+            }
         }
-        call.dedup_key = Some(format!("call:{id}"));
+        self.metrics.accept_transient();
+        let answer = self.await_reply(id, deadline, rx).await?;
+        if let (Some(slot), Some(epoch)) = (caller, answer.depends_on) {
+            slot.depend(epoch);
+        }
+        Ok(answer.reply)
+    }
+
+    /// Hands a persistent call to its callee in memory, waiting while the
+    /// callee is at its bound; or returns the reply stored by an earlier
+    /// attempt of the same call.
+    async fn deliver_persistent_call(
+        self: &Arc<Self>,
+        call: Envelope,
+        depends_on: Option<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Option<Vec<u8>>>, SendRefusal> {
+        let store_failed = |e: StoreError| SendRefusal::Store(e.to_string());
+        if let Some(stored) = self.store.reply(call.id).map_err(store_failed)? {
+            return Ok(Some(stored));
+        }
         loop {
-            match self.store.enqueue(call.clone()).await {
-                Ok(_) => break,
-                Err(StoreError::MailboxFull { .. }) if tokio::time::Instant::now() < deadline => {
+            let stored = self.store.mailbox_depth(&call.to).map_err(store_failed)?;
+            match self.deliver_in_memory(call.clone(), depends_on, stored) {
+                Ok(()) => return Ok(None),
+                Err(SendRefusal::MailboxFull(_)) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(StoreError::MailboxFull { actor, .. }) => {
+                Err(SendRefusal::MailboxFull(actor)) => {
                     self.count_refusal(&actor);
-                    return refuse(self, SendRefusal::MailboxFull(actor));
+                    return Err(SendRefusal::MailboxFull(actor));
                 }
-                Err(StoreError::UnknownType(ty)) => return refuse(self, SendRefusal::UnknownType(ty)),
-                Err(e) => return refuse(self, SendRefusal::Store(e.to_string())),
+                Err(refusal) => return Err(refusal),
             }
         }
-        self.await_reply(id, deadline, rx).await
     }
 
     /// Waits for the reply to the call `id` until `deadline`.
@@ -84,9 +116,9 @@ impl NodeInner {
         id: Ulid,
         deadline: tokio::time::Instant,
         rx: oneshot::Receiver<CallResult>,
-    ) -> Result<Option<Vec<u8>>, CallFailure> {
+    ) -> Result<Answer, CallFailure> {
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Ok(answer))) => Ok(answer),
             Ok(Ok(Err(error))) => Err(CallFailure::Failed(error)),
             Ok(Err(_)) => Err(CallFailure::Failed("the node is stopping".into())),
             Err(_) => {
@@ -103,11 +135,26 @@ impl NodeInner {
         }
     }
 
-    /// Hands a call's outcome to whoever waits for it on this node.
-    pub(crate) fn resolve_call(&self, id: Ulid, result: CallResult) {
+    /// Hands a call's durable outcome to whoever waits for it on this node.
+    pub(crate) fn resolve_call(&self, id: Ulid, result: Result<Option<Vec<u8>>, String>) {
         if let Some(waiter) = self.calls().remove(&id) {
-            let _ = waiter.send(result);
+            let _ = waiter.tx.send(result.map(|reply| Answer { reply, depends_on: None }));
         }
+    }
+
+    /// Hands the reply of the call `id` to a turn waiting for it, before the
+    /// callee's commit is durable; the caller's commit will depend on
+    /// `depends_on`. Returns whether such a turn took it (any other waiter
+    /// is answered once the commit is durable).
+    pub(crate) fn answer_turn_caller(&self, id: Ulid, reply: &Option<Vec<u8>>, depends_on: u64) -> bool {
+        let mut calls = self.calls();
+        if !calls.get(&id).is_some_and(|w| w.in_turn) {
+            return false;
+        }
+        if let Some(waiter) = calls.remove(&id) {
+            let _ = waiter.tx.send(Ok(Answer { reply: reply.clone(), depends_on: Some(depends_on) }));
+        }
+        true
     }
 
     /// Queues a transient message in memory, or drops (and counts) it when
@@ -115,22 +162,46 @@ impl NodeInner {
     /// dropped (a caller waiting on it is told instead of timing out).
     pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> Result<(), SendRefusal> {
         let to = envelope.to.clone();
+        let delivered = self.deliver_in_memory(envelope, None, 0);
+        if let Err(refusal) = &delivered {
+            self.count_undelivered(&to, refusal);
+        }
+        delivered
+    }
+
+    /// Counts a transient message to `to` dropped for `refusal`.
+    fn count_undelivered(&self, to: &str, refusal: &SendRefusal) {
+        match refusal {
+            SendRefusal::UnknownType(_) => self.count_drop(to, "its type is not deployed"),
+            _ => self.count_drop(to, "its transient queue is full"),
+        }
+    }
+
+    /// Queues `envelope` in its receiver's in-memory queue, bounded like its
+    /// mailbox (less `stored`: messages the bound also counts);
+    /// `depends_on`: the sender's turn is built on commits not yet durable,
+    /// and so is whatever the receiver makes of it.
+    pub(crate) fn deliver_in_memory(
+        self: &Arc<Self>,
+        envelope: Envelope,
+        depends_on: Option<u64>,
+        stored: u64,
+    ) -> Result<(), SendRefusal> {
+        let to = envelope.to.clone();
         let ty = to.split('/').next().unwrap_or_default();
         let Some(bound) = self.registry.get(ty).map(|t| t.record.limits.mailbox_bound) else {
-            self.count_drop(&to, "its type is not deployed");
             return Err(SendRefusal::UnknownType(ty.to_string()));
         };
         let seq = self.transient_seq.fetch_add(1, Ordering::Relaxed);
         let accepted = self.scheduler.with_slot(self, &to, |slot| {
             let mut queue = slot.transient();
-            if queue.len() as u64 >= bound {
+            if (queue.len() as u64).saturating_add(stored) >= bound {
                 return false;
             }
-            queue.push(Transient { seq, envelope });
+            queue.push(Transient { seq, envelope, depends_on });
             true
         });
         if !accepted {
-            self.count_drop(&to, "its transient queue is full");
             return Err(SendRefusal::MailboxFull(to));
         }
         Ok(())
@@ -146,14 +217,22 @@ impl NodeInner {
         self.emit(NodeEvent::Dropped { actor: actor.to_string(), reason: reason.to_string() });
     }
 
-    /// Re-queues a failed transient message after its backoff.
-    pub(crate) fn retry_transient_later(self: &Arc<Self>, envelope: Envelope, delay: Duration) {
+    /// Re-queues a failed in-memory message after its backoff, with what
+    /// it depended on.
+    pub(crate) fn retry_in_memory_later(
+        self: &Arc<Self>,
+        envelope: Envelope,
+        depends_on: Option<u64>,
+        delay: Duration,
+    ) {
         let node = self.clone();
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             if !node.is_stopping() {
-                // Dropped again: already counted as a drop.
-                let _ = node.deliver_transient(envelope);
+                let to = envelope.to.clone();
+                if let Err(refusal) = node.deliver_in_memory(envelope, depends_on, 0) {
+                    node.count_undelivered(&to, &refusal);
+                }
             }
         });
     }

@@ -19,6 +19,7 @@ mod env;
 mod error;
 mod events;
 mod metrics;
+mod pipeline;
 mod readahead;
 mod registry;
 mod rpc;
@@ -72,7 +73,24 @@ impl NodeConfig {
 }
 
 /// The result of a call: the reply, or the error that dead-lettered it.
-type CallResult = Result<Option<Vec<u8>>, String>;
+type CallResult = Result<Answer, String>;
+
+/// A call's reply as its waiter gets it.
+pub(crate) struct Answer {
+    pub(crate) reply: Option<Vec<u8>>,
+    /// Set when the callee's commit was not yet durable: the commit epoch
+    /// that whatever the waiter commits must depend on (only turns on this
+    /// node get such answers; see `delivery`).
+    pub(crate) depends_on: Option<u64>,
+}
+
+/// Whoever waits for a call's reply on this node.
+pub(crate) struct CallWaiter {
+    pub(crate) tx: oneshot::Sender<CallResult>,
+    /// A turn, whose own commit comes after the callee's: it may have the
+    /// reply before the callee's commit is durable.
+    pub(crate) in_turn: bool,
+}
 
 /// What a send produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +117,7 @@ pub(crate) struct NodeInner {
     pub(crate) timer_wake: Notify,
     pub(crate) runtime: tokio::runtime::Handle,
     events: broadcast::Sender<NodeEvent>,
-    calls: Mutex<HashMap<Ulid, oneshot::Sender<CallResult>>>,
+    calls: Mutex<HashMap<Ulid, CallWaiter>>,
     /// Senders waiting for their message's turn to start.
     delivered: Mutex<HashMap<Ulid, oneshot::Sender<()>>>,
     transient_seq: AtomicU64,
@@ -407,13 +425,13 @@ impl Node {
         let to = envelope.to.clone();
         let id = envelope.id;
         let (tx, rx) = oneshot::channel();
-        self.inner.calls().insert(id, tx);
+        self.inner.calls().insert(id, CallWaiter { tx, in_turn: false });
         if let Err(e) = self.send(envelope).await {
             self.inner.calls().remove(&id);
             return Err(e);
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Ok(answer))) => Ok(answer.reply),
             Ok(Ok(Err(error))) => Err(NodeError::CallFailed { to, error }),
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
             Err(_) => {

@@ -16,7 +16,9 @@
 //!
 //! Held messages stay in the store until their turn commits: holding them
 //! is a cache, never a hand-over. Only the actor's own turns take messages
-//! from its mailbox, so nothing else can make a held message stale.
+//! from its mailbox, so nothing else can make a held message stale. A taken
+//! message whose turn's commit is still on its way is *in flight*: it is
+//! still in the store, and a fresh read skips it.
 
 use std::collections::VecDeque;
 
@@ -33,6 +35,8 @@ pub(crate) struct ReadAhead {
     held: VecDeque<(MessageKey, Envelope)>,
     /// The mailbox may hold messages beyond `held`.
     more: bool,
+    /// Taken for turns whose commits are not durable yet.
+    in_flight: Vec<MessageKey>,
 }
 
 impl ReadAhead {
@@ -46,9 +50,10 @@ impl ReadAhead {
         self.more |= !arrivals.is_empty();
         if stale || (self.held.is_empty() && self.more) {
             self.forget();
-            let read = store.next_messages(actor, READ_AHEAD)?;
-            self.more = read.len() == READ_AHEAD;
-            self.held = read.into();
+            let limit = READ_AHEAD + self.in_flight.len();
+            let read = store.next_messages(actor, limit)?;
+            self.more = read.len() == limit;
+            self.held = read.into_iter().filter(|(key, _)| !self.in_flight.contains(key)).collect();
         }
         if self.held.is_empty() {
             // An idle live actor keeps no buffer.
@@ -59,7 +64,17 @@ impl ReadAhead {
 
     /// Takes the head returned by [`ReadAhead::head`] for its turn.
     pub(crate) fn take(&mut self) -> Option<(MessageKey, Envelope)> {
-        self.held.pop_front()
+        let taken = self.held.pop_front();
+        if let Some((key, _)) = &taken {
+            self.in_flight.push(*key);
+        }
+        taken
+    }
+
+    /// The outcome of the turn on `key` is known: committed, or not (then
+    /// the message is still in the store, and will be read again).
+    pub(crate) fn done(&mut self, key: MessageKey) {
+        self.in_flight.retain(|k| *k != key);
     }
 
     /// Forgets what is held: the next [`ReadAhead::head`] reads the store.
@@ -118,6 +133,7 @@ mod tests {
             let (key, envelope) = self.ahead.take().unwrap();
             let commit = TurnCommit { actor: ACTOR.into(), taken: Some(key), ..TurnCommit::default() };
             self.store.commit_turn(commit).await.unwrap();
+            self.ahead.done(key);
             Some(String::from_utf8(envelope.payload).unwrap())
         }
 
@@ -164,7 +180,8 @@ mod tests {
         mailbox.arrive(&["a"], 1).await;
         assert!(mailbox.ahead.head(&mailbox.store, ACTOR, &mailbox.slot).unwrap().is_some());
         // The turn on "a" was taken but its outcome never reached the store.
-        mailbox.ahead.take();
+        let (key, _) = mailbox.ahead.take().unwrap();
+        mailbox.ahead.done(key);
         mailbox.ahead.forget();
         assert_eq!(mailbox.handle_all().await, ["a"]);
     }

@@ -20,7 +20,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{self, AtomicU16};
+use std::sync::atomic::{self, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use pigeon_store::{Arrivals, Envelope};
@@ -32,6 +32,9 @@ use crate::NodeInner;
 pub(crate) struct Transient {
     pub(crate) seq: u64,
     pub(crate) envelope: Envelope,
+    /// The sender's turn was built on commits not yet durable, from this
+    /// commit epoch on (see `pipeline`).
+    pub(crate) depends_on: Option<u64>,
 }
 
 impl PartialEq for Transient {
@@ -55,6 +58,8 @@ impl Ord for Transient {
     }
 }
 
+const NO_DEPENDENCY: u64 = u64::MAX;
+
 /// An actor with work or a live instance.
 pub(crate) struct Slot {
     /// Woken when new work may be there.
@@ -69,6 +74,10 @@ pub(crate) struct Slot {
     /// read per turn when nothing arrived, or only messages that sort after
     /// the ones it already holds (see [`crate::readahead`]).
     arrivals: AtomicU16,
+    /// The earliest commit epoch the running turn depends on (`u64::MAX`:
+    /// none): its actor's commits still on their way, and the replies of
+    /// callees whose commits were (see `pipeline`).
+    dependency: AtomicU64,
 }
 
 impl Slot {
@@ -78,7 +87,25 @@ impl Slot {
             transient: Mutex::default(),
             in_flight: Mutex::default(),
             arrivals: AtomicU16::new(Arrivals::ANY.bits()),
+            dependency: AtomicU64::new(NO_DEPENDENCY),
         }
+    }
+
+    /// A turn starts, depending on `dependency` (see [`Slot::dependency`]).
+    pub(crate) fn begin_turn(&self, dependency: Option<u64>) {
+        self.dependency.store(dependency.unwrap_or(NO_DEPENDENCY), atomic::Ordering::Release);
+    }
+
+    /// The running turn used a reply whose commit, submitted at `epoch`,
+    /// is not durable yet.
+    pub(crate) fn depend(&self, epoch: u64) {
+        self.dependency.fetch_min(epoch, atomic::Ordering::AcqRel);
+    }
+
+    /// The earliest commit epoch the running turn depends on, if any.
+    pub(crate) fn dependency(&self) -> Option<u64> {
+        let epoch = self.dependency.load(atomic::Ordering::Acquire);
+        (epoch != NO_DEPENDENCY).then_some(epoch)
     }
 
     /// Messages of these priorities are in the mailbox (noted before the
@@ -188,6 +215,11 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// `actor`'s slot, if it has one.
+    pub(crate) fn slot(&self, actor: &str) -> Option<Arc<Slot>> {
+        self.lock().by_actor.get(actor).cloned()
     }
 
     /// The message `actor` is handling right now, if any.

@@ -7,6 +7,11 @@
 //! moves to `delayed` with an exponential backoff, or to the dead-letter
 //! queue after the type's `max_attempts`. Either way, what the failed turn
 //! did is discarded with its activation.
+//!
+//! A completed turn does not wait for its commit to be durable before the
+//! actor takes its next message: the commit joins the actor's pipeline
+//! (`pipeline`), and whatever the turn owes the outside world — replies to
+//! clients, transient sends, events — is released once it is durable.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,21 +23,23 @@ use pigeon_store::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::pipeline::{InFlight, Pipeline, min_epoch};
 use crate::readahead::ReadAhead;
 use crate::registry::LoadedType;
 use crate::scheduler::{Slot, Transient};
 use crate::{NodeEvent, NodeInner};
 
 /// A live instance and the type generation it was made from.
-struct Live {
-    activation: Activation,
+pub(crate) struct Live {
+    pub(crate) activation: Activation,
     generation: u64,
 }
 
 /// The next thing an actor has to handle.
 enum Work {
     Persistent(MessageKey, Envelope),
-    Transient(Envelope),
+    /// From the in-memory queue, with what its sender's turn depended on.
+    InMemory(Envelope, Option<u64>),
 }
 
 /// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
@@ -41,15 +48,37 @@ pub(crate) fn backoff(limits: &TypeLimits, failures: u32) -> u64 {
     limits.backoff_base_ms.saturating_mul(1u64 << exp).min(limits.backoff_max_ms)
 }
 
+/// One actor's task: its instance, the head of its mailbox, and its turns
+/// whose commits are on their way to disk.
+pub(crate) struct ActorTask {
+    pub(crate) node: Arc<NodeInner>,
+    pub(crate) actor: String,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) live: Option<Live>,
+    pub(crate) mailbox: ReadAhead,
+    pub(crate) pipeline: Pipeline,
+}
+
 /// The task of one actor, from activation to passivation.
 pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slot>, mut permit: OwnedSemaphorePermit) {
     let ty_name = actor.split('/').next().unwrap_or_default().to_string();
-    let mut live: Option<Live> = None;
-    let mut mailbox = ReadAhead::default();
+    let mut task = ActorTask {
+        node: node.clone(),
+        actor: actor.clone(),
+        slot: slot.clone(),
+        live: None,
+        mailbox: ReadAhead::default(),
+        pipeline: Pipeline::default(),
+    };
     loop {
+        task.collect_commits().await;
         let ty = node.registry.get(&ty_name);
+        if !task.pipeline.is_empty() && !task.may_start_turn(ty.as_deref()) {
+            task.wait_for_commit().await;
+            continue;
+        }
         let work = match (&ty, node.is_stopping()) {
-            (Some(_), false) => next_work(&node, &actor, &slot, &mut mailbox),
+            (Some(_), false) => next_work(&node, &actor, &slot, &mut task.mailbox),
             _ => Ok(None),
         };
         match (work, ty) {
@@ -57,9 +86,7 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
                 // Boxed: the turn's future (activation, guest call, commit)
                 // is large, and inlined it would make every idle actor's
                 // task that large too — kilobytes per live actor.
-                if !Box::pin(handle(&node, &actor, &slot, &ty, &mut live, work)).await {
-                    mailbox.forget();
-                }
+                Box::pin(task.handle(&ty, work)).await;
                 continue;
             }
             (Err(e), _) => {
@@ -68,6 +95,14 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
                 continue;
             }
             _ => {}
+        }
+        if !task.pipeline.is_empty() {
+            // Nothing to do but commits in flight: wait for one, or for work.
+            tokio::select! {
+                _ = task.wait_for_commit() => {}
+                _ = slot.notify.notified() => {}
+            }
+            continue;
         }
         let idle =
             node.registry.get(&ty_name).map_or(Duration::ZERO, |t| Duration::from_millis(t.record.limits.idle_ms));
@@ -94,7 +129,7 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
                     tracing::warn!(actor, lost, "transient messages dropped: the node is stopping");
                     (0..lost).for_each(|_| node.count_drop(&actor, "the node stopped"));
                 }
-                if live.is_some() {
+                if task.live.is_some() {
                     node.emit(NodeEvent::Passivated { actor: actor.clone() });
                 }
                 return;
@@ -108,7 +143,7 @@ fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
     !slot.transient().is_empty() || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
 }
 
-/// The higher-priority head of the persistent mailbox and the transient queue.
+/// The higher-priority head of the persistent mailbox and the in-memory queue.
 fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead) -> Result<Option<Work>, StoreError> {
     let persistent = mailbox.head(&node.store, actor, slot)?.map(|p| p.priority);
     let mut transient = slot.transient();
@@ -118,7 +153,7 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead
         _ => false,
     };
     if transient_first {
-        let next = transient.pop().map(|t: Transient| Work::Transient(t.envelope));
+        let next = transient.pop().map(|t: Transient| Work::InMemory(t.envelope, t.depends_on));
         if transient.is_empty() {
             // An idle live actor should not keep a buffer of envelopes.
             transient.shrink_to_fit();
@@ -141,110 +176,128 @@ pub(crate) fn activation_limits(limits: &pigeon_store::TypeLimits) -> Activation
     }
 }
 
-/// Runs one message's turn and has the store record its outcome. Returns
-/// whether it did: `false` when the store refused or failed, and the message
-/// may still be where it was.
-async fn handle(
-    node: &Arc<NodeInner>,
-    actor: &str,
-    slot: &Slot,
-    ty: &LoadedType,
-    live: &mut Option<Live>,
-    work: Work,
-) -> bool {
-    let (taken, envelope) = match work {
-        Work::Persistent(key, envelope) => (Some(key), envelope),
-        Work::Transient(envelope) => (None, envelope),
-    };
-    if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
-        let error = "expired before it could be handled".to_string();
-        return record_failure(node, actor, ty, taken, envelope, error, Some(DeadReason::Expired)).await;
+impl ActorTask {
+    /// Whether a turn may start while commits are in flight: on the same
+    /// activation (a new one reads the store, which does not show them
+    /// yet), none of them failed, and within the pipeline's bounds.
+    fn may_start_turn(&self, ty: Option<&LoadedType>) -> bool {
+        let Some((live, ty)) = self.live.as_ref().zip(ty) else { return false };
+        live.generation == ty.generation && self.pipeline.accepts(live.activation.unsettled_bytes())
     }
-    // A call made again by a retried caller: answer from the stored reply.
-    if stores_reply(&envelope)
-        && let Ok(Some(reply)) = node.store.reply(envelope.id)
-    {
-        let commit = TurnCommit { actor: actor.to_string(), taken, ..TurnCommit::default() };
-        let stored = node.store.commit_turn(commit).await.is_ok();
-        if stored {
-            node.resolve_call(envelope.id, Ok(reply));
+
+    /// Runs one message's turn and submits its outcome to the store: a
+    /// completed turn's commit joins the pipeline (see `pipeline`); a
+    /// failure, an expiry or an answer from a stored reply is recorded
+    /// before this returns.
+    async fn handle(&mut self, ty: &LoadedType, work: Work) {
+        let (taken, envelope, inherited) = match work {
+            Work::Persistent(key, envelope) => (Some(key), envelope, None),
+            Work::InMemory(envelope, depends_on) => (None, envelope, depends_on),
+        };
+        let node = self.node.clone();
+        if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
+            let error = "expired before it could be handled".to_string();
+            let recorded =
+                record_failure(&node, &self.actor, ty, taken, envelope, inherited, error, Some(DeadReason::Expired))
+                    .await;
+            return self.recorded(taken, recorded);
         }
-        return stored;
-    }
-    if live.as_ref().is_none_or(|l| l.generation != ty.generation) {
-        *live = None;
-        let env = node.env.clone();
-        match node.host.activate(&ty.component, actor, limits_of(ty), env).await {
-            Ok(activation) => {
-                *live = Some(Live { activation, generation: ty.generation });
-                node.emit(NodeEvent::Activated { actor: actor.to_string() });
+        // A call made again by a retried caller: answer from the stored reply.
+        if stores_reply(&envelope)
+            && let Ok(Some(reply)) = node.store.reply(envelope.id)
+        {
+            let commit = TurnCommit { actor: self.actor.clone(), taken, ..TurnCommit::default() };
+            let stored = node.store.commit_turn(commit).await.is_ok();
+            if stored {
+                node.resolve_call(envelope.id, Ok(reply));
             }
-            Err(e) => {
-                return record_failure(node, actor, ty, taken, envelope, e.to_string(), None).await;
-            }
+            return self.recorded(taken, stored);
         }
-    }
-    let Some(current) = live.as_mut() else { return false };
-    node.emit(NodeEvent::TurnStarted {
-        actor: actor.to_string(),
-        message: envelope.id.to_string(),
-        attempt: envelope.attempt(),
-        at: SystemTime::now(),
-    });
-    slot.set_in_flight(Some(envelope.id));
-    node.resolve_delivered(envelope.id);
-    let started = std::time::Instant::now();
-    let outcome = current.activation.run_turn(&envelope).await;
-    let took = started.elapsed();
-    slot.set_in_flight(None);
-    match outcome {
-        TurnOutcome::Completed { reply, effects } => {
-            let (persistent, transient): (Vec<_>, Vec<_>) =
-                effects.sends.into_iter().partition(|e| e.delivery == Delivery::Persistent);
-            let commit = TurnCommit {
-                actor: actor.to_string(),
-                taken,
-                // A transient call is never made again after a crash: its
-                // reply need not be stored.
-                message_id: Some((envelope.id, stores_reply(&envelope))),
-                state_writes: effects.state_writes,
-                sends: persistent,
-                reply: reply.clone(),
-                topics: effects.topics,
-                cancels: effects.cancels,
-            };
-            match node.store.commit_turn(commit).await {
-                Ok(()) => {
-                    for message in transient {
-                        node.metrics.accept_transient();
-                        let _ = node.deliver_transient(message);
-                    }
-                    node.resolve_call(envelope.id, Ok(reply));
-                    node.emit(NodeEvent::TurnCompleted {
-                        actor: actor.to_string(),
-                        message: envelope.id.to_string(),
-                        attempt: envelope.attempt(),
-                        took,
-                    });
-                    true
+        if self.live.as_ref().is_none_or(|l| l.generation != ty.generation) {
+            self.live = None;
+            match node.host.activate(&ty.component, &self.actor, limits_of(ty), node.env.clone()).await {
+                Ok(activation) => {
+                    self.live = Some(Live { activation, generation: ty.generation });
+                    node.emit(NodeEvent::Activated { actor: self.actor.clone() });
                 }
                 Err(e) => {
-                    // Nothing of the turn is durable; its in-memory effects on
-                    // the instance (its state cache too) must go. The message
-                    // is still queued.
-                    tracing::warn!(actor, msg = %envelope.id, "turn not committed: {e}");
-                    *live = None;
-                    if !matches!(e, StoreError::MessageGone { .. }) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    false
+                    let recorded =
+                        record_failure(&node, &self.actor, ty, taken, envelope, inherited, e.to_string(), None).await;
+                    return self.recorded(taken, recorded);
                 }
             }
         }
-        TurnOutcome::Failed(error) => {
-            *live = None;
-            let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
-            record_failure(node, actor, ty, taken, envelope, error.to_string(), forced).await
+        let Some(current) = self.live.as_mut() else { return self.recorded(taken, false) };
+        node.emit(NodeEvent::TurnStarted {
+            actor: self.actor.clone(),
+            message: envelope.id.to_string(),
+            attempt: envelope.attempt(),
+            at: SystemTime::now(),
+        });
+        self.slot.set_in_flight(Some(envelope.id));
+        self.slot.begin_turn(min_epoch(self.pipeline.dependency(), inherited));
+        node.resolve_delivered(envelope.id);
+        let started = std::time::Instant::now();
+        let outcome = current.activation.run_turn(&envelope).await;
+        let took = started.elapsed();
+        self.slot.set_in_flight(None);
+        match outcome {
+            TurnOutcome::Completed { reply, effects } => {
+                let (persistent, transient): (Vec<_>, Vec<_>) =
+                    effects.sends.into_iter().partition(|e| e.delivery == Delivery::Persistent);
+                let depends_on = self.slot.dependency();
+                let commit = TurnCommit {
+                    actor: self.actor.clone(),
+                    taken,
+                    // A transient call is never made again after a crash: its
+                    // reply need not be stored.
+                    message_id: Some((envelope.id, stores_reply(&envelope))),
+                    state_writes: effects.state_writes,
+                    sends: persistent,
+                    reply: reply.clone(),
+                    topics: effects.topics,
+                    cancels: effects.cancels,
+                    depends_on,
+                };
+                let turn = current.activation.turns();
+                let entry = InFlight {
+                    ticket: node.store.submit_turn(commit),
+                    depends_on,
+                    turn,
+                    taken,
+                    message: envelope.id,
+                    attempt: envelope.attempt(),
+                    took,
+                    reply,
+                    transient,
+                };
+                // A turn waiting for this reply may go on now: whatever it
+                // commits comes after this commit.
+                if envelope.kind == MessageKind::Call
+                    && let Some(epoch) = entry.dependency()
+                {
+                    node.answer_turn_caller(envelope.id, &entry.reply, epoch);
+                }
+                self.pipeline.push(entry);
+            }
+            TurnOutcome::Failed(error) => {
+                self.live = None;
+                let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
+                let recorded =
+                    record_failure(&node, &self.actor, ty, taken, envelope, inherited, error.to_string(), forced).await;
+                self.recorded(taken, recorded);
+            }
+        }
+    }
+
+    /// The outcome of the turn on `taken` was recorded (or not: then the
+    /// message may still be where it was, and the mailbox is read again).
+    fn recorded(&mut self, taken: Option<MessageKey>, recorded: bool) {
+        if let Some(key) = taken {
+            self.mailbox.done(key);
+        }
+        if !recorded {
+            self.mailbox.forget();
         }
     }
 }
@@ -258,12 +311,14 @@ fn stores_reply(envelope: &Envelope) -> bool {
 /// Counts a failed turn and decides the message's fate: retry after a
 /// backoff, or the dead-letter queue (after `max_attempts`, or at once for
 /// `forced`). Returns whether the store recorded it.
+#[allow(clippy::too_many_arguments)]
 async fn record_failure(
     node: &Arc<NodeInner>,
     actor: &str,
     ty: &LoadedType,
     taken: Option<MessageKey>,
     mut envelope: Envelope,
+    depends_on: Option<u64>,
     error: String,
     forced: Option<DeadReason>,
 ) -> bool {
@@ -280,7 +335,7 @@ async fn record_failure(
     };
     tracing::warn!(actor, msg = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
     if taken.is_none() && dead.is_none() {
-        node.retry_transient_later(envelope.clone(), Duration::from_millis(retry_in));
+        node.retry_in_memory_later(envelope.clone(), depends_on, Duration::from_millis(retry_in));
     }
     let id = envelope.id;
     let attempt = envelope.failures;

@@ -15,6 +15,13 @@
 //! before it writes anything, so a refused request leaves no trace and does
 //! not affect its neighbours. A storage failure, on the other hand, aborts the
 //! whole batch and every waiter gets the error: nothing was acknowledged.
+//!
+//! Requests are applied in the order they were submitted, which lets a turn
+//! build on the effects of turns whose commits are still on their way to
+//! disk (see [`ticket`]): its commit comes after theirs, so it can never be
+//! durable without them. What remains is a commit that is refused or fails:
+//! each one advances the *commit epoch*, and a turn commit that names an
+//! earlier epoch in [`TurnCommit::depends_on`] is refused in its turn.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -27,8 +34,10 @@ use tokio::sync::oneshot;
 
 mod apply;
 mod tables;
+mod ticket;
 
 use tables::Tables;
+pub use ticket::TurnTicket;
 
 use crate::envelope::Envelope;
 use crate::error::StoreError;
@@ -72,6 +81,11 @@ pub struct TurnCommit {
     pub topics: Vec<TopicEffect>,
     /// Delayed messages to cancel (ignored unless sent by or to this actor).
     pub cancels: Vec<ulid::Ulid>,
+    /// The turn read effects of commits that were not yet durable when it
+    /// ran (its actor's earlier turns, or a callee's reply), the first of
+    /// them submitted at this commit epoch: if any commit was refused or
+    /// failed since, this one is refused too ([`StoreError::DependencyLost`]).
+    pub depends_on: Option<u64>,
 }
 
 impl TurnCommit {
@@ -191,6 +205,7 @@ pub(crate) enum Request {
 }
 
 /// What a request produced.
+#[derive(Debug)]
 pub(crate) enum Reply {
     Done,
     /// An enqueue whose dedup key was already seen.
@@ -207,6 +222,8 @@ struct Job {
 /// Handle to the committer thread.
 pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
+    /// Refused turn commits and failed batches so far (see the module doc).
+    epoch: Arc<AtomicU64>,
 }
 
 pub(crate) type ListenerSlot = Arc<OnceLock<Arc<dyn CommitListener>>>;
@@ -226,7 +243,9 @@ impl Committer {
             seq
         };
         let (tx, rx) = mpsc::channel::<Job>();
+        let epoch = Arc::new(AtomicU64::new(0));
         let mut worker = Worker {
+            epoch: epoch.clone(),
             db,
             listener,
             stats,
@@ -245,13 +264,24 @@ impl Committer {
             .name("pigeon-commit".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| StoreError::Storage(format!("cannot start the committer thread: {e}")))?;
-        Ok(Self { tx })
+        Ok(Self { tx, epoch })
     }
 
     pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
+        self.queue(request)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `request` behind everything submitted before it; the receiver
+    /// gets its outcome once its batch is durable (or failed).
+    pub(crate) fn queue(&self, request: Request) -> Result<oneshot::Receiver<Result<Reply, StoreError>>, StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx.send(Job { request, done }).map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?
+        Ok(wait)
+    }
+
+    /// The current commit epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 }
 
@@ -283,6 +313,8 @@ impl Effects {
 
 struct Worker {
     db: Arc<Database>,
+    /// Advanced by every refused turn commit and failed batch.
+    epoch: Arc<AtomicU64>,
     listener: ListenerSlot,
     stats: Arc<CommitStats>,
     next_seq: u64,
@@ -376,6 +408,7 @@ impl Worker {
         let (results, outcome) = match self.apply_all(&jobs, &mut effects) {
             Ok(ok) => ok,
             Err(e) => {
+                self.lose_dependencies();
                 let msg = e.to_string();
                 for job in jobs {
                     let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
@@ -386,6 +419,7 @@ impl Worker {
         if let Err(e) = outcome {
             // The lease may not be durable: take a new one next time.
             self.leased_until = self.next_seq;
+            self.lose_dependencies();
             let msg = e.to_string();
             for job in jobs {
                 let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
@@ -430,7 +464,13 @@ impl Worker {
             for job in jobs {
                 let result = match &job.request {
                     Request::Enqueue(env) => self.enqueue(&mut t, env, effects),
-                    Request::Commit(c) => self.commit_turn(&mut t, c, effects),
+                    Request::Commit(c) => {
+                        let result = self.commit_turn(&mut t, c, effects);
+                        if result.is_err() {
+                            self.lose_dependencies();
+                        }
+                        result
+                    }
                     Request::Fail(f) => self.fail_turn(&mut t, f, effects),
                     Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
                     Request::Replay(ids) => self.replay(&mut t, ids.as_deref(), effects),
@@ -463,6 +503,12 @@ impl Worker {
         self.last_commit = started.elapsed();
         self.stats.commit_nanos.fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
         Ok((results, outcome))
+    }
+
+    /// A turn commit did not happen: whatever was built on it must not
+    /// happen either.
+    fn lose_dependencies(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     fn take_seq(&mut self) -> u64 {

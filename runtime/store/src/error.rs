@@ -59,6 +59,17 @@ pub enum StoreError {
     /// A turn tried to commit for a message that is no longer in the mailbox.
     #[error("message {id} is no longer in the mailbox of `{actor}` (purged while its turn ran): the turn is discarded")]
     MessageGone { actor: String, id: String },
+    /// A turn built on effects of a commit that was refused or failed
+    /// (see [`crate::commit::TurnCommit::depends_on`]): it is discarded and
+    /// its message handled again.
+    #[error(
+        "a turn of `{actor}` built on a commit that did not happen: the turn is discarded and its message handled again"
+    )]
+    DependencyLost { actor: String },
+    /// A call's reply is already stored: another delivery of the same call
+    /// was handled first.
+    #[error("call {id} to `{actor}` was already answered: this second handling is discarded")]
+    AlreadyAnswered { actor: String, id: String },
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
     UnknownDeadLetter(String),

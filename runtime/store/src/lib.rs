@@ -31,7 +31,9 @@ use std::sync::{Arc, OnceLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
-pub use commit::{BatchReport, CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure};
+pub use commit::{
+    BatchReport, CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure, TurnTicket,
+};
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
 pub use schema::{
@@ -124,10 +126,34 @@ impl Store {
     /// Such turns are not counted in the actor's stored `processed` figure
     /// (the node's metrics count every turn).
     pub async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        if commit.writes_nothing() {
-            return Ok(());
+        self.submit_turn(commit).outcome().await
+    }
+
+    /// Queues a turn's effects for commit and returns at once: the ticket
+    /// tells when they are durable. Commits are applied in submission
+    /// order, so anything submitted later that builds on these effects is
+    /// never durable without them (see [`commit::TurnTicket`]).
+    pub fn submit_turn(&self, commit: TurnCommit) -> TurnTicket {
+        // Read before queueing: a failure of this commit moves the epoch
+        // past it.
+        let epoch = self.commit_epoch();
+        // A turn built on commits not yet durable goes through the
+        // committer even with nothing to write: its outcome must wait for
+        // theirs.
+        if commit.writes_nothing() && commit.depends_on.is_none() {
+            return TurnTicket::known(epoch, Ok(()));
         }
-        self.submit(Request::Commit(commit)).await.map(drop)
+        match self.inner.committer.queue(Request::Commit(commit)) {
+            Ok(wait) => TurnTicket::queued(epoch, wait),
+            Err(e) => TurnTicket::known(epoch, Err(e)),
+        }
+    }
+
+    /// How many turn commits were refused or failed so far (with their
+    /// batches): a turn commit that [depends on](TurnCommit::depends_on) an
+    /// earlier epoch is refused.
+    pub fn commit_epoch(&self) -> u64 {
+        self.inner.committer.epoch()
     }
 
     /// Records a failed turn (retry later or dead-letter); returns once durable.

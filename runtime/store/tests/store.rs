@@ -57,6 +57,7 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
         reply: Some(b"1".to_vec()),
         topics: vec![TopicEffect::Subscribe { topic: "news".into(), filter: "kind = 'x'".into() }],
         cancels: Vec::new(),
+        depends_on: None,
     };
     store.commit_turn(commit).await.unwrap();
     assert_eq!(

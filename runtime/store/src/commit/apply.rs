@@ -87,6 +87,18 @@ impl Worker {
         c: &TurnCommit,
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
+        if let Some(since) = c.depends_on
+            && since < self.epoch.load(Ordering::Acquire)
+        {
+            return Err(StoreError::DependencyLost { actor: c.actor.clone() });
+        }
+        // The same call handled twice (a copy delivered while the first
+        // one's commit was on its way): the first answer stands.
+        if let Some((id, true)) = c.message_id
+            && t.replies.get(id.0)?.is_some()
+        {
+            return Err(StoreError::AlreadyAnswered { actor: c.actor.clone(), id: id.to_string() });
+        }
         if let Some(key) = c.taken {
             t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
         }
@@ -122,7 +134,11 @@ impl Worker {
         if let Some((id, true)) = c.message_id {
             t.replies.insert(id.0, encode_reply(now_ms(), c.reply.as_deref()).as_slice())?;
         }
-        t.update_stats(&c.actor, |s| s.processed += 1)?;
+        // Like a turn that is not submitted at all (see
+        // `Store::submit_turn`), one that writes nothing is not counted.
+        if !c.writes_nothing() {
+            t.update_stats(&c.actor, |s| s.processed += 1)?;
+        }
         Ok(Reply::Done)
     }
 

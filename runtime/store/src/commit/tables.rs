@@ -91,10 +91,14 @@ impl<'t> Tables<'t> {
 
     /// Adds `change` to `actor`'s pending count of `priority`.
     fn count_pending(&mut self, actor: &str, priority: u8, change: i64) -> Result<(), StoreError> {
-        let mut depths = self.depths(actor)?;
-        let depth = &mut depths[usize::from(priority.min(MAX_PRIORITY))];
-        *depth = depth.saturating_add_signed(change);
-        self.depths.insert(actor.to_string(), (depths, true));
+        if !self.depths.contains_key(actor) {
+            self.depths(actor)?;
+        }
+        if let Some((depths, changed)) = self.depths.get_mut(actor) {
+            let depth = &mut depths[usize::from(priority.min(MAX_PRIORITY))];
+            *depth = depth.saturating_add_signed(change);
+            *changed = true;
+        }
         Ok(())
     }
 
