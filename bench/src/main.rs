@@ -41,6 +41,8 @@ fn main() -> anyhow::Result<()> {
     // The scratch directory lives next to the target dir, on the disk a node's
     // `.pigeon/` would use (a tmpfs /tmp would flatter every fsync).
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // `target/` itself may not exist when CARGO_TARGET_DIR points elsewhere.
+    std::fs::create_dir_all(root.join("target"))?;
     let scratch = tempfile::Builder::new().prefix("pigeon-bench-").tempdir_in(root.join("target"))?;
     let started = std::time::Instant::now();
     println!("Pigeon benchmarks: a warm-up, then the median of {REPS} runs (± spread)\n");

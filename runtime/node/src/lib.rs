@@ -460,6 +460,12 @@ impl NodeInner {
         self.stopping.load(Ordering::Relaxed)
     }
 
+    /// Whether anyone listens to the node's events: the events of every
+    /// turn are only built for listeners (the metrics count them apart).
+    pub(crate) fn has_listeners(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
     pub(crate) fn emit(&self, event: NodeEvent) {
         self.metrics.observe(&event);
         // No subscriber is not an error.

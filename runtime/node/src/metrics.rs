@@ -149,12 +149,7 @@ impl Metrics {
             NodeEvent::Activated { .. } => {
                 self.activations.inc();
             }
-            NodeEvent::TurnCompleted { actor, took, .. } => {
-                let ty = type_of(actor);
-                self.completed.inc();
-                self.turns.get_or_create(&TurnLabels { r#type: ty.clone(), outcome: "completed" }).inc();
-                self.turn_seconds.get_or_create(&TypeLabel { r#type: ty }).observe(took.as_secs_f64());
-            }
+            NodeEvent::TurnCompleted { actor, took, .. } => self.turn_completed(actor, *took),
             NodeEvent::TurnFailed { actor, .. } => {
                 self.failed.inc();
                 self.turns.get_or_create(&TurnLabels { r#type: type_of(actor), outcome: "failed" }).inc();
@@ -164,6 +159,14 @@ impl Metrics {
             }
             NodeEvent::Passivated { .. } | NodeEvent::TurnStarted { .. } | NodeEvent::Enqueued { .. } => {}
         }
+    }
+
+    /// Counts a completed turn of `actor` that took `took`.
+    pub(crate) fn turn_completed(&self, actor: &str, took: std::time::Duration) {
+        let ty = type_of(actor);
+        self.completed.inc();
+        self.turns.get_or_create(&TurnLabels { r#type: ty.clone(), outcome: "completed" }).inc();
+        self.turn_seconds.get_or_create(&TypeLabel { r#type: ty }).observe(took.as_secs_f64());
     }
 
     /// Counts what a durable batch did.

@@ -142,12 +142,16 @@ impl ActorTask {
                     let _ = node.deliver_transient(message);
                 }
                 node.resolve_call(entry.message, Ok(entry.reply));
-                node.emit(NodeEvent::TurnCompleted {
-                    actor: self.actor.clone(),
-                    message: entry.message.to_string(),
-                    attempt: entry.attempt,
-                    took: entry.took,
-                });
+                if node.has_listeners() {
+                    node.emit(NodeEvent::TurnCompleted {
+                        actor: self.actor.clone(),
+                        message: entry.message.to_string(),
+                        attempt: entry.attempt,
+                        took: entry.took,
+                    });
+                } else {
+                    node.metrics.turn_completed(&self.actor, entry.took);
+                }
             }
             Err(e) => {
                 // Nothing of the turn is durable; its in-memory effects on the

@@ -228,12 +228,14 @@ impl ActorTask {
             }
         }
         let Some(current) = self.live.as_mut() else { return self.recorded(taken, false) };
-        node.emit(NodeEvent::TurnStarted {
-            actor: self.actor.clone(),
-            message: envelope.id.to_string(),
-            attempt: envelope.attempt(),
-            at: SystemTime::now(),
-        });
+        if node.has_listeners() {
+            node.emit(NodeEvent::TurnStarted {
+                actor: self.actor.clone(),
+                message: envelope.id.to_string(),
+                attempt: envelope.attempt(),
+                at: SystemTime::now(),
+            });
+        }
         self.slot.set_in_flight(Some(envelope.id));
         self.slot.begin_turn(min_epoch(self.pipeline.dependency(), inherited));
         node.resolve_delivered(envelope.id);
