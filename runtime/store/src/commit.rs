@@ -18,7 +18,7 @@
 //!
 //! Requests are applied in the order they were submitted, which lets a turn
 //! build on the effects of turns whose commits are still on their way to
-//! disk (see [`ticket`]): its commit comes after theirs, so it can never be
+//! disk (see [`TurnTicket`]): its commit comes after theirs, so it can never be
 //! durable without them. What remains is a commit that is refused or fails:
 //! each one advances the *commit epoch*, and a turn commit that names an
 //! earlier epoch in [`TurnCommit::depends_on`] is refused in its turn.
@@ -33,9 +33,11 @@ use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
 mod apply;
+mod outcome;
 mod tables;
 mod ticket;
 
+pub use outcome::{Disposition, TopicEffect, TurnCommit, TurnFailure};
 use tables::Tables;
 pub use ticket::TurnTicket;
 
@@ -61,79 +63,6 @@ pub const MAX_SWEEP: usize = 10_000;
 
 /// Most delayed messages moved into mailboxes by one promotion.
 pub const MAX_PROMOTE: usize = 10_000;
-
-/// The effects of one successful turn, committed atomically.
-#[derive(Debug, Default)]
-pub struct TurnCommit {
-    /// The actor whose turn it was.
-    pub actor: String,
-    /// The persistent message handled (none for a transient one).
-    pub taken: Option<MessageKey>,
-    /// The handled message's id, and whether a caller wants its reply stored.
-    pub message_id: Option<(ulid::Ulid, bool)>,
-    /// State writes in order: `Some` sets, `None` deletes.
-    pub state_writes: Vec<(String, Option<Vec<u8>>)>,
-    /// Persistent messages sent during the turn.
-    pub sends: Vec<Envelope>,
-    /// The handler's reply, if any.
-    pub reply: Option<Vec<u8>>,
-    /// Subscriptions and publications made during the turn, in order.
-    pub topics: Vec<TopicEffect>,
-    /// Delayed messages to cancel (ignored unless sent by or to this actor).
-    pub cancels: Vec<ulid::Ulid>,
-    /// The turn read effects of commits that were not yet durable when it
-    /// ran (its actor's earlier turns, or a callee's reply), the first of
-    /// them submitted at this commit epoch: if any commit was refused or
-    /// failed since, this one is refused too ([`StoreError::DependencyLost`]).
-    pub depends_on: Option<u64>,
-}
-
-impl TurnCommit {
-    /// Whether committing this would change nothing durable: a transient
-    /// message's turn that wrote no state, sent nothing persistent, and
-    /// whose reply nobody needs stored (see [`Store::commit_turn`]).
-    ///
-    /// [`Store::commit_turn`]: crate::Store::commit_turn
-    pub fn writes_nothing(&self) -> bool {
-        self.taken.is_none()
-            && !matches!(self.message_id, Some((_, true)))
-            && self.state_writes.is_empty()
-            && self.sends.is_empty()
-            && self.topics.is_empty()
-            && self.cancels.is_empty()
-    }
-}
-
-/// A publish/subscribe effect of a turn, applied when it commits.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TopicEffect {
-    /// The turn's actor subscribes to `topic` with `filter` (validated).
-    Subscribe { topic: String, filter: String },
-    /// The turn's actor leaves `topic`.
-    Unsubscribe { topic: String },
-    /// A copy of `envelope` to every matching subscriber of `topic`.
-    Publish { topic: String, envelope: Box<Envelope> },
-}
-
-/// A failed turn: the message is retried later or dead-lettered.
-#[derive(Debug)]
-pub struct TurnFailure {
-    pub actor: String,
-    /// The persistent message whose turn failed (none for a transient one).
-    pub taken: Option<MessageKey>,
-    /// The message with `failures` and `last_error` already updated.
-    pub envelope: Envelope,
-    pub disposition: Disposition,
-}
-
-/// What becomes of a message whose turn failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    /// Back into the mailbox, at its original place, at this time.
-    RetryAt { due_ms: u64 },
-    /// Into the dead-letter queue.
-    DeadLetter { reason: DeadReason },
-}
 
 /// Told what a batch changed once it is durable; the scheduler listens.
 pub trait CommitListener: Send + Sync {
