@@ -23,7 +23,6 @@ pub mod state_cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pigeon_store::{Delivery, Envelope, Link};
@@ -150,13 +149,6 @@ struct HostInner {
     engine: Engine,
     linker: Linker<ActorData>,
     config: HostConfig,
-    ticker_stop: Arc<AtomicBool>,
-}
-
-impl Drop for HostInner {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 impl Host {
@@ -168,9 +160,8 @@ impl Host {
         let link = |e: wasmtime::Error| ComponentError::Invalid(format!("cannot link the host imports: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         bindings::Actor::add_to_linker::<ActorData, HasSelf<ActorData>>(&mut linker, |d| d).map_err(link)?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone());
-        Ok(Self { inner: Arc::new(HostInner { engine, linker, config, ticker_stop }) })
+        spawn_ticker(&engine, config.epoch_tick);
+        Ok(Self { inner: Arc::new(HostInner { engine, linker, config }) })
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -270,12 +261,39 @@ fn build_engine(config: &HostConfig) -> wasmtime::Result<Engine> {
     Engine::new(&wasm)
 }
 
-/// Advances the engine's epoch every `tick` until the host is dropped.
-fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+/// The ticker holds it weakly: the engine — and the memory mappings its
+/// instance pool reserves — go with the last host and component, not a
+/// tick later (a node started right after another one's end would
+/// otherwise find both pools mapped, and may hit `vm.max_map_count`).
+fn spawn_ticker(engine: &Engine, tick: Duration) {
+    let engine = engine.weak();
     let _ = std::thread::Builder::new().name("pigeon-epoch".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             std::thread::sleep(tick);
-            engine.increment_epoch();
+            match engine.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_and_its_pool_go_with_the_host() {
+        let config = HostConfig { max_instances: 8, cache_dir: None, ..HostConfig::default() };
+        let host = Host::new(config).expect("a host");
+        let engine = host.engine().weak();
+        drop(host);
+        // At most the length of one `increment_epoch` on the ticker's thread.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while engine.upgrade().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the epoch ticker keeps the engine alive");
+            std::thread::yield_now();
+        }
+    }
 }
