@@ -56,12 +56,8 @@ impl StateCache {
     /// The commits of turns up to number `through` are durable: what they
     /// wrote (and no later turn overwrote) is committed now.
     pub(crate) fn settle(&mut self, through: u64) {
-        if self.unsettled.values().all(|(_, turn)| *turn > through) {
-            return;
-        }
-        let (settled, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            std::mem::take(&mut self.unsettled).into_iter().partition(|(_, (_, turn))| *turn <= through);
-        self.unsettled = kept;
+        // Collected first: `put` needs the cache while the map is borrowed.
+        let settled: Vec<_> = self.unsettled.extract_if(.., |_, (_, turn)| *turn <= through).collect();
         for (key, (value, _)) in settled {
             self.unsettled_bytes -= key.len() + value.as_ref().map_or(0, Vec::len);
             self.put(key, value);

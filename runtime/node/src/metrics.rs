@@ -177,7 +177,8 @@ impl Metrics {
         self.commit_seconds.observe(report.commit.as_secs_f64());
     }
 
-    /// A transient message was queued in memory.
+    /// A message was queued in memory: a transient one, or a call between
+    /// actors (see `delivery`).
     pub(crate) fn accept_transient(&self) {
         self.accepted.inc();
     }
