@@ -219,6 +219,7 @@ function App() {
     <${Nav} route=${route} model=${model} status=${status} onToken=${(reason) => setTokenDialog({ reason })} />
     <main>
       ${model.loadError && html`<p class="error banner" data-test="load-error">${model.loadError}</p>`}
+      ${model.tick && model.tick.storage_problem && html`<p class="error banner" data-test="storage-problem">${model.tick.storage_problem}</p>`}
       ${page}
     </main>
     ${tokenDialog && html`<${TokenDialog} reason=${tokenDialog.reason} onClose=${closeToken} dataDir=${model.health && model.health.data_dir} />`}

@@ -16,8 +16,17 @@ use std::process::Command;
 
 /// Guest directories under `guest-examples/`; a guest's crate is named
 /// after its path (`bank/account` is the crate `bank-account`).
-const GUESTS: &[&str] =
-    &["counter", "forwarder", "faulty", "caller", "chat-room", "bank/account", "bank/transfer", "bank/old-teller"];
+const GUESTS: &[&str] = &[
+    "counter",
+    "forwarder",
+    "faulty",
+    "caller",
+    "chat-room",
+    "bank/account",
+    "bank/transfer",
+    "bank/old-teller",
+    "greedy",
+];
 
 /// Guests in other WIT languages, built by their own toolchains when those
 /// are installed (see `foreign.rs`).

@@ -27,8 +27,15 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with default settings.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a node with the settings `configure` makes.
+    pub async fn start_with(configure: impl FnOnce(&mut NodeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = Node::start(NodeConfig::new(dir.path())).await.expect("node starts");
+        let mut config = NodeConfig::new(dir.path());
+        configure(&mut config);
+        let node = Node::start(config).await.expect("node starts");
         Self { node, dir }
     }
 

@@ -36,6 +36,8 @@ pub struct PigeonNode {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     pub data: PathBuf,
+    /// Where its standard error (the log) goes.
+    pub log: PathBuf,
 }
 
 impl PigeonNode {
@@ -43,6 +45,11 @@ impl PigeonNode {
     /// `127.0.0.1:0`); waits for its "listening" line. `Err` carries what the
     /// process printed when it failed to start.
     pub fn start(data: &Path, listen: &str, extra: &[&str]) -> Result<Self, String> {
+        Self::start_with_env(data, listen, extra, &[])
+    }
+
+    /// [`PigeonNode::start`] with more environment variables.
+    pub fn start_with_env(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let log_path = log_path();
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let mut child = Command::new(pigeon_bin())
@@ -50,6 +57,7 @@ impl PigeonNode {
             .arg(data)
             .args(extra)
             .env("PIGEON_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -76,7 +84,24 @@ impl PigeonNode {
             .and_then(|rest| rest.split_whitespace().next())
             .ok_or_else(|| format!("unexpected first line: {listening}"))?
             .to_string();
-        Ok(Self { child, url, data: data.to_path_buf() })
+        Ok(Self { child, url, data: data.to_path_buf(), log: log_path })
+    }
+
+    /// What the node logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (up to `PATIENCE`) for the process to end by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + crate::PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "pigeon did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Runs the CLI against this node.
@@ -174,4 +199,13 @@ pub fn start_fresh() -> (tempfile::TempDir, PigeonNode) {
 /// A command's `--json` output, parsed.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Polls `check` every 10 ms until it holds, failing after `PATIENCE`.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + crate::PATIENCE;
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -48,14 +48,20 @@ async fn a_call_back_into_the_chain_fails_at_once_with_deadlock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_cancels_its_reminder_and_it_never_fires() {
     let t = node().await;
-    t.tell("caller/t", "remind 1500 early").await;
-    t.tell("caller/t", "remind 2000 late").await;
+    // `early` is due in an hour: however slow the machine, the cancel comes
+    // first. The only way a delayed message fires is by leaving the delayed
+    // queue, so once it is gone from there (and stays gone across a
+    // restart) it never fires.
+    t.tell("caller/t", "remind 3600000 early").await;
+    t.tell("caller/t", "remind 20 late").await;
     assert_eq!(t.ask("caller/t", "cancel early").await, "true");
-    // `late` is due after `early` would have been: once it fired, `early`
-    // had its chance and did not take it.
     t.state_becomes("caller/t", "fired", "late").await;
     assert_eq!(t.ask("caller/t", "cancel late").await, "false", "a fired reminder is no longer pending");
+    assert_eq!(t.ask("caller/t", "cancel early").await, "false", "a cancelled reminder is no longer pending");
+    assert!(t.node.store().delayed(10).unwrap().is_empty(), "the cancelled reminder left the delayed queue");
+    let t = t.restart().await;
     assert!(t.node.store().delayed(10).unwrap().is_empty());
+    assert_eq!(t.node.store().state_get("caller/t", "fired").unwrap(), Some(b"late".to_vec()));
 }
 
 /// A transient call to `to`, answered as text.

@@ -53,7 +53,10 @@ async fn an_expired_message_is_dead_lettered_instead_of_handled() {
 async fn a_dedup_key_is_accepted_once_within_the_window_and_again_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let window = Duration::from_millis(500);
-    let config = NodeConfig { store: StoreOptions { dedup_retention_ms: 500 }, ..NodeConfig::new(dir.path()) };
+    let config = NodeConfig {
+        store: StoreOptions { dedup_retention_ms: 500, ..StoreOptions::default() },
+        ..NodeConfig::new(dir.path())
+    };
     let node = Node::start(config).await.unwrap();
     node.deploy("counter", artifacts::read(artifacts::COUNTER), TypeLimits::default(), Vec::new()).await.unwrap();
     let inc = || {

@@ -48,13 +48,9 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     if reading && state.loopback {
         return Ok(next.run(request).await);
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     match given {
-        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => Ok(next.run(request).await),
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -68,7 +64,29 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header. The scheme is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` work too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
 /// Compares without revealing where the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc ", "  Bearer abc"] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header:?}");
+        }
+        for header in ["Basic abc", "Bearerabc", "abc", ""] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
+    }
 }

@@ -45,6 +45,7 @@ impl From<NodeError> for ApiError {
             NodeError::Priority(_) => (S::BAD_REQUEST, "invalid_priority"),
             NodeError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             NodeError::Limits(_) => (S::BAD_REQUEST, "invalid_limits"),
+            NodeError::OverLimit(_) => (S::BAD_REQUEST, "invalid_message"),
             NodeError::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
             NodeError::CallFailed { .. } => (S::BAD_GATEWAY, "call_failed"),
             NodeError::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
@@ -65,6 +66,10 @@ impl From<NodeError> for ApiError {
                 StoreError::Closed => (S::SERVICE_UNAVAILABLE, "shutting_down"),
                 StoreError::BadTopic(_) => (S::BAD_REQUEST, "invalid_topic"),
                 StoreError::Filter(_) => (S::BAD_REQUEST, "invalid_filter"),
+                StoreError::StorageFull { .. } => (S::INSUFFICIENT_STORAGE, "storage_full"),
+                StoreError::WriteFailed { .. } | StoreError::Unavailable(_) => {
+                    (S::SERVICE_UNAVAILABLE, "storage_unavailable")
+                }
                 _ => (S::INTERNAL_SERVER_ERROR, "storage"),
             },
         };

@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod live;
 pub mod model;
 mod routes;
@@ -155,9 +156,16 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(state.clone());
+    let state_for_guard = state.clone();
     let metrics = Router::new()
         .route("/metrics", get(routes::metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state);
-    Router::new().nest("/api/v1", api).merge(metrics).route("/", get(ui::index)).route("/ui/{*file}", get(ui::file))
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(metrics)
+        .route("/", get(ui::index))
+        .route("/ui/{*file}", get(ui::file))
+        .layer(axum::middleware::from_fn_with_state(state_for_guard, guard::check_host))
+        .layer(axum::middleware::from_fn(guard::security_headers))
 }

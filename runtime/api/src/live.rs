@@ -100,6 +100,9 @@ pub struct Tick {
     pub failures: Vec<FailureView>,
     /// Node events this feed missed because it fell behind.
     pub missed: u64,
+    /// What is wrong with the disk under the store, when something is
+    /// (see `Health::storage`).
+    pub storage_problem: Option<String>,
 }
 
 /// What the feed gathered since its last tick.
@@ -195,6 +198,7 @@ impl Feed {
             more_changed: std::mem::take(&mut self.more_changed),
             failures: std::mem::take(&mut self.failures),
             missed: std::mem::take(&mut self.missed),
+            storage_problem: crate::model::StorageHealth::from(store.storage_status()).problem,
         }
     }
 }

@@ -33,6 +33,8 @@ impl Body {
 /// Node health.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` while the store refuses persistent work (see
+    /// `storage`).
     pub status: String,
     pub version: String,
     pub uptime_ms: u64,
@@ -47,6 +49,46 @@ pub struct Health {
     /// Reads work without the token (the node listens on loopback only).
     #[serde(default)]
     pub reads_open: bool,
+    /// The disk under the store.
+    #[serde(default)]
+    pub storage: StorageHealth,
+}
+
+/// The disk under the store: `alarm` while free space is below the limit,
+/// `failure` while the store cannot write after an I/O error.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct StorageHealth {
+    pub free_bytes: u64,
+    pub free_limit_bytes: u64,
+    pub alarm: bool,
+    pub failure: Option<String>,
+    pub io_errors: u64,
+    /// What is wrong and what to do, when something is.
+    pub problem: Option<String>,
+}
+
+impl From<pigeon_node::pigeon_store::StorageStatus> for StorageHealth {
+    fn from(s: pigeon_node::pigeon_store::StorageStatus) -> Self {
+        let problem = if let Some(failure) = &s.failure {
+            Some(format!("the store cannot write ({failure}); it is reopening and retrying"))
+        } else if s.alarm {
+            Some(format!(
+                "the disk holding {} has {} bytes free, below the limit of {}: persistent messages are refused \
+                 until space is freed",
+                s.dir, s.free_bytes, s.free_limit_bytes
+            ))
+        } else {
+            None
+        };
+        Self {
+            free_bytes: s.free_bytes,
+            free_limit_bytes: s.free_limit_bytes,
+            alarm: s.alarm,
+            failure: s.failure,
+            io_errors: s.io_errors,
+            problem,
+        }
+    }
 }
 
 /// A deployed actor type.
@@ -314,7 +356,9 @@ pub struct ActorDetail {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterView {
     pub id: u64,
-    /// `failed` or `expired`.
+    /// `failed` (out of attempts), `expired` (its time to live ran out),
+    /// `rejected` (it can never be handled) or `crashed` (the node died
+    /// while handling it, more than once: quarantined).
     pub reason: String,
     pub error: String,
     pub at_ms: u64,
@@ -329,6 +373,7 @@ impl From<&DeadLetter> for DeadLetterView {
                 DeadReason::Failed => "failed",
                 DeadReason::Expired => "expired",
                 DeadReason::Rejected => "rejected",
+                DeadReason::Crashed => "crashed",
             }
             .into(),
             error: d.error.clone(),

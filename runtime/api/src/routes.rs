@@ -77,8 +77,9 @@ fn payload_bytes(text: Option<String>, base64: Option<String>) -> Result<Vec<u8>
 
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
 pub async fn health(State(s): State<AppState>) -> Json<Health> {
+    let storage = s.node.store().storage_status();
     Json(Health {
-        status: "ok".into(),
+        status: if storage.healthy() { "ok" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_ms: s.node.uptime().as_millis() as u64,
         types: s.node.type_names().len(),
@@ -86,6 +87,7 @@ pub async fn health(State(s): State<AppState>) -> Json<Health> {
         host: host_name(),
         data_dir: s.node.data_dir().display().to_string(),
         reads_open: s.loopback,
+        storage: storage.into(),
     })
 }
 

@@ -91,6 +91,23 @@ enum Command {
         /// room.
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
+        /// Changes one of the size limits that hold for clients and guests
+        /// alike, as NAME=VALUE (repeat for more): payload=1MiB, reply=1MiB,
+        /// headers=64, header-bytes=16KiB, dedup-key=1KiB, state-key=1KiB,
+        /// state-value=1MiB, turn-state=16MiB, turn-sends=10000 are the
+        /// defaults (see docs/operations.md).
+        #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = units::parse_limit)]
+        limits: Vec<(String, u64)>,
+        /// Quarantines a message to the dead letters (reason `crashed`) once
+        /// the node has died this many times while handling it.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        quarantine_after: u64,
+        /// Refuses new persistent work (sends, publications, deploys) while
+        /// the data directory's file system has less than this free, like
+        /// RabbitMQ's disk alarm; reads, turns and transient messages go
+        /// on, and it resumes by itself once there is room. 0 turns it off.
+        #[arg(long, default_value = "64MiB", value_parser = units::parse_size)]
+        disk_free_limit: u64,
     },
     /// Deploys a component as an actor type (replacing any older version).
     Deploy {
@@ -290,8 +307,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
-        Command::Up { listen, demo, dedup_window, max_memory, max_instances } => {
-            up::up(&g.data, up::UpOptions { listen, demo, dedup_window, max_memory, max_instances }).await
+        Command::Up {
+            listen,
+            demo,
+            dedup_window,
+            max_memory,
+            max_instances,
+            limits,
+            quarantine_after,
+            disk_free_limit,
+        } => {
+            let options = up::UpOptions {
+                listen,
+                demo,
+                dedup_window,
+                max_memory,
+                max_instances,
+                limits,
+                quarantine_after,
+                disk_free_limit,
+            };
+            up::up(&g.data, options).await
         }
         Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links } => {
             let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links };

@@ -26,6 +26,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}; try 5s or 250ms)"))
 }
 
+/// `payload=4MiB`, `turn-sends=50000` → the limit's name and value.
+pub fn parse_limit(text: &str) -> Result<(String, u64), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not a limit: write NAME=VALUE"))?;
+    let mut probe = pigeon_node::pigeon_store::Limits::default();
+    probe.set(name, 1)?;
+    Ok((name.to_string(), parse_size(value)?))
+}
+
 /// `name=value` → the pair.
 pub fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

@@ -19,13 +19,20 @@ pub struct UpOptions {
     pub max_memory: u64,
     /// Instances alive at once.
     pub max_instances: u32,
+    /// Size limits to change, by name.
+    pub limits: Vec<(String, u64)>,
+    /// Crashes during a message's turns before it is quarantined.
+    pub quarantine_after: u64,
+    /// Free bytes below which persistent work is refused.
+    pub disk_free_limit: u64,
 }
 
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
 /// signal; running turns then finish or roll back, and nothing accepted is
 /// lost.
 pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
-    let UpOptions { listen, demo, dedup_window, max_memory, max_instances } = options;
+    let UpOptions { listen, demo, dedup_window, max_memory, max_instances, limits, quarantine_after, disk_free_limit } =
+        options;
     // Bind first: a busy port should fail before any work is done.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -40,6 +47,12 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
     config.store.dedup_retention_ms = dedup_window.as_millis() as u64;
     config.host.max_memory_bytes = max_memory;
     config.host.max_instances = max_instances;
+    config.quarantine_after = quarantine_after;
+    config.store.disk_free_limit = disk_free_limit;
+    for (name, value) in limits {
+        let value = usize::try_from(value).map_err(|_| anyhow::anyhow!("limit `{name}` is too large"))?;
+        config.limits.set(&name, value).map_err(anyhow::Error::msg)?;
+    }
     let node = Node::start(config).await.with_context(|| format!("cannot start a node in {}", data.display()))?;
     let token = pigeon_api::auth::load_or_create_token(data)
         .with_context(|| format!("cannot write the API token in {}", data.display()))?;

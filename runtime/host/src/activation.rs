@@ -93,6 +93,13 @@ pub(crate) struct TurnBuffer {
     pub(crate) cancels: Vec<ulid::Ulid>,
     /// RPC targets chosen in this turn, by imported interface.
     pub(crate) targets: HashMap<String, String>,
+    /// Messages sent and published so far (see `Limits::turn_sends`).
+    pub(crate) sent: usize,
+    /// Persistent messages sent so far, by receiver: the mailbox bound
+    /// counts them.
+    pub(crate) sent_to: HashMap<String, u64>,
+    /// Bytes of state keys and values written so far.
+    pub(crate) state_bytes: usize,
 }
 
 impl TurnBuffer {
@@ -108,6 +115,9 @@ impl TurnBuffer {
             topics: Vec::new(),
             cancels: Vec::new(),
             targets: HashMap::new(),
+            sent: 0,
+            sent_to: HashMap::new(),
+            state_bytes: 0,
         }
     }
 }
@@ -279,6 +289,13 @@ impl Activation {
         };
         let data = self.store.data_mut();
         let buffer = data.turn.take();
+        let reply_size = match &result {
+            Ok(Ok(Some(reply))) => data.env.limits().check_reply(reply.len()).err(),
+            _ => None,
+        };
+        if let Some(over) = reply_size {
+            return TurnOutcome::Failed(TurnError::Limit(over.to_string()));
+        }
         match result {
             Ok(Ok(reply)) => {
                 let buffer = buffer.unwrap_or_else(|| TurnBuffer::new(message));
@@ -342,6 +359,7 @@ impl Activation {
         match trap.downcast_ref::<crate::imports::Abort>() {
             Some(crate::imports::Abort::Host(text)) => return TurnError::Host(text.clone()),
             Some(crate::imports::Abort::Rpc(text)) => return TurnError::Rpc(text.clone()),
+            Some(crate::imports::Abort::Limit(over)) => return TurnError::Limit(over.to_string()),
             None => {}
         }
         // The trap's cause, without the wasm backtrace (it names only

@@ -85,6 +85,9 @@ pub enum TurnError {
     /// The host failed (store I/O) while the guest ran.
     #[error("host failure during the turn: {0}")]
     Host(String),
+    /// The guest went over one of the node's limits (the text names it).
+    #[error("the turn went over a limit: {0}")]
+    Limit(String),
     /// A typed RPC call made by the turn brought no reply.
     #[error("RPC call failed: {0}")]
     Rpc(String),

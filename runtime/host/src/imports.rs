@@ -6,12 +6,17 @@
 //! failed turn leaves no trace. Sends are validated at once (address, type,
 //! priority, size, mailbox bound) so the guest learns of a refusal while it
 //! can still act on it.
+//!
+//! The node's [`Limits`] hold here as they hold for clients: a payload over
+//! the limit is an error the guest can handle (`payload-too-large`); every
+//! other limit (headers, dedup keys, state sizes, sends per turn) fails the
+//! turn with an error that names the limit.
 
-use pigeon_store::{ActorAddr, Delivery, Envelope, MAX_PRIORITY, MessageKind, TopicEffect, now_ms};
+use pigeon_store::{ActorAddr, Delivery, Envelope, LimitError, Limits, MAX_PRIORITY, MessageKind, TopicEffect, now_ms};
 
 use crate::activation::{ActorData, TurnBuffer};
 use crate::bindings::pigeon::actor::{logging, messaging, state, topics, types};
-use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
+use crate::{CallFailure, SendRefusal};
 
 /// Most bytes (keys, values, payloads) one turn may buffer before it is
 /// stopped: bounds the host memory a guest can claim.
@@ -26,13 +31,42 @@ pub(crate) enum Abort {
     /// A typed RPC call brought no reply (see [`crate::rpc::stub`]).
     #[error("{0}")]
     Rpc(String),
+    /// The guest went over one of the node's limits.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 fn fail(text: impl Into<String>) -> wasmtime::Error {
     wasmtime::Error::new(Abort::Host(text.into()))
 }
 
+/// Fails the turn: `error` names the limit it went over.
+pub(crate) fn over_limit(error: LimitError) -> wasmtime::Error {
+    wasmtime::Error::new(Abort::Limit(error))
+}
+
 impl ActorData {
+    pub(crate) fn limits(&self) -> &Limits {
+        self.env.limits()
+    }
+
+    /// Counts one more message sent or published by this turn.
+    fn count_send(&mut self) -> wasmtime::Result<()> {
+        let sent = self.buffer()?.sent + 1;
+        self.limits().check_turn_sends(sent).map_err(over_limit)?;
+        self.buffer()?.sent = sent;
+        Ok(())
+    }
+
+    /// Checks a state write of `key` with `value_len` bytes against the
+    /// limits, and counts it.
+    fn count_state_write(&mut self, key: &str, value_len: usize) -> wasmtime::Result<()> {
+        let total = self.buffer()?.state_bytes.saturating_add(key.len() + value_len);
+        self.limits().check_state_write(key, value_len, total).map_err(over_limit)?;
+        self.buffer()?.state_bytes = total;
+        Ok(())
+    }
+
     pub(crate) fn buffer(&mut self) -> wasmtime::Result<&mut TurnBuffer> {
         self.turn.as_mut().ok_or_else(|| fail("the actor used a host import outside of a turn (e.g. at start-up)"))
     }
@@ -111,8 +145,8 @@ impl messaging::Host for ActorData {
         if options.priority > MAX_PRIORITY {
             return Ok(Err(types::SendError::InvalidPriority(options.priority)));
         }
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Ok(Err(types::SendError::PayloadTooLarge(MAX_PAYLOAD_BYTES as u64)));
+        if self.limits().check_payload(payload.len()).is_err() {
+            return Ok(Err(types::SendError::PayloadTooLarge(self.limits().payload_bytes as u64)));
         }
         if let Err(e) = ActorAddr::parse(&to) {
             return Ok(Err(types::SendError::InvalidAddress(e.to_string())));
@@ -121,18 +155,33 @@ impl messaging::Host for ActorData {
             types::Delivery::Persistent => Delivery::Persistent,
             types::Delivery::Transient => Delivery::Transient,
         };
-        if let Err(refusal) = self.env.check_send(&to, delivery) {
+        let headers: Vec<(String, String)> = options.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        self.limits().check_headers(&headers).map_err(over_limit)?;
+        if let Some(key) = &options.dedup_key {
+            self.limits().check_dedup_key(key).map_err(over_limit)?;
+        }
+        // The bound counts what this turn already sent there: those
+        // messages land in the same commit.
+        let queued = match delivery {
+            Delivery::Persistent => self.buffer()?.sent_to.get(&to).copied().unwrap_or(0),
+            Delivery::Transient => 0,
+        };
+        if let Err(refusal) = self.env.check_send(&to, delivery, queued) {
             return Ok(Err(match refusal {
                 SendRefusal::UnknownType(t) => types::SendError::UnknownType(t),
                 SendRefusal::MailboxFull(a) => types::SendError::MailboxFull(a),
                 SendRefusal::Store(e) => return Err(fail(e)),
             }));
         }
+        self.count_send()?;
         self.charge(payload.len() + to.len())?;
+        if delivery == Delivery::Persistent {
+            *self.buffer()?.sent_to.entry(to.clone()).or_default() += 1;
+        }
         let mut envelope = Envelope::new(to, payload).with_kind(MessageKind::Send).with_priority(options.priority);
         envelope.from = Some(self.address.clone());
         envelope.delivery = delivery;
-        envelope.headers = options.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        envelope.headers = headers;
         envelope.not_before_ms = options.delay_ms.map(|d| now_ms().saturating_add(d));
         envelope.expires_at_ms = options.ttl_ms.map(|t| now_ms().saturating_add(t));
         envelope.dedup_key = options.dedup_key;
@@ -148,8 +197,8 @@ impl messaging::Host for ActorData {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, types::CallError>> {
         use types::{CallError, SendError};
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Ok(Err(CallError::Refused(SendError::PayloadTooLarge(MAX_PAYLOAD_BYTES as u64))));
+        if self.limits().check_payload(payload.len()).is_err() {
+            return Ok(Err(CallError::Refused(SendError::PayloadTooLarge(self.limits().payload_bytes as u64))));
         }
         if let Err(e) = ActorAddr::parse(&to) {
             return Ok(Err(CallError::Refused(SendError::InvalidAddress(e.to_string()))));
@@ -207,12 +256,14 @@ impl state::Host for ActorData {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.count_state_write(&key, value.len())?;
         self.charge(key.len() + value.len())?;
         self.buffer()?.writes.insert(key, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.count_state_write(&key, 0)?;
         self.charge(key.len())?;
         self.buffer()?.writes.insert(key, None);
         Ok(())
@@ -259,13 +310,16 @@ impl topics::Host for ActorData {
         payload: Vec<u8>,
         headers: Vec<types::Header>,
     ) -> wasmtime::Result<Result<(), String>> {
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Ok(Err(format!("payload of {} bytes is over the limit of {MAX_PAYLOAD_BYTES}", payload.len())));
+        if let Err(e) = self.limits().check_payload(payload.len()) {
+            return Ok(Err(e.to_string()));
         }
+        let headers: Vec<(String, String)> = headers.into_iter().map(|h| (h.name, h.value)).collect();
+        self.limits().check_headers(&headers).map_err(over_limit)?;
+        self.count_send()?;
         self.charge(topic.len() + payload.len())?;
         let mut message = Envelope::new("", payload).with_kind(MessageKind::Publish);
         message.from = Some(self.address.clone());
-        message.headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
+        message.headers = headers;
         self.buffer()?.topics.push(TopicEffect::Publish { topic, envelope: Box::new(message) });
         Ok(Ok(()))
     }

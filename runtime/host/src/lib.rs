@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pigeon_store::{Delivery, Envelope, Link};
+use pigeon_store::{Delivery, Envelope, Limits, Link};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -34,9 +34,6 @@ pub use component::{HANDLER_EXPORT, content_hash};
 pub use error::{ActivationError, ComponentError, TurnError};
 pub use imports::MAX_TURN_BYTES;
 pub use rpc::{LinkError, Operation, RpcImport, RpcSurface};
-
-/// Largest message payload accepted, in bytes.
-pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 /// Generated bindings of the `pigeon:actor/actor` world.
 pub(crate) mod bindings {
@@ -54,8 +51,11 @@ pub trait ActorEnv: Send + Sync + 'static {
     fn state_get(&self, actor: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
     /// Committed state keys of `actor` starting with `prefix`.
     fn state_keys(&self, actor: &str, prefix: &str) -> Result<Vec<String>, String>;
-    /// Whether a message to `to` (a valid address) would be accepted now.
-    fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal>;
+    /// Whether a message to `to` (a valid address) would be accepted now,
+    /// with `queued` more persistent ones already sent there by the turn.
+    fn check_send(&self, to: &str, delivery: Delivery, queued: u64) -> Result<(), SendRefusal>;
+    /// The node's limits, which hold for guests as for clients.
+    fn limits(&self) -> &Limits;
     /// Whether the delayed message `id` is still waiting to be delivered.
     fn timer_pending(&self, id: ulid::Ulid) -> Result<bool, String>;
     /// Sends `call` (its id already derived) and waits up to `timeout` for
@@ -219,12 +219,12 @@ impl Host {
         limits: ActivationLimits,
     ) -> Result<(), ActivationError> {
         let address = format!("{name}/deploy-probe");
-        Activation::new(self, component, &address, limits, Arc::new(ProbeEnv)).await.map(drop)
+        Activation::new(self, component, &address, limits, Arc::new(ProbeEnv(Limits::default()))).await.map(drop)
     }
 }
 
 /// The world of a probe instance: empty state, and every send refused.
-struct ProbeEnv;
+struct ProbeEnv(Limits);
 
 impl ActorEnv for ProbeEnv {
     fn state_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, String> {
@@ -233,8 +233,11 @@ impl ActorEnv for ProbeEnv {
     fn state_keys(&self, _: &str, _: &str) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
-    fn check_send(&self, _: &str, _: Delivery) -> Result<(), SendRefusal> {
+    fn check_send(&self, _: &str, _: Delivery, _: u64) -> Result<(), SendRefusal> {
         Err(SendRefusal::Store("a deploy probe sends nothing".into()))
+    }
+    fn limits(&self) -> &Limits {
+        &self.0
     }
     fn timer_pending(&self, _: ulid::Ulid) -> Result<bool, String> {
         Ok(false)

@@ -5,7 +5,7 @@ use std::sync::{OnceLock, Weak};
 use std::time::Duration;
 
 use pigeon_host::{ActorEnv, CallFailure, CallFuture, SendRefusal};
-use pigeon_store::{Delivery, Envelope, Store};
+use pigeon_store::{Delivery, Envelope, Limits, Store};
 
 use crate::NodeInner;
 use crate::registry::Registry;
@@ -16,6 +16,7 @@ pub(crate) struct StoreEnv {
     pub(crate) registry: Registry,
     /// The node, for calls (set once the node exists).
     pub(crate) node: OnceLock<Weak<NodeInner>>,
+    pub(crate) limits: Limits,
 }
 
 impl ActorEnv for StoreEnv {
@@ -27,14 +28,18 @@ impl ActorEnv for StoreEnv {
         self.store.state_keys(actor, prefix).map_err(|e| e.to_string())
     }
 
-    fn check_send(&self, to: &str, delivery: Delivery) -> Result<(), SendRefusal> {
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn check_send(&self, to: &str, delivery: Delivery, queued: u64) -> Result<(), SendRefusal> {
         let ty = to.split('/').next().unwrap_or_default();
         let Some(loaded) = self.registry.get(ty) else {
             return Err(SendRefusal::UnknownType(ty.to_string()));
         };
         if delivery == Delivery::Persistent {
             let depth = self.store.mailbox_depth(to).map_err(|e| SendRefusal::Store(e.to_string()))?;
-            if depth >= loaded.record.limits.mailbox_bound {
+            if depth.saturating_add(queued) >= loaded.record.limits.mailbox_bound {
                 return Err(SendRefusal::MailboxFull(to.to_string()));
             }
         }

@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use pigeon_host::ComponentError;
 use pigeon_host::rpc::{LinkError, WaveError};
-use pigeon_store::{AddressError, StoreError};
+use pigeon_store::{AddressError, LimitError, StoreError};
 
 /// Why a node operation failed.
 #[derive(Debug, Error)]
@@ -36,6 +36,9 @@ pub enum NodeError {
     /// Payload over the limit.
     #[error("payload of {size} bytes is over the limit of {limit} bytes: send a reference to the data instead")]
     PayloadTooLarge { size: usize, limit: usize },
+    /// A message over one of the node's limits (besides its payload).
+    #[error(transparent)]
+    OverLimit(#[from] LimitError),
     /// A deploy asked for more than the engine allows.
     #[error("invalid limits: {0}")]
     Limits(String),

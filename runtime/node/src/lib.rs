@@ -14,6 +14,7 @@
 //!
 //! The node announces what it does as [`NodeEvent`]s.
 
+mod crash;
 mod delivery;
 mod env;
 mod error;
@@ -33,10 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use pigeon_host::{ActivationError, Host, HostConfig, MAX_PAYLOAD_BYTES};
+use pigeon_host::{ActivationError, Host, HostConfig};
 use pigeon_store::{
-    ActorAddr, ActorType, Arrivals, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Link, MAX_PRIORITY,
-    MessageKind, Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, Arrivals, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Limits, Link,
+    MAX_PRIORITY, MessageKind, Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -61,6 +62,11 @@ pub struct NodeConfig {
     pub host: HostConfig,
     /// Store settings (dedup retention).
     pub store: StoreOptions,
+    /// Size limits, for clients and guests alike.
+    pub limits: Limits,
+    /// Crashes of the node during a message's turns after which the
+    /// message is quarantined to the dead letters (see `crash`).
+    pub quarantine_after: u64,
 }
 
 impl NodeConfig {
@@ -68,7 +74,7 @@ impl NodeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let host = HostConfig { cache_dir: Some(data_dir.join("cache")), ..HostConfig::default() };
-        Self { data_dir, host, store: StoreOptions::default() }
+        Self { data_dir, host, store: StoreOptions::default(), limits: Limits::default(), quarantine_after: 2 }
     }
 }
 
@@ -127,6 +133,7 @@ pub(crate) struct NodeInner {
     stopping: AtomicBool,
     started: std::time::Instant,
     pub(crate) metrics: metrics::Metrics,
+    pub(crate) crashes: crash::Crashes,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -163,6 +170,20 @@ impl Node {
     /// tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let store = Store::open_with(&config.data_dir, config.store.clone())?;
+        // Before the engine: the crash handler must come before wasmtime's.
+        let slots = config.host.max_instances as usize;
+        let (journal, in_flight) = crash::Journal::open(&config.data_dir, slots).map_err(|source| {
+            StoreError::DataDir { path: config.data_dir.join(crash::JOURNAL_FILE).display().to_string(), source }
+        })?;
+        if !in_flight.is_empty() {
+            tracing::error!(
+                messages = in_flight.len(),
+                "the node crashed while handling these messages; they now run one at a time, and one that \
+                 crashes it again is quarantined: {}",
+                in_flight.iter().map(Ulid::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        let crashes = crash::Crashes::new(journal, store.record_crashes(in_flight).await?, config.quarantine_after);
         let host_config = config.host.clone();
         let host = tokio::task::spawn_blocking(move || Host::new(host_config))
             .await
@@ -179,7 +200,12 @@ impl Node {
                 .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
             registry.insert(record, component);
         }
-        let env = Arc::new(StoreEnv { store: store.clone(), registry: registry.clone(), node: Default::default() });
+        let env = Arc::new(StoreEnv {
+            store: store.clone(),
+            registry: registry.clone(),
+            node: Default::default(),
+            limits: config.limits.clone(),
+        });
         let max_active = config.host.max_instances as usize;
         let inner = Arc::new(NodeInner {
             store: store.clone(),
@@ -198,6 +224,7 @@ impl Node {
             stopping: AtomicBool::new(false),
             started: std::time::Instant::now(),
             metrics: metrics::Metrics::new(),
+            crashes,
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));
@@ -227,6 +254,11 @@ impl Node {
         names.iter().filter_map(|n| self.inner.registry.get(n)).map(|t| t.record.clone()).collect()
     }
 
+    /// The node's size limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.env.limits
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.inner.store.dir()
@@ -246,7 +278,8 @@ impl Node {
     /// scrapes), with the store's gauges read now.
     pub fn render_metrics(&self) -> Result<String, NodeError> {
         let totals = self.inner.store.totals()?;
-        Ok(self.inner.metrics.render(&totals, self.active_actors(), self.inner.registry.names().len()))
+        let storage = self.inner.store.storage_status();
+        Ok(self.inner.metrics.render(&totals, &storage, self.active_actors(), self.inner.registry.names().len()))
     }
 
     /// Actors with a live or queued task.
@@ -336,12 +369,7 @@ impl Node {
     /// mailbox when this returns; a transient one is queued in memory.
     pub async fn send(&self, envelope: Envelope) -> Result<Sent, NodeError> {
         let addr = ActorAddr::parse(&envelope.to)?;
-        if envelope.priority > MAX_PRIORITY {
-            return Err(NodeError::Priority(envelope.priority));
-        }
-        if envelope.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: MAX_PAYLOAD_BYTES });
-        }
+        self.inner.check_message(&envelope)?;
         if self.inner.is_stopping() {
             return Err(NodeError::ShuttingDown);
         }
@@ -404,12 +432,7 @@ impl Node {
     /// (its `to` is ignored) into every matching subscriber's mailbox.
     /// Returns how many received it.
     pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, NodeError> {
-        if envelope.priority > MAX_PRIORITY {
-            return Err(NodeError::Priority(envelope.priority));
-        }
-        if envelope.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: MAX_PAYLOAD_BYTES });
-        }
+        self.inner.check_message(&envelope)?;
         Ok(self.inner.store.publish(topic, envelope).await?)
     }
 
@@ -456,6 +479,19 @@ impl Node {
 }
 
 impl NodeInner {
+    /// Checks a client's message against the priorities and the limits.
+    fn check_message(&self, envelope: &Envelope) -> Result<(), NodeError> {
+        if envelope.priority > MAX_PRIORITY {
+            return Err(NodeError::Priority(envelope.priority));
+        }
+        let limits = &self.env.limits;
+        if envelope.payload.len() > limits.payload_bytes {
+            return Err(NodeError::PayloadTooLarge { size: envelope.payload.len(), limit: limits.payload_bytes });
+        }
+        limits.check_envelope(envelope)?;
+        Ok(())
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
     }

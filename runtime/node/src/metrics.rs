@@ -7,7 +7,7 @@
 //! gauges that describe the store (queue depths, dead letters) are read
 //! from it when the registry is rendered, so they are exact at scrape time.
 
-use pigeon_store::{BatchReport, StoreTotals};
+use pigeon_store::{BatchReport, StorageStatus, StoreTotals};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -71,6 +71,11 @@ pub(crate) struct Metrics {
     actors: Gauge,
     active: Gauge,
     types: Gauge,
+    disk_free: Gauge,
+    disk_free_limit: Gauge,
+    disk_alarm: Gauge,
+    storage_failing: Gauge,
+    io_errors: Gauge,
 }
 
 fn turn_buckets() -> Histogram {
@@ -100,6 +105,11 @@ impl Metrics {
             actors: Gauge::default(),
             active: Gauge::default(),
             types: Gauge::default(),
+            disk_free: Gauge::default(),
+            disk_free_limit: Gauge::default(),
+            disk_alarm: Gauge::default(),
+            storage_failing: Gauge::default(),
+            io_errors: Gauge::default(),
             registry: Registry::with_prefix("pigeon"),
         };
         let r = &mut m.registry;
@@ -140,6 +150,29 @@ impl Metrics {
         r.register("actors", "Actors that ran at least one turn", m.actors.clone());
         r.register("active_actors", "Actors with a live instance or queued work", m.active.clone());
         r.register("actor_types", "Deployed actor types", m.types.clone());
+        r.register_with_unit(
+            "disk_free",
+            "Free space on the data directory's file system",
+            Unit::Bytes,
+            m.disk_free.clone(),
+        );
+        r.register_with_unit(
+            "disk_free_limit",
+            "Below this free space, persistent work is refused",
+            Unit::Bytes,
+            m.disk_free_limit.clone(),
+        );
+        r.register(
+            "disk_alarm",
+            "1 while free space is below the limit (persistent work refused)",
+            m.disk_alarm.clone(),
+        );
+        r.register(
+            "storage_failing",
+            "1 while the store cannot write after an I/O error (it is reopening)",
+            m.storage_failing.clone(),
+        );
+        r.register("storage_io_errors", "Store batches failed by I/O errors since start", m.io_errors.clone());
         m
     }
 
@@ -201,7 +234,12 @@ impl Metrics {
 
     /// The registry in the OpenMetrics text format, with the gauges set
     /// from `totals` and the node's live counts.
-    pub(crate) fn render(&self, totals: &StoreTotals, active: usize, types: usize) -> String {
+    pub(crate) fn render(&self, totals: &StoreTotals, storage: &StorageStatus, active: usize, types: usize) -> String {
+        self.disk_free.set(gauge(storage.free_bytes));
+        self.disk_free_limit.set(gauge(storage.free_limit_bytes));
+        self.disk_alarm.set(i64::from(storage.alarm));
+        self.storage_failing.set(i64::from(storage.failure.is_some()));
+        self.io_errors.set(gauge(storage.io_errors));
         for (priority, depth) in totals.queued.iter().enumerate() {
             self.queued.get_or_create(&PriorityLabel { priority: priority as u8 }).set(gauge(*depth));
         }

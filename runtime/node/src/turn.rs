@@ -213,6 +213,24 @@ impl ActorTask {
             }
             return self.recorded(taken, stored);
         }
+        // A message the node died on (see `crash`): quarantined once it
+        // reached the limit, and otherwise run alone.
+        let crashes = if taken.is_some() { node.crashes.count(envelope.id) } else { 0 };
+        if crashes >= node.crashes.quarantine_after {
+            let error = format!(
+                "the node crashed {crashes} times while handling this message (a death of the node process, not \
+                 an error of the turn): quarantined so it cannot crash the node again; find the cause in the \
+                 node's log, then replay it with `pigeon dlq replay`"
+            );
+            tracing::error!(actor = self.actor, msg = %envelope.id, crashes, "message quarantined to the dead letters");
+            let (reason, id) = (Some(DeadReason::Crashed), envelope.id);
+            let recorded = record_failure(&node, &self.actor, ty, taken, envelope, inherited, error, reason).await;
+            if recorded {
+                node.crashes.forget(id);
+            }
+            return self.recorded(taken, recorded);
+        }
+        let _alone = if crashes > 0 { Some(node.crashes.gate.lock().await) } else { None };
         if self.live.as_ref().is_none_or(|l| l.generation != ty.generation) {
             self.live = None;
             match node.host.activate(&ty.component, &self.actor, limits_of(ty), node.env.clone()).await {
@@ -240,7 +258,10 @@ impl ActorTask {
         self.slot.begin_turn(min_epoch(self.pipeline.dependency(), inherited));
         node.resolve_delivered(envelope.id);
         let started = std::time::Instant::now();
+        let mark = taken.and_then(|_| node.crashes.journal.mark(envelope.id));
+        test_hooks::before_turn(&envelope);
         let outcome = current.activation.run_turn(&envelope).await;
+        drop(mark);
         let took = started.elapsed();
         self.slot.set_in_flight(None);
         match outcome {
@@ -359,6 +380,25 @@ async fn record_failure(
         at: failed_at,
     });
     true
+}
+
+/// Hooks for the end-to-end tests, in debug builds only.
+mod test_hooks {
+    /// Aborts the process when a turn starts on a message whose payload is
+    /// `PIGEON_TEST_ABORT_ON`: a real crash of the node in the middle of a
+    /// turn, for the crash-quarantine tests. Release builds have no hook.
+    #[cfg(debug_assertions)]
+    pub(super) fn before_turn(envelope: &pigeon_store::Envelope) {
+        static TRIGGER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+        let trigger = TRIGGER.get_or_init(|| std::env::var_os("PIGEON_TEST_ABORT_ON").map(|v| v.into_encoded_bytes()));
+        if trigger.as_deref() == Some(envelope.payload.as_slice()) {
+            tracing::error!(msg = %envelope.id, "PIGEON_TEST_ABORT_ON: aborting the node mid-turn");
+            std::process::abort();
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub(super) fn before_turn(_: &pigeon_store::Envelope) {}
 }
 
 #[cfg(test)]

@@ -29,11 +29,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 use tokio::sync::oneshot;
 
 mod apply;
 mod outcome;
+mod recovery;
 mod tables;
 mod ticket;
 
@@ -44,6 +45,7 @@ pub use ticket::TurnTicket;
 use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::schema::*;
+use crate::storage::{DbSlot, DiskWatch};
 
 /// Most requests folded into one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -131,6 +133,8 @@ pub(crate) enum Request {
         topic: String,
         envelope: Envelope,
     },
+    /// The node died while these messages' turns ran: one more crash each.
+    Crashed(Vec<ulid::Ulid>),
 }
 
 /// What a request produced.
@@ -157,16 +161,23 @@ pub(crate) struct Committer {
 
 pub(crate) type ListenerSlot = Arc<OnceLock<Arc<dyn CommitListener>>>;
 
+/// What the committer shares with the rest of the store.
+pub(crate) struct Shared {
+    pub(crate) db: Arc<DbSlot>,
+    pub(crate) disk: Arc<DiskWatch>,
+    pub(crate) listener: ListenerSlot,
+    pub(crate) stats: Arc<CommitStats>,
+}
+
 impl Committer {
     pub(crate) fn start(
-        db: Arc<Database>,
-        listener: ListenerSlot,
-        stats: Arc<CommitStats>,
+        shared: Shared,
         types_version: Arc<AtomicU64>,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
+        let Shared { db, disk, listener, stats } = shared;
         let next_seq = {
-            let txn = db.begin_write()?;
+            let txn = db.get()?.begin_write()?;
             let seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
             txn.abort()?;
             seq
@@ -176,6 +187,7 @@ impl Committer {
         let mut worker = Worker {
             epoch: epoch.clone(),
             db,
+            disk,
             listener,
             stats,
             next_seq,
@@ -241,7 +253,8 @@ impl Effects {
 }
 
 struct Worker {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    disk: Arc<DiskWatch>,
     /// Advanced by every refused turn commit and failed batch.
     epoch: Arc<AtomicU64>,
     listener: ListenerSlot,
@@ -305,7 +318,7 @@ impl Worker {
             drain(&rx, &mut jobs);
             self.gather(&rx, &mut jobs);
             self.last_batch = jobs.len();
-            self.commit_batch(jobs);
+            self.commit_batch(jobs, &rx);
         }
     }
 
@@ -332,29 +345,13 @@ impl Worker {
         }
     }
 
-    fn commit_batch(&mut self, jobs: Vec<Job>) {
+    fn commit_batch(&mut self, jobs: Vec<Job>, rx: &mpsc::Receiver<Job>) {
         let mut effects = Effects::default();
-        let (results, outcome) = match self.apply_all(&jobs, &mut effects) {
-            Ok(ok) => ok,
-            Err(e) => {
-                self.lose_dependencies();
-                let msg = e.to_string();
-                for job in jobs {
-                    let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
-                }
-                return;
-            }
+        self.disk.refresh();
+        let results = match self.apply_all(&jobs, &mut effects) {
+            Ok((results, Ok(()))) => results,
+            Ok((_, Err(e))) | Err(e) => return self.batch_failed(jobs, &e, rx),
         };
-        if let Err(e) = outcome {
-            // The lease may not be durable: take a new one next time.
-            self.leased_until = self.next_seq;
-            self.lose_dependencies();
-            let msg = e.to_string();
-            for job in jobs {
-                let _ = job.done.send(Err(StoreError::Storage(msg.clone())));
-            }
-            return;
-        }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let jobs_len = jobs.len();
         self.stats.requests.fetch_add(jobs_len as u64, Ordering::Relaxed);
@@ -386,11 +383,17 @@ impl Worker {
         jobs: &[Job],
         effects: &mut Effects,
     ) -> Result<(Vec<Result<Reply, StoreError>>, Result<(), StoreError>), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db.get()?.begin_write()?;
         let mut results = Vec::with_capacity(jobs.len());
         {
             let mut t = Tables::open(&txn)?;
             for job in jobs {
+                if job.request.grows()
+                    && let Err(full) = self.disk.check_room()
+                {
+                    results.push(Err(full));
+                    continue;
+                }
                 let result = match &job.request {
                     Request::Enqueue(env) => self.enqueue(&mut t, env, effects),
                     Request::Commit(c) => {
@@ -414,6 +417,13 @@ impl Worker {
                         Ok(Reply::Moved(usize::from(existed)))
                     }
                     Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
+                    Request::Crashed(ids) => {
+                        for id in ids {
+                            let count = t.crashes.get(id.0)?.map_or(0, |v| v.value().0);
+                            t.crashes.insert(id.0, (count + 1, crate::time::now_ms()))?;
+                        }
+                        Ok(Reply::Done)
+                    }
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

@@ -79,6 +79,27 @@ pub enum StoreError {
     /// A subscription filter that does not parse.
     #[error(transparent)]
     Filter(#[from] crate::filter::FilterError),
+    /// The disk is below its free-space limit: new persistent work waits
+    /// for room.
+    #[error(
+        "the disk holding {dir} has {free} bytes free, below the node's limit of {limit}: persistent messages are \
+         refused until there is room (free disk space, or lower `pigeon up --disk-free-limit`); transient \
+         messages and reads still work"
+    )]
+    StorageFull { dir: String, free: u64, limit: u64 },
+    /// The batch holding this request failed to reach the disk: nothing of
+    /// it was stored.
+    #[error(
+        "the store in {dir} could not write this request ({reason}; {free} bytes free): nothing of it was stored, \
+         retry it (if the disk is full, free space first)"
+    )]
+    WriteFailed { dir: String, free: u64, reason: String },
+    /// The database is being reopened after an I/O error.
+    #[error(
+        "the store at {0} is being reopened after an I/O error (see the node's log and `/health`): retry shortly; \
+         nothing acknowledged was lost"
+    )]
+    Unavailable(String),
     /// The group committer has stopped (the store is closing).
     #[error("the store is shutting down")]
     Closed,

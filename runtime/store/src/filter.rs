@@ -20,14 +20,32 @@
 //! numbers and textual otherwise; a comparison with a missing header is
 //! false (so `NOT (h = 'x')` holds when `h` is absent). A malformed filter is
 //! refused with the byte position of the problem.
+//!
+//! Filters come from clients and from guests, and are evaluated by the
+//! committer thread on every publish, so their size is bounded where they
+//! are parsed: at most [`MAX_FILTER_BYTES`] of text, [`MAX_FILTER_TERMS`]
+//! comparisons and [`MAX_FILTER_DEPTH`] levels of parentheses and `NOT`.
+//! `a OR b OR c` is one node with three children, not a chain, so a wide
+//! filter adds no depth: parsing, evaluating, printing and dropping a
+//! filter recurse at most [`MAX_FILTER_DEPTH`] levels, never as deep as
+//! the input is long.
 
 use std::fmt;
+
+/// Longest filter text accepted, in bytes.
+pub const MAX_FILTER_BYTES: usize = 4096;
+/// Most comparisons and `EXISTS` tests in one filter.
+pub const MAX_FILTER_TERMS: usize = 256;
+/// Deepest nesting of parentheses and `NOT` in one filter.
+pub const MAX_FILTER_DEPTH: usize = 32;
 
 /// A parsed filter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
-    Or(Box<Filter>, Box<Filter>),
-    And(Box<Filter>, Box<Filter>),
+    /// Any of at least two filters holds.
+    Or(Vec<Filter>),
+    /// All of at least two filters hold.
+    And(Vec<Filter>),
     Not(Box<Filter>),
     /// The header is present.
     Exists(String),
@@ -64,10 +82,19 @@ pub struct FilterError {
 }
 
 impl Filter {
-    /// Parses `text`.
+    /// Parses `text`, refusing a filter over the limits of this module.
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        if text.len() > MAX_FILTER_BYTES {
+            return Err(FilterError {
+                position: MAX_FILTER_BYTES,
+                message: format!(
+                    "the filter is {} bytes long, over the limit of {MAX_FILTER_BYTES}: split the subscription or match on fewer values",
+                    text.len()
+                ),
+            });
+        }
         let tokens = lex(text)?;
-        let mut parser = Parser { tokens, at: 0, len: text.len() };
+        let mut parser = Parser { tokens, at: 0, len: text.len(), depth: 0, terms: 0 };
         let filter = parser.or()?;
         match parser.peek() {
             None => Ok(filter),
@@ -81,8 +108,8 @@ impl Filter {
     pub fn matches(&self, headers: &[(String, String)]) -> bool {
         let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         match self {
-            Filter::Or(a, b) => a.matches(headers) || b.matches(headers),
-            Filter::And(a, b) => a.matches(headers) && b.matches(headers),
+            Filter::Or(any) => any.iter().any(|f| f.matches(headers)),
+            Filter::And(all) => all.iter().all(|f| f.matches(headers)),
             Filter::Not(a) => !a.matches(headers),
             Filter::Exists(name) => header(name).is_some(),
             Filter::Compare(left, cmp, right) => match (left.value(headers), right.value(headers)) {
@@ -140,13 +167,25 @@ impl Cmp {
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Filter::Or(a, b) => write!(f, "({a} OR {b})"),
-            Filter::And(a, b) => write!(f, "({a} AND {b})"),
+            Filter::Or(any) => write_group(f, any, " OR "),
+            Filter::And(all) => write_group(f, all, " AND "),
             Filter::Not(a) => write!(f, "NOT {a}"),
             Filter::Exists(name) => write!(f, "EXISTS {name}"),
             Filter::Compare(l, c, r) => write!(f, "{l} {} {r}", c.symbol()),
         }
     }
+}
+
+/// `(a SEP b SEP c)`.
+fn write_group(f: &mut fmt::Formatter<'_>, items: &[Filter], separator: &str) -> fmt::Result {
+    f.write_str("(")?;
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        write!(f, "{item}")?;
+    }
+    f.write_str(")")
 }
 
 impl fmt::Display for Operand {
@@ -275,6 +314,10 @@ struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
     len: usize,
+    /// Parentheses and `NOT`s open around the current token.
+    depth: usize,
+    /// Comparisons and `EXISTS` tests so far.
+    terms: usize,
 }
 
 fn keyword(token: &Token, word: &str) -> bool {
@@ -301,25 +344,59 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.and()?;
+        let mut any = vec![self.and()?];
         while self.eat_keyword("OR") {
-            left = Filter::Or(Box::new(left), Box::new(self.and()?));
+            any.push(self.and()?);
         }
-        Ok(left)
+        Ok(if any.len() == 1 { any.remove(0) } else { Filter::Or(any) })
     }
 
     fn and(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.unary()?;
+        let mut all = vec![self.unary()?];
         while self.eat_keyword("AND") {
-            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+            all.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if all.len() == 1 { all.remove(0) } else { Filter::And(all) })
+    }
+
+    /// Enters a level of nesting (a `NOT` or a parenthesis at `position`),
+    /// refusing to go past [`MAX_FILTER_DEPTH`].
+    fn enter(&mut self, position: usize) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(FilterError {
+                position,
+                message: format!(
+                    "the filter nests deeper than {MAX_FILTER_DEPTH} levels of parentheses and NOT: write it flatter"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts one comparison or `EXISTS` at `position` against [`MAX_FILTER_TERMS`].
+    fn term(&mut self, position: usize) -> Result<(), FilterError> {
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(FilterError {
+                position,
+                message: format!(
+                    "the filter has more than {MAX_FILTER_TERMS} comparisons: split the subscription or match on fewer values"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
+        let position = self.peek().map_or(self.len, |(p, _)| p);
         if self.eat_keyword("NOT") {
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.enter(position)?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
+        self.term(position)?;
         if self.eat_keyword("EXISTS") {
             return match self.next("a header name after EXISTS")? {
                 (_, Token::Name(name)) if !is_keyword(&name) => Ok(Filter::Exists(name)),
@@ -330,8 +407,12 @@ impl Parser {
             };
         }
         if self.peek().is_some_and(|(_, t)| *t == Token::Open) {
+            // A group is not a term itself: what it holds is counted.
+            self.terms -= 1;
             self.at += 1;
+            self.enter(position)?;
             let inner = self.or()?;
+            self.depth -= 1;
             return match self.next("`)`")? {
                 (_, Token::Close) => Ok(inner),
                 (pos, other) => Err(FilterError { position: pos, message: format!("expected `)`, found {other}") }),
@@ -393,11 +474,48 @@ mod tests {
     fn and_binds_tighter_than_or_and_not_tighter_than_and() {
         let f = Filter::parse("a = 1 OR b = 1 AND NOT c = 1").unwrap();
         let cmp = |h: &str| Filter::Compare(Operand::Header(h.into()), Cmp::Eq, Operand::Literal("1".into()));
-        let expected = Filter::Or(
-            Box::new(cmp("a")),
-            Box::new(Filter::And(Box::new(cmp("b")), Box::new(Filter::Not(Box::new(cmp("c")))))),
-        );
+        let expected = Filter::Or(vec![cmp("a"), Filter::And(vec![cmp("b"), Filter::Not(Box::new(cmp("c")))])]);
         assert_eq!(f, expected);
+        let wide = Filter::parse("a = 1 OR b = 1 OR c = 1").unwrap();
+        assert_eq!(wide, Filter::Or(vec![cmp("a"), cmp("b"), cmp("c")]), "one node, not a chain");
+    }
+
+    #[test]
+    fn refuses_filters_past_each_limit_naming_it() {
+        let deep = format!("{}a = 1{}", "(".repeat(5000), ")".repeat(5000));
+        let nots = format!("{}a = 1", "NOT ".repeat(1000));
+        let long = "a = 1 OR ".repeat(2000) + "a = 1";
+        let wide = vec!["a=1"; MAX_FILTER_TERMS + 1].join(" OR ");
+        let wide_and = vec!["EXISTS a"; MAX_FILTER_TERMS + 1].join(" AND ");
+        let cases = [
+            (&deep, "bytes long, over the limit of 4096"),
+            (&nots, "deeper than 32 levels"),
+            (&long, "bytes long"),
+            (&wide, "more than 256 comparisons"),
+            (&wide_and, "more than 256 comparisons"),
+        ];
+        for (text, needle) in cases {
+            let err = Filter::parse(text).unwrap_err();
+            assert!(err.to_string().contains(needle), "{}...: {err}", &text[..20]);
+        }
+        let deep = format!("{}a = 1{}", "(".repeat(33), ")".repeat(33));
+        let err = Filter::parse(&deep).unwrap_err();
+        assert_eq!(err.position, 32);
+        assert!(err.to_string().contains("deeper than 32 levels"), "{err}");
+        let err = Filter::parse(&format!("{}a = 1", "NOT ".repeat(33))).unwrap_err();
+        assert!(err.to_string().contains("deeper than 32 levels"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_filters_allowed_parse_and_evaluate() {
+        let deep = format!("{}a = 1{}", "(NOT ".repeat(16), ")".repeat(16));
+        let f = Filter::parse(&deep).unwrap();
+        assert!(f.matches(&headers(&[("a", "1")])), "an even number of NOTs");
+        assert_eq!(Filter::parse(&f.to_string()).unwrap(), f);
+        let wide = (0..MAX_FILTER_TERMS).map(|i| format!("h{i}=1")).collect::<Vec<_>>().join(" OR ");
+        let f = Filter::parse(&wide).unwrap();
+        assert!(f.matches(&headers(&[("h255", "1")])));
+        assert!(!f.matches(&headers(&[("h256", "1")])));
     }
 
     #[test]

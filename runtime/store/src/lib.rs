@@ -20,8 +20,10 @@ pub mod commit;
 mod envelope;
 mod error;
 pub mod filter;
+mod limits;
 mod registry;
 mod schema;
+mod storage;
 mod time;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
+use storage::{DbSlot, DiskWatch};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
@@ -36,10 +39,12 @@ pub use commit::{
 };
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
 pub use error::{AddressError, StoreError};
+pub use limits::{LimitError, Limits};
 pub use schema::{
     ActorStats, ActorSummary, ActorType, Arrivals, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey,
     StoreOptions, StoreTotals, TypeLimits, WasiGrant,
 };
+pub use storage::StorageStatus;
 pub use time::now_ms;
 pub use ulid;
 
@@ -57,7 +62,8 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    disk: Arc<DiskWatch>,
     committer: Committer,
     listener: commit::ListenerSlot,
     stats: Arc<CommitStats>,
@@ -84,18 +90,27 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.display().to_string()),
             source => StoreError::Open { path: path.display().to_string(), source: Box::new(source) },
         })?;
-        let db = Arc::new(db);
         create_tables(&db)?;
+        let db = Arc::new(DbSlot::new(db, path));
+        let disk = Arc::new(DiskWatch::new(&dir, options.disk_free_limit));
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
         let types_version = Arc::new(AtomicU64::new(1));
-        let committer = Committer::start(db.clone(), listener.clone(), stats.clone(), types_version.clone(), options)?;
-        Ok(Self { inner: Arc::new(Inner { db, committer, listener, stats, types_version, dir }) })
+        let shared =
+            commit::Shared { db: db.clone(), disk: disk.clone(), listener: listener.clone(), stats: stats.clone() };
+        let committer = Committer::start(shared, types_version.clone(), options)?;
+        Ok(Self { inner: Arc::new(Inner { db, disk, committer, listener, stats, types_version, dir }) })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The disk under the store: free space, the alarm, the last I/O error
+    /// (see [`storage`]).
+    pub fn storage_status(&self) -> StorageStatus {
+        self.inner.disk.status()
     }
 
     /// Registers the one listener told about newly ready actors and timers.
@@ -184,6 +199,7 @@ impl Store {
     /// every message). The filter must parse. Replaces an earlier filter.
     pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), StoreError> {
         validate_topic(topic)?;
+        self.inner.disk.check_room()?;
         if !filter.trim().is_empty() {
             filter::Filter::parse(filter)?;
         }
@@ -225,6 +241,27 @@ impl Store {
         self.moved(Request::Sweep { now_ms }).await
     }
 
+    /// Counts one crash of the node for each message in `ids` (the turns in
+    /// flight when it died), durably; returns every message's crash count.
+    pub async fn record_crashes(&self, ids: Vec<ulid::Ulid>) -> Result<Vec<(ulid::Ulid, u64)>, StoreError> {
+        if !ids.is_empty() {
+            self.submit(Request::Crashed(ids)).await?;
+        }
+        self.crash_counts()
+    }
+
+    /// Messages the node died while handling, with how many times.
+    pub fn crash_counts(&self) -> Result<Vec<(ulid::Ulid, u64)>, StoreError> {
+        let table = self.read()?.open_table(CRASHES)?;
+        table
+            .iter()?
+            .map(|entry| {
+                let (id, value) = entry?;
+                Ok((ulid::Ulid(id.value()), value.value().0))
+            })
+            .collect()
+    }
+
     async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
@@ -237,7 +274,7 @@ impl Store {
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.inner.db.begin_read()?)
+        Ok(self.inner.db.get()?.begin_read()?)
     }
 
     /// The next message of `actor`: highest priority first, then oldest.
@@ -492,6 +529,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(DEDUP)?;
     txn.open_table(SUBSCRIPTIONS)?;
     txn.open_table(TIMERS)?;
+    txn.open_table(CRASHES)?;
     txn.commit()?;
     Ok(())
 }

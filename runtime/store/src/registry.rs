@@ -15,7 +15,8 @@ use crate::{Store, StoreError};
 impl Store {
     /// Records `ty` and its component bytes, replacing any type of that name.
     pub fn put_type(&self, ty: &ActorType, component: &[u8]) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write()?;
+        self.inner.disk.check_room()?;
+        let txn = self.inner.db.get()?.begin_write()?;
         {
             let mut components = txn.open_table(COMPONENTS)?;
             if components.get(ty.component_hash.as_str())?.is_none() {
@@ -30,26 +31,26 @@ impl Store {
 
     /// The type called `name`, if deployed.
     pub fn get_type(&self, name: &str) -> Result<Option<ActorType>, StoreError> {
-        let table = self.inner.db.begin_read()?.open_table(TYPES)?;
+        let table = self.inner.db.get()?.begin_read()?.open_table(TYPES)?;
         table.get(name)?.map(|v| decode_record(v.value(), "types")).transpose()
     }
 
     /// Every deployed type, by name.
     pub fn list_types(&self) -> Result<Vec<ActorType>, StoreError> {
-        let table = self.inner.db.begin_read()?.open_table(TYPES)?;
+        let table = self.inner.db.get()?.begin_read()?.open_table(TYPES)?;
         table.iter()?.map(|entry| decode_record(entry?.1.value(), "types")).collect()
     }
 
     /// The component bytes with this content hash.
     pub fn component(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let table = self.inner.db.begin_read()?.open_table(COMPONENTS)?;
+        let table = self.inner.db.get()?.begin_read()?.open_table(COMPONENTS)?;
         Ok(table.get(hash)?.map(|v| v.value().to_vec()))
     }
 
     /// Removes the type `name`; returns whether it existed. Its actors'
     /// mailboxes and state stay until it is deployed again.
     pub fn remove_type(&self, name: &str) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_write()?;
+        let txn = self.inner.db.get()?.begin_write()?;
         let existed = txn.open_table(TYPES)?.remove(name)?.is_some();
         txn.commit()?;
         self.types_changed();

@@ -77,6 +77,9 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const TIMERS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("timers");
 /// `(topic, subscriber)` → the subscription's filter (empty: everything).
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("subscriptions");
+/// Message id → `(crashes, last crash ms)`: how often the node died while
+/// handling it (see `Store::record_crashes`).
+pub(crate) const CRASHES: TableDefinition<u128, (u64, u64)> = TableDefinition::new("crashes");
 /// `(actor, dedup key)` → until when a message with that key is a duplicate.
 pub(crate) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedup");
 
@@ -109,11 +112,14 @@ impl MessageKey {
 pub struct StoreOptions {
     /// How long a dedup key is remembered, in milliseconds.
     pub dedup_retention_ms: u64,
+    /// Below this many free bytes on the data directory's file system,
+    /// new persistent work is refused (see `storage`); 0 turns it off.
+    pub disk_free_limit: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { dedup_retention_ms: 24 * 60 * 60 * 1000 }
+        Self { dedup_retention_ms: 24 * 60 * 60 * 1000, disk_free_limit: 64 << 20 }
     }
 }
 
@@ -210,6 +216,9 @@ pub enum DeadReason {
     /// It can never be handled (an RPC call of a function the actor does
     /// not export, or arguments that do not decode): retrying cannot help.
     Rejected,
+    /// The node died while handling it, more than once: it is kept from
+    /// killing the node again (quarantined).
+    Crashed,
 }
 
 /// A message that will not be delivered again unless replayed.

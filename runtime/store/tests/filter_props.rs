@@ -34,8 +34,8 @@ fn filter() -> impl Strategy<Value = Filter> {
     ];
     leaf.prop_recursive(5, 32, 2, |inner| {
         prop_oneof![
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+            prop::collection::vec(inner.clone(), 2..4).prop_map(Filter::And),
+            prop::collection::vec(inner.clone(), 2..4).prop_map(Filter::Or),
             inner.prop_map(|a| Filter::Not(Box::new(a))),
         ]
     })
@@ -57,8 +57,20 @@ fn reference(f: &Filter, headers: &[(String, String)]) -> bool {
         }
     }
     match f {
-        Filter::And(a, b) => reference(a, headers) && reference(b, headers),
-        Filter::Or(a, b) => reference(a, headers) || reference(b, headers),
+        Filter::And(all) => {
+            let mut holds = true;
+            for f in all {
+                holds = holds && reference(f, headers);
+            }
+            holds
+        }
+        Filter::Or(any) => {
+            let mut holds = false;
+            for f in any {
+                holds = holds || reference(f, headers);
+            }
+            holds
+        }
         Filter::Not(a) => !reference(a, headers),
         Filter::Exists(n) => lookup(headers, n).is_some(),
         Filter::Compare(l, c, r) => {

@@ -304,7 +304,9 @@ async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
 async fn the_sweep_forgets_dedup_keys_and_replies_past_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let window = 60_000;
-    let store = Store::open_with(dir.path(), pigeon_store::StoreOptions { dedup_retention_ms: window }).unwrap();
+    let store =
+        Store::open_with(dir.path(), pigeon_store::StoreOptions { dedup_retention_ms: window, ..Default::default() })
+            .unwrap();
     deploy(&store, "counter", TypeLimits::default());
     let mut keyed = Envelope::new("counter/a", b"x".to_vec());
     keyed.dedup_key = Some("k".into());

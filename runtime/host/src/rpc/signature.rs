@@ -84,22 +84,36 @@ pub(crate) fn type_text(ty: &Type) -> String {
     }
 }
 
+/// Deepest nesting of types in a function that travels between actors.
+/// Everything that walks values (the codec, WAVE, the signatures shown)
+/// recurses along the type, so this bounds their depth too.
+pub const MAX_TYPE_DEPTH: usize = 32;
+
 /// Why values of `ty` cannot travel in a message, if they cannot: handles
-/// (resources, futures, streams) mean nothing outside their instance.
+/// (resources, futures, streams) mean nothing outside their instance, and
+/// types nested past [`MAX_TYPE_DEPTH`] are refused.
 pub(crate) fn unsendable(ty: &Type) -> Option<&'static str> {
+    unsendable_at(ty, 1)
+}
+
+fn unsendable_at(ty: &Type, depth: usize) -> Option<&'static str> {
+    if depth > MAX_TYPE_DEPTH {
+        return Some("types nested deeper than 32 levels (flatten them into records)");
+    }
+    let inner = |t: &Type| unsendable_at(t, depth + 1);
     match ty {
         Type::Own(_) | Type::Borrow(_) => Some("a resource"),
         Type::Future(_) => Some("a future"),
         Type::Stream(_) => Some("a stream"),
         Type::ErrorContext => Some("an error-context"),
-        Type::List(list) => unsendable(&list.ty()),
-        Type::FixedLengthList(list) => unsendable(&list.ty()),
-        Type::Map(map) => unsendable(&map.key()).or_else(|| unsendable(&map.value())),
-        Type::Record(record) => record.fields().find_map(|f| unsendable(&f.ty)),
-        Type::Tuple(tuple) => tuple.types().find_map(|t| unsendable(&t)),
-        Type::Variant(variant) => variant.cases().find_map(|c| c.ty.as_ref().and_then(unsendable)),
-        Type::Option(o) => unsendable(&o.ty()),
-        Type::Result(r) => r.ok().and_then(|t| unsendable(&t)).or_else(|| r.err().and_then(|t| unsendable(&t))),
+        Type::List(list) => inner(&list.ty()),
+        Type::FixedLengthList(list) => inner(&list.ty()),
+        Type::Map(map) => inner(&map.key()).or_else(|| inner(&map.value())),
+        Type::Record(record) => record.fields().find_map(|f| inner(&f.ty)),
+        Type::Tuple(tuple) => tuple.types().find_map(|t| inner(&t)),
+        Type::Variant(variant) => variant.cases().find_map(|c| c.ty.as_ref().and_then(inner)),
+        Type::Option(o) => inner(&o.ty()),
+        Type::Result(r) => r.ok().and_then(|t| inner(&t)).or_else(|| r.err().and_then(|t| inner(&t))),
         _ => None,
     }
 }

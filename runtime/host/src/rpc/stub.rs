@@ -22,7 +22,7 @@ use super::{RpcImport, base, codec, same_interface};
 use crate::activation::ActorData;
 use crate::bindings::pigeon::actor::rpc;
 use crate::imports::{Abort, PreparedCall};
-use crate::{CallFailure, MAX_PAYLOAD_BYTES, SendRefusal};
+use crate::{CallFailure, SendRefusal};
 
 /// A failed RPC call: traps the caller's turn.
 fn failure(text: String) -> wasmtime::Error {
@@ -55,9 +55,10 @@ async fn call(
     let shown = format!("{}.{function}", base(interface));
     let payload = codec::encode(ty.params().map(|(_, t)| t), params)
         .map_err(|e| failure(format!("cannot encode the arguments of {shown}: {e}")))?;
-    if payload.len() > MAX_PAYLOAD_BYTES {
+    let limit = data.limits().payload_bytes;
+    if payload.len() > limit {
         return Err(failure(format!(
-            "the arguments of {shown} take {} bytes, over the message limit of {MAX_PAYLOAD_BYTES}: pass a reference to the data instead",
+            "the arguments of {shown} take {} bytes, over the message limit of {limit}: pass a reference to the data instead",
             payload.len()
         )));
     }

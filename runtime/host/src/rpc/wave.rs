@@ -105,6 +105,17 @@ impl Invocation {
 
     /// Types the arguments against `op` and encodes them.
     pub fn encode_args(&self, op: &Operation) -> Result<Vec<u8>, WaveError> {
+        // The WAVE parser recurses once per bracket: refuse what no
+        // sendable type could hold before it sees the text.
+        if let Some(column) = too_deep(&self.text) {
+            return Err(WaveError::Value {
+                text: shorten(&self.text),
+                column: column + 1,
+                message: format!("values nest deeper than {MAX_WAVE_DEPTH} levels"),
+                caret: format!("{}^", " ".repeat(column.min(SHOWN))),
+                expected: format!("{}.{}: {}", op.interface, op.function, op.signature),
+            });
+        }
         // wasm-wave parses `NAME(ARGS)` with a stricter NAME; give it a
         // plain one and shift error positions back.
         let shifted = format!("f{}", &self.text[self.open..]);
@@ -131,6 +142,53 @@ impl Invocation {
         })?;
         Ok(codec::encode(types, &vals)?)
     }
+}
+
+/// Deepest bracket nesting of a call's text: the parentheses of the call,
+/// then one level per type (see [`super::signature::MAX_TYPE_DEPTH`]).
+pub const MAX_WAVE_DEPTH: usize = super::signature::MAX_TYPE_DEPTH + 1;
+
+/// Characters of a call's text shown in an error.
+const SHOWN: usize = 120;
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Where the brackets of `text` (outside quoted strings and chars) first
+/// nest deeper than [`MAX_WAVE_DEPTH`], as a byte offset.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote = None;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_WAVE_DEPTH {
+                        return Some(at);
+                    }
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    None
 }
 
 /// The parameter whose text covers byte `at` of `shifted` (`f(ARGS)`),
@@ -177,5 +235,15 @@ mod tests {
         assert!(matches!(parse_invocation("deposit 100"), Err(WaveError::NotACall { .. })));
         assert!(matches!(parse_invocation("deposit(100"), Err(WaveError::NotACall { .. })));
         assert!(matches!(parse_invocation("a b.c(1)"), Err(WaveError::NotACall { .. })));
+    }
+
+    #[test]
+    fn finds_nesting_past_the_limit_outside_strings() {
+        let deep = format!("f({}{})", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(too_deep(&deep), Some(MAX_WAVE_DEPTH + 1), "the byte of the first bracket too many");
+        let fits = format!("f({}1{})", "[".repeat(MAX_WAVE_DEPTH - 1), "]".repeat(MAX_WAVE_DEPTH - 1));
+        assert_eq!(too_deep(&fits), None);
+        let quoted = format!("f(\"{}\", '[', \"\\\"[\")", "[".repeat(1000));
+        assert_eq!(too_deep(&quoted), None, "brackets in strings and chars do not nest");
     }
 }

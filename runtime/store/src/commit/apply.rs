@@ -99,6 +99,7 @@ impl Worker {
         {
             return Err(StoreError::AlreadyAnswered { actor: c.actor.clone(), id: id.to_string() });
         }
+        self.check_bounds(t, c)?;
         if let Some(key) = c.taken {
             t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
         }
@@ -142,6 +143,32 @@ impl Worker {
         Ok(Reply::Done)
     }
 
+    /// Refuses a turn whose sends would take a mailbox past its type's
+    /// bound. The host checked each send when the guest made it, but other
+    /// turns may have filled the mailbox since: the turn is handled again,
+    /// and then its guest sees `mailbox-full`.
+    fn check_bounds(&mut self, t: &mut Tables<'_>, c: &TurnCommit) -> Result<(), StoreError> {
+        let mut sent: HashMap<&str, u64> = HashMap::new();
+        for env in &c.sends {
+            if !self.is_duplicate(t, env)? {
+                *sent.entry(env.to.as_str()).or_default() += 1;
+            }
+        }
+        for (to, count) in sent {
+            let ty = to.split('/').next().unwrap_or_default();
+            let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
+            let mut depth: u64 = t.depths(to)?.iter().sum();
+            // The message this turn handled leaves the same mailbox.
+            if to == c.actor && c.taken.is_some() {
+                depth = depth.saturating_sub(1);
+            }
+            if depth.saturating_add(count) > bound {
+                return Err(StoreError::MailboxFull { actor: to.to_string(), bound });
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn fail_turn(
         &mut self,
         t: &mut Tables<'_>,
@@ -164,6 +191,10 @@ impl Worker {
                 }
             }
             Disposition::DeadLetter { reason } => {
+                if reason == DeadReason::Crashed {
+                    // Quarantined: a replay starts with a clean record.
+                    t.crashes.remove(f.envelope.id.0)?;
+                }
                 let id = self.take_seq();
                 let dead =
                     DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
@@ -325,6 +356,20 @@ impl Worker {
             t.replies.remove(id)?;
         }
         removed += old.len();
+
+        // Crash counts of messages long handled or quarantined (the table
+        // holds a few entries at most: one per message in flight at a crash).
+        let mut forgotten = Vec::new();
+        for entry in t.crashes.iter()?.take(MAX_SWEEP) {
+            let (id, value) = entry?;
+            if value.value().1 <= cutoff {
+                forgotten.push(id.value());
+            }
+        }
+        for id in &forgotten {
+            t.crashes.remove(id)?;
+        }
+        removed += forgotten.len();
         Ok(Reply::Moved(removed))
     }
 

@@ -34,6 +34,7 @@ pub(super) struct Tables<'t> {
     pub(super) dedup: Table<'t, (&'static str, &'static str), u64>,
     pub(super) subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
     pub(super) timers: Table<'t, u128, (u64, u64)>,
+    pub(super) crashes: Table<'t, u128, (u64, u64)>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -55,6 +56,7 @@ impl<'t> Tables<'t> {
             dedup: txn.open_table(DEDUP)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
             timers: txn.open_table(TIMERS)?,
+            crashes: txn.open_table(CRASHES)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
         })

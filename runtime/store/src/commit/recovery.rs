@@ -1,0 +1,74 @@
+//! A batch that failed, and a database that must be opened again (see
+//! [`crate::storage`] for what the rest of the store sees meanwhile).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{Job, Request, Worker};
+use crate::error::StoreError;
+
+/// Pause between attempts to reopen a database that does not open.
+const REOPEN_RETRY: Duration = Duration::from_millis(500);
+/// Pause while a reader still holds the old database.
+const READER_WAIT: Duration = Duration::from_millis(10);
+
+impl Request {
+    /// Whether the request is new persistent work that the disk alarm
+    /// refuses (turns and failures go on: they drain mailboxes).
+    pub(super) fn grows(&self) -> bool {
+        matches!(self, Request::Enqueue(_) | Request::Replay(_) | Request::Subscribe { .. } | Request::Publish { .. })
+    }
+}
+
+impl Worker {
+    /// Nothing of a failed batch is acknowledged: every waiter gets the
+    /// error, and whatever was built on its turns is refused (the epoch
+    /// moves). If redb now refuses to write at all, as it does after an
+    /// I/O error, the database is opened again before the next batch.
+    pub(super) fn batch_failed(&mut self, jobs: Vec<Job>, error: &StoreError, rx: &mpsc::Receiver<Job>) {
+        // The lease may not be durable: take a new one next time.
+        self.leased_until = self.next_seq;
+        self.lose_dependencies();
+        let message = error.to_string();
+        for job in jobs {
+            let _ = job.done.send(Err(self.disk.write_failed(&message)));
+        }
+        if self.can_write() {
+            return;
+        }
+        self.disk.failed(&message);
+        tracing::error!(path = %self.db.path.display(), "the store failed to write ({message}); reopening it");
+        self.reopen(rx);
+    }
+
+    fn can_write(&self) -> bool {
+        let Ok(db) = self.db.get() else { return false };
+        db.begin_write().is_ok_and(|txn| txn.abort().is_ok())
+    }
+
+    /// Closes the database and opens it again, until that works. Requests
+    /// that arrive meanwhile are refused with [`StoreError::Unavailable`]
+    /// rather than left waiting.
+    fn reopen(&mut self, rx: &mpsc::Receiver<Job>) {
+        self.db.close();
+        let unavailable = || StoreError::Unavailable(self.db.path.display().to_string());
+        loop {
+            match self.db.reopen() {
+                Ok(()) => break,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => std::thread::sleep(READER_WAIT),
+                Err(e) => {
+                    let reason = format!("cannot reopen the store: {e}");
+                    tracing::warn!(path = %self.db.path.display(), "{reason}; retrying");
+                    self.disk.failed(&reason);
+                    std::thread::sleep(REOPEN_RETRY);
+                }
+            }
+            while let Ok(job) = rx.try_recv() {
+                let _ = job.done.send(Err(unavailable()));
+            }
+        }
+        self.bounds.clear();
+        self.disk.recovered();
+        tracing::info!(path = %self.db.path.display(), "store reopened: writing again");
+    }
+}
