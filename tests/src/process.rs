@@ -128,14 +128,7 @@ impl PigeonNode {
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = std::time::Instant::now() + crate::PATIENCE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "pigeon did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_exit()
     }
 }
 

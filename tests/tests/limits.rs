@@ -6,11 +6,13 @@ use pigeon_node::NodeError;
 use pigeon_node::pigeon_store::{Envelope, TypeLimits};
 use pigeon_tests::{PATIENCE, TestNode, artifacts};
 
-/// A node with `counter` (mailbox bound 100) and `greedy` (one attempt:
+/// A node that lets a turn send 500 messages, with `counter` (mailbox
+/// bound 100), `roomy` (a counter with the default bound) and `greedy` (one attempt:
 /// a failed turn is dead-lettered at once, with its error).
 async fn node() -> TestNode {
     let t = TestNode::start_with(|config| config.limits.turn_sends = 500).await;
     t.deploy("counter", artifacts::COUNTER, TypeLimits { mailbox_bound: 100, ..TypeLimits::default() }).await;
+    t.deploy("roomy", artifacts::COUNTER, TypeLimits::default()).await;
     t.deploy("greedy", artifacts::GREEDY, TypeLimits { max_attempts: 1, ..TypeLimits::default() }).await;
     t
 }
@@ -37,9 +39,10 @@ async fn a_turn_cannot_fill_a_mailbox_past_its_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_that_sends_too_many_messages_fails_naming_the_limit() {
     let t = node().await;
-    let error = failure(&t, "send-many 501 counter/many").await;
+    let error = failure(&t, "send-many 501 roomy/many").await;
     assert!(error.contains("`turn-sends` of 500") && error.contains("--limit turn-sends="), "{error}");
-    assert_eq!(t.node.store().mailbox_depth("counter/many").unwrap(), 0, "nothing of the failed turn was sent");
+    assert_eq!(t.node.store().mailbox_depth("roomy/many").unwrap(), 0, "nothing of the failed turn was sent");
+    assert_eq!(t.ask("greedy/g", "send-many 500 roomy/many").await, "sent 500");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

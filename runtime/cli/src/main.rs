@@ -12,7 +12,6 @@ mod table;
 mod units;
 mod up;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,45 +69,7 @@ enum Command {
     /// Messages and state live in the data directory: stop the node, start it
     /// again, and its actors carry on where they were. The same address serves
     /// the live dashboard (`/`) and Prometheus metrics (`/metrics`).
-    Up {
-        /// Address of the HTTP API.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: SocketAddr,
-        /// Deploys the example actors (counter, forwarder, faulty) and sends
-        /// them a few messages.
-        #[arg(long)]
-        demo: bool,
-        /// How long a dedup key is remembered (a second message with the same
-        /// key to the same actor within it is acknowledged, not delivered).
-        #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
-        dedup_window: Duration,
-        /// The largest memory limit an actor type may ask for (`deploy
-        /// --memory`). A JavaScript guest starts with ~9 MiB, a Python one
-        /// with ~12 MiB.
-        #[arg(long, default_value = "256MiB", value_parser = units::parse_size)]
-        max_memory: u64,
-        /// Actor instances alive at once; idle ones are passivated to make
-        /// room.
-        #[arg(long, default_value_t = 1000)]
-        max_instances: u32,
-        /// Changes one of the size limits that hold for clients and guests
-        /// alike, as NAME=VALUE (repeat for more): payload=1MiB, reply=1MiB,
-        /// headers=64, header-bytes=16KiB, dedup-key=1KiB, state-key=1KiB,
-        /// state-value=1MiB, turn-state=16MiB, turn-sends=10000 are the
-        /// defaults (see docs/operations.md).
-        #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = units::parse_limit)]
-        limits: Vec<(String, u64)>,
-        /// Quarantines a message to the dead letters (reason `crashed`) once
-        /// the node has died this many times while handling it.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
-        quarantine_after: u64,
-        /// Refuses new persistent work (sends, publications, deploys) while
-        /// the data directory's file system has less than this free, like
-        /// RabbitMQ's disk alarm; reads, turns and transient messages go
-        /// on, and it resumes by itself once there is room. 0 turns it off.
-        #[arg(long, default_value = "64MiB", value_parser = units::parse_size)]
-        disk_free_limit: u64,
-    },
+    Up(up::UpOptions),
     /// Deploys a component as an actor type (replacing any older version).
     Deploy {
         /// The `.wasm` component.
@@ -307,28 +268,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
-        Command::Up {
-            listen,
-            demo,
-            dedup_window,
-            max_memory,
-            max_instances,
-            limits,
-            quarantine_after,
-            disk_free_limit,
-        } => {
-            let options = up::UpOptions {
-                listen,
-                demo,
-                dedup_window,
-                max_memory,
-                max_instances,
-                limits,
-                quarantine_after,
-                disk_free_limit,
-            };
-            up::up(&g.data, options).await
-        }
+        Command::Up(options) => up::up(&g.data, options).await,
         Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links } => {
             let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links };
             commands::deploy(&client(), &file, &name, limits, g.json).await

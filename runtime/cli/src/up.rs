@@ -5,25 +5,51 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::units;
 use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{Envelope, TypeLimits};
 use pigeon_node::{Invoke, Node, NodeConfig};
 
-/// How `pigeon up` runs the node.
+/// How `pigeon up` runs the node (its flags).
+#[derive(clap::Args)]
 pub struct UpOptions {
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Deploys the example actors (counter, forwarder, faulty) and sends
+    /// them a few messages.
+    #[arg(long)]
     pub demo: bool,
+    /// How long a dedup key is remembered (a second message with the same
+    /// key to the same actor within it is acknowledged, not delivered).
+    #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
     pub dedup_window: Duration,
-    /// The largest memory limit a type may ask for (the pooling allocator
-    /// reserves this much address space per instance slot).
+    /// The largest memory limit an actor type may ask for (`deploy
+    /// --memory`). A JavaScript guest starts with ~9 MiB, a Python one
+    /// with ~12 MiB.
+    #[arg(long, default_value = "256MiB", value_parser = units::parse_size)]
     pub max_memory: u64,
-    /// Instances alive at once.
+    /// Actor instances alive at once; idle ones are passivated to make
+    /// room.
+    #[arg(long, default_value_t = 1000)]
     pub max_instances: u32,
-    /// Size limits to change, by name.
+    /// Changes one of the size limits that hold for clients and guests
+    /// alike, as NAME=VALUE (repeat for more): payload=1MiB, reply=1MiB,
+    /// headers=64, header-bytes=16KiB, dedup-key=1KiB, state-key=1KiB,
+    /// state-value=1MiB, turn-state=16MiB, turn-sends=10000 are the
+    /// defaults (see docs/operations.md).
+    #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = units::parse_limit)]
     pub limits: Vec<(String, u64)>,
-    /// Crashes during a message's turns before it is quarantined.
+    /// Quarantines a message to the dead letters (reason `crashed`) once
+    /// the node has died this many times while handling it.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub quarantine_after: u64,
-    /// Free bytes below which persistent work is refused.
+    /// Refuses new persistent work (sends, publications, deploys) while
+    /// the data directory's file system has less than this free, like
+    /// RabbitMQ's disk alarm; reads, turns and transient messages go
+    /// on, and it resumes by itself once there is room. 0 turns it off.
+    #[arg(long, default_value = "64MiB", value_parser = units::parse_size)]
     pub disk_free_limit: u64,
 }
 
