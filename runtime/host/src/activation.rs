@@ -131,6 +131,10 @@ pub struct ActorData {
     pub(crate) turn: Option<TurnBuffer>,
     /// State already read or written (see [`StateCache`]).
     pub(crate) committed: StateCache,
+    /// Delayed messages sent, and timers cancelled, by completed turns
+    /// whose commits are not settled yet, with the turn's number: the
+    /// store does not show them yet, and `cancel` must.
+    pub(crate) unsettled_timers: HashMap<ulid::Ulid, (u64, bool)>,
     /// Turns completed so far (the number of the last one).
     turns: u64,
     wasi: WasiCtx,
@@ -208,6 +212,7 @@ impl Activation {
             links: component.links.clone(),
             turn: None,
             committed: StateCache::default(),
+            unsettled_timers: HashMap::new(),
             turns: 0,
             wasi,
             table: ResourceTable::new(),
@@ -255,7 +260,9 @@ impl Activation {
     /// The commits of turns up to number `through` are durable: their
     /// writes need no longer be kept apart (see [`crate::state_cache`]).
     pub fn settle(&mut self, through: u64) {
-        self.store.data_mut().committed.settle(through);
+        let data = self.store.data_mut();
+        data.committed.settle(through);
+        data.unsettled_timers.retain(|_, (turn, _)| *turn > through);
     }
 
     /// Bytes written by completed turns whose commits are not settled yet.
@@ -305,6 +312,14 @@ impl Activation {
                 data.turns += 1;
                 for (key, value) in &buffer.writes {
                     data.committed.write(data.turns, key.clone(), value.clone());
+                }
+                let timers =
+                    buffer.sends.iter().filter(|e| e.not_before_ms.is_some() && e.delivery == Delivery::Persistent);
+                for timer in timers {
+                    data.unsettled_timers.insert(timer.id, (data.turns, true));
+                }
+                for id in &buffer.cancels {
+                    data.unsettled_timers.insert(*id, (data.turns, false));
                 }
                 TurnOutcome::Completed {
                     reply,

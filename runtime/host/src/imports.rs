@@ -230,7 +230,12 @@ impl messaging::Host for ActorData {
         if buffer.sends.len() < before {
             return Ok(true);
         }
-        let pending = self.env.timer_pending(id).map_err(fail)?;
+        // Sent or cancelled by an earlier turn whose commit is on its way:
+        // the store does not know yet.
+        let pending = match self.unsettled_timers.get(&id) {
+            Some((_, pending)) => *pending,
+            None => self.env.timer_pending(id).map_err(fail)?,
+        };
         if pending {
             self.buffer()?.cancels.push(id);
         }
