@@ -29,13 +29,13 @@ fn a_message_that_crashes_the_node_is_quarantined_after_two_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut node = start(&data, &[]);
-    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter", "--max-attempts", "1"]));
     ok(&node.cli(&["send", "counter/a", "inc"]));
     assert_eq!(ok(&node.cli(&["call", "counter/a", "get"])).trim(), "1");
     // Acknowledged (durable), then its turn kills the node.
     ok(&node.cli(&["send", "counter/a", POISON]));
     let status = node.wait_exit();
-    assert_eq!(status.signal(), Some(libc_sigabrt()), "the node died of the abort: {status:?}");
+    assert_eq!(status.signal(), Some(SIGABRT), "the node died of the abort: {status:?}");
 
     // First restart: the poison is a suspect, runs alone, and kills it
     // again — maybe before the node has said it is listening.
@@ -43,7 +43,7 @@ fn a_message_that_crashes_the_node_is_quarantined_after_two_crashes() {
     let log = match PigeonNode::start_with_env(&data, "127.0.0.1:0", &[], &env) {
         Ok(mut node) => {
             let status = node.wait_exit();
-            assert_eq!(status.signal(), Some(libc_sigabrt()), "{status:?}");
+            assert_eq!(status.signal(), Some(SIGABRT), "{status:?}");
             node.log_text()
         }
         Err(log) => log,
@@ -62,6 +62,19 @@ fn a_message_that_crashes_the_node_is_quarantined_after_two_crashes() {
     assert!(node.log_text().contains("message quarantined to the dead letters"), "{}", node.log_text());
     // Nothing else was lost or applied twice.
     assert_eq!(ok(&node.cli(&["call", "counter/a", "inc"])).trim(), "2");
+
+    // Once the cause is gone (no hook), a replay starts with a clean record:
+    // the counter refuses the unknown command, and the letter comes back
+    // as `failed`, not quarantined again.
+    let mut node = node;
+    node.terminate();
+    let node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up starts");
+    let id = letters[0]["id"].to_string();
+    ok(&node.cli(&["dlq", "replay", &id]));
+    pigeon_tests::process::wait_until("the replayed message to fail as the counter's turn", || {
+        let dead = json(&ok(&node.cli(&["dlq", "ls", "--json"])));
+        dead.as_array().is_some_and(|l| l.len() == 1 && l[0]["reason"] == "failed")
+    });
 }
 
 #[test]
@@ -84,6 +97,5 @@ fn a_sigkill_during_a_turn_counts_against_nothing() {
     assert!(!node.log_text().contains("crashed while handling"), "{}", node.log_text());
 }
 
-fn libc_sigabrt() -> i32 {
-    6
-}
+/// The signal `abort()` raises.
+const SIGABRT: i32 = 6;

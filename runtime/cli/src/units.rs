@@ -29,8 +29,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// `payload=4MiB`, `turn-sends=50000` → the limit's name and value.
 pub fn parse_limit(text: &str) -> Result<(String, u64), String> {
     let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not a limit: write NAME=VALUE"))?;
-    let mut probe = pigeon_node::pigeon_store::Limits::default();
-    probe.set(name, 1)?;
+    pigeon_node::pigeon_store::Limits::check_name(name)?;
     Ok((name.to_string(), parse_size(value)?))
 }
 

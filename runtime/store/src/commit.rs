@@ -347,7 +347,7 @@ impl Worker {
 
     fn commit_batch(&mut self, jobs: Vec<Job>, rx: &mpsc::Receiver<Job>) {
         let mut effects = Effects::default();
-        self.disk.refresh();
+        self.disk.refresh_soon();
         let results = match self.apply_all(&jobs, &mut effects) {
             Ok((results, Ok(()))) => results,
             Ok((_, Err(e))) | Err(e) => return self.batch_failed(jobs, &e, rx),
@@ -417,13 +417,7 @@ impl Worker {
                         Ok(Reply::Moved(usize::from(existed)))
                     }
                     Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
-                    Request::Crashed(ids) => {
-                        for id in ids {
-                            let count = t.crashes.get(id.0)?.map_or(0, |v| v.value().0);
-                            t.crashes.insert(id.0, (count + 1, crate::time::now_ms()))?;
-                        }
-                        Ok(Reply::Done)
-                    }
+                    Request::Crashed(ids) => self.record_crashes(&mut t, ids),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

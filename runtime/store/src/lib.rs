@@ -199,7 +199,6 @@ impl Store {
     /// every message). The filter must parse. Replaces an earlier filter.
     pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), StoreError> {
         validate_topic(topic)?;
-        self.inner.disk.check_room()?;
         if !filter.trim().is_empty() {
             filter::Filter::parse(filter)?;
         }

@@ -110,19 +110,24 @@ impl Limits {
         })
     }
 
-    /// Sets the limit `name` to `value`; an unknown name is an error that
-    /// lists the known ones.
+    /// Whether `name` is a limit; the error lists the known ones.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        if Self::NAMES.contains(&name) {
+            return Ok(());
+        }
+        Err(format!("no limit named `{name}` (limits: {})", Self::NAMES.join(", ")))
+    }
+
+    /// Sets the limit `name` to `value`.
     pub fn set(&mut self, name: &str, value: usize) -> Result<(), String> {
+        Self::check_name(name)?;
         if value == 0 {
             return Err(format!("limit `{name}` must be above zero"));
         }
-        match self.slot(name) {
-            Some(slot) => {
-                *slot = value;
-                Ok(())
-            }
-            None => Err(format!("no limit named `{name}` (limits: {})", Self::NAMES.join(", "))),
+        if let Some(slot) = self.slot(name) {
+            *slot = value;
         }
+        Ok(())
     }
 
     /// The current value of every limit, by name.

@@ -6,7 +6,7 @@
 //! rare and go straight to a write transaction (redb serialises them with the
 //! group committer's).
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use crate::envelope::{decode_record, encode_record};
 use crate::schema::{ActorType, COMPONENTS, TYPES};
@@ -31,19 +31,19 @@ impl Store {
 
     /// The type called `name`, if deployed.
     pub fn get_type(&self, name: &str) -> Result<Option<ActorType>, StoreError> {
-        let table = self.inner.db.get()?.begin_read()?.open_table(TYPES)?;
+        let table = self.read()?.open_table(TYPES)?;
         table.get(name)?.map(|v| decode_record(v.value(), "types")).transpose()
     }
 
     /// Every deployed type, by name.
     pub fn list_types(&self) -> Result<Vec<ActorType>, StoreError> {
-        let table = self.inner.db.get()?.begin_read()?.open_table(TYPES)?;
+        let table = self.read()?.open_table(TYPES)?;
         table.iter()?.map(|entry| decode_record(entry?.1.value(), "types")).collect()
     }
 
     /// The component bytes with this content hash.
     pub fn component(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let table = self.inner.db.get()?.begin_read()?.open_table(COMPONENTS)?;
+        let table = self.read()?.open_table(COMPONENTS)?;
         Ok(table.get(hash)?.map(|v| v.value().to_vec()))
     }
 

@@ -6,9 +6,9 @@
 //!   deploys — while the file system holding the data directory has less
 //!   than [`StoreOptions::disk_free_limit`](crate::StoreOptions) free, with
 //!   [`StoreError::StorageFull`]. Turns go on (they drain mailboxes), and so
-//!   do reads and transient messages. The free space is read before every
-//!   batch and by every status query, so the alarm clears by itself once
-//!   space is back.
+//!   do reads and transient messages. The free space is read before a batch
+//!   (at most every 10 ms) and by every status query, so the alarm clears
+//!   by itself once space is back.
 //! - **I/O errors.** A failed write or fsync fails its whole batch: every
 //!   waiter gets the error and nothing of the batch is acknowledged. After
 //!   such an error redb refuses all further writes ("Previous I/O error
@@ -66,7 +66,13 @@ pub(crate) struct DiskWatch {
     /// The last I/O error, until the database works again.
     failure: Mutex<Option<String>>,
     errors: AtomicU64,
+    /// When the free space was last read, in µs since `started`.
+    refreshed_us: AtomicU64,
+    started: std::time::Instant,
 }
+
+/// How stale the free space may be when the committer checks it.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The disk's state, for `/health`, the dashboard and `/metrics`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,13 +107,27 @@ impl DiskWatch {
             alarm: AtomicBool::new(false),
             failure: Mutex::new(None),
             errors: AtomicU64::new(0),
+            refreshed_us: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         };
         watch.refresh();
         watch
     }
 
+    /// [`DiskWatch::refresh`], unless the last one is under
+    /// [`REFRESH_EVERY`] old: the committer asks before every batch, which
+    /// can be thousands of times a second.
+    pub(crate) fn refresh_soon(&self) {
+        let now = self.started.elapsed().as_micros() as u64;
+        let last = self.refreshed_us.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= REFRESH_EVERY.as_micros() as u64 {
+            self.refresh();
+        }
+    }
+
     /// Reads the free space again (one `statvfs`) and sets the alarm.
     pub(crate) fn refresh(&self) {
+        self.refreshed_us.store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
         // A file system that cannot say is taken as having room: the writes
         // themselves will tell.
         let free = fs4::available_space(&self.dir).unwrap_or(u64::MAX);
@@ -135,9 +155,9 @@ impl DiskWatch {
         Ok(())
     }
 
-    /// The error a failed batch's waiters get.
+    /// The error a failed batch's waiters get (with the free space of the
+    /// last [`DiskWatch::refresh`]).
     pub(crate) fn write_failed(&self, reason: &str) -> StoreError {
-        self.refresh();
         StoreError::WriteFailed {
             dir: self.dir.display().to_string(),
             free: self.free.load(Ordering::Relaxed),

@@ -164,3 +164,31 @@ fn only_interfaces_of_a_package_become_operations() {
         surface.operations.iter().map(|o| (o.interface.as_str(), o.function.as_str())).collect();
     assert_eq!(names, vec![("acme:demo/pinger@0.1.0", "ping")]);
 }
+
+/// A component importing `acme:demo/deep.f(x: option<option<...u8>>)`
+/// whose parameter type is `depth` levels deep (`u8` the innermost).
+fn importing_nested_options(depth: usize) -> Component {
+    let depth = depth - 1;
+    let mut types = String::from("(type (option u8))\n");
+    for i in 1..depth {
+        types.push_str(&format!("(type (option {}))\n", i - 1));
+    }
+    let wat = format!(
+        r#"(component (import "acme:demo/deep@0.1.0" (instance {types} (export "f" (func (param "x" {}))))))"#,
+        depth - 1
+    );
+    let engine = Engine::new(&Config::new()).expect("engine");
+    Component::new(&engine, wat::parse_str(wat).expect("WAT")).expect("component")
+}
+
+#[test]
+fn types_nested_past_the_limit_are_refused_at_load() {
+    let engine = Engine::new(&Config::new()).expect("engine");
+    let fits = importing_nested_options(super::signature::MAX_TYPE_DEPTH);
+    if let Err(e) = super::RpcSurface::of(&engine, &fits) {
+        panic!("32 levels are allowed: {e}");
+    }
+    let deep = importing_nested_options(super::signature::MAX_TYPE_DEPTH + 1);
+    let error = super::RpcSurface::of(&engine, &deep).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("acme:demo/deep@0.1.0.f") && error.contains("nested deeper than 32 levels"), "{error}");
+}

@@ -373,6 +373,15 @@ impl Worker {
         Ok(Reply::Moved(removed))
     }
 
+    /// One more crash for each message in `ids`, with its time (for the sweep).
+    pub(super) fn record_crashes(&mut self, t: &mut Tables<'_>, ids: &[ulid::Ulid]) -> Result<Reply, StoreError> {
+        for id in ids {
+            let count = t.crashes.get(id.0)?.map_or(0, |v| v.value().0);
+            t.crashes.insert(id.0, (count + 1, now_ms()))?;
+        }
+        Ok(Reply::Done)
+    }
+
     pub(super) fn purge(&mut self, t: &mut Tables<'_>, ids: Option<&[u64]>) -> Result<Reply, StoreError> {
         let ids = Self::dead_ids(t, ids)?;
         for id in &ids {

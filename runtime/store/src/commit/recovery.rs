@@ -30,6 +30,7 @@ impl Worker {
         self.leased_until = self.next_seq;
         self.lose_dependencies();
         let message = error.to_string();
+        self.disk.refresh();
         for job in jobs {
             let _ = job.done.send(Err(self.disk.write_failed(&message)));
         }
