@@ -35,6 +35,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `404` for a path the node does not serve.
+pub async fn no_such_path(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such path: {} (the API is under /api/v1, described at /api/v1/openapi.json)", uri.path()),
+    )
+}
+
+/// `405` for a method a path does not take.
+pub async fn wrong_method(
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method} (see /api/v1/openapi.json for what it takes)", uri.path()),
+    )
+}
+
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         use StatusCode as S;

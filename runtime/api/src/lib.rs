@@ -28,7 +28,9 @@
 //! the node's token (see [`auth`]) and fail with JSON errors (see [`error`]).
 
 pub mod auth;
+mod contract;
 pub mod error;
+mod extract;
 pub mod guard;
 pub mod live;
 pub mod model;
@@ -43,6 +45,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use pigeon_node::Node;
 use utoipa::OpenApi;
+
+use contract::Contract;
 
 /// Largest component upload.
 pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
@@ -82,21 +86,9 @@ pub struct AppState {
         routes::publish,
         live::events,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&Contract)
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
-        components.add_security_scheme("token", SecurityScheme::Http(bearer));
-        openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
-    }
-}
 
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -153,6 +145,8 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
+        .fallback(error::no_such_path)
+        .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(state.clone());
@@ -166,6 +160,8 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .merge(metrics)
         .route("/", get(ui::index))
         .route("/ui/{*file}", get(ui::file))
+        .fallback(error::no_such_path)
+        .method_not_allowed_fallback(error::wrong_method)
         .layer(axum::middleware::from_fn_with_state(state_for_guard, guard::check_host))
         .layer(axum::middleware::from_fn(guard::security_headers))
 }

@@ -215,7 +215,8 @@ pub fn ticks(node: Node) -> impl Stream<Item = Tick> {
 
 /// Server-sent events: one `tick` (JSON [`Tick`]) per half second.
 #[utoipa::path(get, path = "/api/v1/events",
-    responses((status = 200, description = "`text/event-stream` of `tick` events", body = Tick)))]
+    responses((status = 200, description = "Server-sent events: `event: tick`, `data:` a JSON `Tick`",
+        content_type = "text/event-stream", body = String)))]
 pub async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     use futures_util::StreamExt as _;
     let mut closing = s.closing;

@@ -151,12 +151,23 @@ impl From<&ActorType> for TypeInfo {
     }
 }
 
+/// A component's bytes, as a deploy uploads them.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ComponentBytes(pub Vec<u8>);
+
 /// Limits given at deploy time (query parameters); unset ones keep the defaults.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeployParams {
+    #[param(minimum = 1)]
     pub max_attempts: Option<u32>,
+    /// At most the node's `--max-memory` (256 MiB unless started otherwise).
+    #[param(minimum = 1)]
     pub memory_bytes: Option<u64>,
+    #[param(minimum = 1)]
     pub deadline_ms: Option<u64>,
+    #[param(minimum = 1)]
     pub mailbox_bound: Option<u64>,
     /// Links for the interfaces the component imports from other actors,
     /// comma-separated: `acme:bank/account=account,acme:shop/stock=stock/main`.
@@ -187,6 +198,7 @@ pub struct Outgoing {
     pub payload_base64: Option<String>,
     /// 0 (lowest) to 9 (highest); default 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 9)]
     pub priority: Option<u8>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,

@@ -4,8 +4,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,9 +13,11 @@ use pigeon_node::pigeon_host::rpc::parse_link;
 use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, now_ms};
 use pigeon_node::{Invoke, NodeError};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::{Path, Query};
 use crate::model::*;
 
 /// State entries and dead letters shown by `inspect` (all state: `/state`).
@@ -25,11 +27,34 @@ const INSPECT_DEAD: usize = 100;
 /// Default wait for `wait: replied`.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(|e| match e {
+/// A JSON body as `T`. The body must be an object (serde would take an
+/// array for a struct), and whole numbers written with a fraction (`3.0`)
+/// count as integers, as JSON Schema — and so the OpenAPI document — says.
+fn json_body<T: serde::de::DeserializeOwned>(body: Result<Json<Value>, JsonRejection>) -> Result<T, ApiError> {
+    let Json(mut value) = body.map_err(|e| match e {
         JsonRejection::BytesRejection(b) => bytes_rejection(b),
         other => ApiError::bad_request("bad_request", format!("invalid JSON body: {}", other.body_text())),
-    })
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("bad_request", "invalid JSON body: it must be an object (`{...}`)"));
+    }
+    whole_numbers(&mut value);
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request("bad_request", format!("invalid JSON body: {e}")))
+}
+
+/// Rewrites `3.0` as `3`, throughout (serde_json bounds the depth at 128).
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let whole = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15);
+            if let Some(whole) = whole {
+                *value = Value::from(whole as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 fn bytes_rejection(e: BytesRejection) -> ApiError {
@@ -105,8 +130,11 @@ pub async fn list_types(State(s): State<AppState>) -> Json<Vec<TypeInfo>> {
 
 /// Deploys the request body (a `.wasm` component) as type `name`.
 #[utoipa::path(put, path = "/api/v1/types/{name}", params(("name" = String, Path), DeployParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 200, body = TypeInfo), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    request_body(content(
+        (ComponentBytes = "application/wasm"),
+        (ComponentBytes = "application/octet-stream"),
+    ), description = "The component (any content type is read as its bytes)"),
+    responses((status = 200, body = TypeInfo), (status = 422, body = ErrorBody)))]
 pub async fn deploy(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -129,7 +157,8 @@ pub async fn deploy(
 }
 
 #[utoipa::path(delete, path = "/api/v1/types/{name}", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 422, description = "Another type links to this one: undeploy that first", body = ErrorBody)))]
 pub async fn undeploy(State(s): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     s.node.undeploy(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -141,9 +170,9 @@ pub async fn undeploy(State(s): State<AppState>, Path(name): Path<String>) -> Re
         (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn send(
     State(s): State<AppState>,
-    body: Result<Json<SendRequest>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<SendResponse>, ApiError> {
-    let request = json_body(body)?;
+    let request: SendRequest = json_body(body)?;
     let mut invoke = None;
     let mut envelope = match &request.invoke {
         None => envelope_of(request.message)?,
@@ -190,11 +219,23 @@ pub async fn send(
 
 /// Paging of list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Start after this address (or id).
     pub after: Option<String>,
     /// At most this many (default 1000).
+    #[param(minimum = 1, maximum = 10_000)]
     pub limit: Option<usize>,
+}
+
+impl Page {
+    /// The page size asked for, 1 to 10,000 (default 1000).
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(1000) {
+            limit @ 1..=10_000 => Ok(limit),
+            limit => Err(ApiError::bad_request("invalid_query", format!("limit {limit} is not between 1 and 10000"))),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/actors", params(Page), responses((status = 200, body = Vec<ActorInfo>)))]
@@ -202,12 +243,12 @@ pub async fn list_actors(
     State(s): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<ActorInfo>>, ApiError> {
-    let actors = s.node.store().list_actors(page.after.as_deref(), page.limit.unwrap_or(1000))?;
+    let actors = s.node.store().list_actors(page.after.as_deref(), page.limit()?)?;
     Ok(Json(actors.iter().map(|a| ActorInfo::of(&s.node, a)).collect()))
 }
 
 /// Everything about one actor: mailbox, state, counters, dead letters.
-#[utoipa::path(get, path = "/api/v1/actors/{address}", params(("address" = String, Path, description = "type/key")),
+#[utoipa::path(get, path = "/api/v1/actors/{type}/{key}", params(("type" = String, Path), ("key" = String, Path)),
     responses((status = 200, body = ActorDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<ActorDetail>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
@@ -235,7 +276,7 @@ pub async fn list_dead_letters(
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     let after: u64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
-    let dead = s.node.store().dead_letters_after(after, page.limit.unwrap_or(1000))?;
+    let dead = s.node.store().dead_letters_after(after, page.limit()?)?;
     Ok(Json(dead.iter().map(|d| dead_view_of(&s, d)).collect()))
 }
 
@@ -252,9 +293,9 @@ pub async fn metrics(State(s): State<AppState>) -> Result<axum::response::Respon
     responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
 pub async fn replay(
     State(s): State<AppState>,
-    body: Result<Json<DeadLetterSelection>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Count>, ApiError> {
-    let selection = json_body(body)?;
+    let selection: DeadLetterSelection = json_body(body)?;
     let count = s.node.store().replay_dead_letters(selection.ids).await?;
     Ok(Json(Count { count }))
 }
@@ -264,22 +305,23 @@ pub async fn replay(
     responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
 pub async fn purge(
     State(s): State<AppState>,
-    body: Result<Json<DeadLetterSelection>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Count>, ApiError> {
-    let selection = json_body(body)?;
+    let selection: DeadLetterSelection = json_body(body)?;
     let count = s.node.store().purge_dead_letters(selection.ids).await?;
     Ok(Json(Count { count }))
 }
 
 /// Which state entries.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// Only keys starting with this.
     pub prefix: Option<String>,
 }
 
 /// All of an actor's state entries (optionally those under a prefix).
-#[utoipa::path(get, path = "/api/v1/state/{address}", params(("address" = String, Path, description = "type/key"), StateQuery),
+#[utoipa::path(get, path = "/api/v1/state/{type}/{key}", params(("type" = String, Path), ("key" = String, Path), StateQuery),
     responses((status = 200, body = Vec<StateEntry>), (status = 400, body = ErrorBody)))]
 pub async fn state(
     State(s): State<AppState>,
@@ -304,16 +346,16 @@ pub async fn list_subscriptions(State(s): State<AppState>) -> Result<Json<Vec<Su
 pub async fn subscribe(
     State(s): State<AppState>,
     Path(topic): Path<String>,
-    body: Result<Json<Subscription>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let sub = json_body(body)?;
+    let sub: Subscription = json_body(body)?;
     s.node.subscribe(&topic, &sub.subscriber, &sub.filter).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ends a subscription.
-#[utoipa::path(delete, path = "/api/v1/topics/{topic}/subscriptions/{subscriber}",
-    params(("topic" = String, Path), ("subscriber" = String, Path, description = "type/key")),
+#[utoipa::path(delete, path = "/api/v1/topics/{topic}/subscriptions/{type}/{key}",
+    params(("topic" = String, Path), ("type" = String, Path), ("key" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn unsubscribe(
     State(s): State<AppState>,
@@ -337,9 +379,9 @@ pub async fn unsubscribe(
 pub async fn publish(
     State(s): State<AppState>,
     Path(topic): Path<String>,
-    body: Result<Json<Outgoing>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Count>, ApiError> {
-    let envelope = envelope_of(json_body(body)?)?;
+    let envelope = envelope_of(json_body::<Outgoing>(body)?)?;
     let count = s.node.publish(&topic, envelope).await?;
     Ok(Json(Count { count }))
 }

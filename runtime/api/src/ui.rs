@@ -46,7 +46,12 @@ fn serve(name: &str) -> Response {
         Some((_, kind, bytes)) => {
             ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")], *bytes).into_response()
         }
-        None => (StatusCode::NOT_FOUND, format!("no such dashboard file: /ui/{name}")).into_response(),
+        None => crate::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such dashboard file: /ui/{name}"),
+        )
+        .into_response(),
     }
 }
 
