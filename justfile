@@ -16,6 +16,7 @@ ui-test:
 lint:
     cargo fmt --all -- --check
     cargo fmt --manifest-path guest-examples/Cargo.toml --all -- --check
+    cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks, with the disk's ceilings measured in the same run.
@@ -25,3 +26,12 @@ bench:
 # Builds the example guests to guest-examples/target/wasm32-wasip2/release/*.wasm.
 guests:
     cd guest-examples && cargo build --release --target wasm32-wasip2
+
+# Fuzzes every target for SECONDS each (cargo-fuzz on the stable toolchain,
+# `--sanitizer none`; `cargo install cargo-fuzz` first). New inputs that
+# reach new code join fuzz/corpus/ (kept in the repository); a crash is
+# written to fuzz/artifacts/ with the command that replays it.
+fuzz seconds="60":
+    for target in filter wave codec records http; do \
+        cargo fuzz run --sanitizer none "$target" -- -max_total_time={{seconds}} -max_len=4096 || exit 1; \
+    done

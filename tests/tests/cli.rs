@@ -203,7 +203,7 @@ fn the_api_demands_the_token_and_describes_itself() {
         let spec: Value = http.get(url("/openapi.json")).send().await.unwrap().json().await.unwrap();
         assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
         for path in
-            ["/api/v1/messages", "/api/v1/types/{name}", "/api/v1/actors/{address}", "/api/v1/dead-letters/replay"]
+            ["/api/v1/messages", "/api/v1/types/{name}", "/api/v1/actors/{type}/{key}", "/api/v1/dead-letters/replay"]
         {
             assert!(spec["paths"][path].is_object(), "{path} missing from the OpenAPI document");
         }

@@ -123,24 +123,28 @@ impl Envelope {
         self.failures.saturating_add(1)
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The envelope as the store keeps it (and as it travels between nodes).
+    pub fn encode(&self) -> Vec<u8> {
         encode_record(self)
     }
 
-    pub(crate) fn decode(bytes: &[u8], table: &'static str) -> Result<Self, StoreError> {
+    /// An envelope from [`Envelope::encode`]'s bytes; `table` names where
+    /// they came from in the error.
+    pub fn decode(bytes: &[u8], table: &'static str) -> Result<Self, StoreError> {
         decode_record(bytes, table)
     }
 }
 
 /// Encodes any serde record with the same versioned framing.
-pub(crate) fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
+pub fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT];
     out.extend(postcard::to_stdvec(value).unwrap_or_default());
     out
 }
 
-/// Decodes a record written by [`encode_record`].
-pub(crate) fn decode_record<T: for<'de> Deserialize<'de>>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
+/// Decodes a record written by [`encode_record`]; anything else is a
+/// [`StoreError::Corrupt`] naming `table`, never a panic.
+pub fn decode_record<T: for<'de> Deserialize<'de>>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
     match bytes.split_first() {
         Some((&FORMAT, rest)) => {
             postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt { table, reason: e.to_string() })

@@ -37,7 +37,7 @@ pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
     BatchReport, CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure, TurnTicket,
 };
-pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind};
+pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
 pub use limits::{LimitError, Limits};
 pub use schema::{
@@ -49,7 +49,6 @@ pub use time::now_ms;
 pub use ulid;
 
 use commit::{Committer, Reply, Request};
-use envelope::decode_record;
 use schema::*;
 
 /// Name of the database file inside the data directory.

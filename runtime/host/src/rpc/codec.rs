@@ -22,7 +22,9 @@
 //!
 //! Decoding never trusts a length: every count is checked against the bytes
 //! left before anything is allocated, so a hostile payload cannot make the
-//! host allocate more than the payload's size times a small constant.
+//! host allocate more than the payload's size times a small constant. Each
+//! value has one encoding (varints in their shortest form), so what decodes
+//! encodes back to the same bytes.
 
 use thiserror::Error;
 use wasmtime::component::Val;
@@ -245,8 +247,16 @@ impl Reader<'_> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
+            // The tenth byte holds bit 63 only.
+            if shift == 63 && b > 1 {
+                return Err(self.invalid("varint overflows 64 bits"));
+            }
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
+                // One value, one encoding: a trailing zero group is padding.
+                if b == 0 && shift > 0 {
+                    return Err(self.invalid("varint not in its shortest form"));
+                }
                 return Ok(n);
             }
         }

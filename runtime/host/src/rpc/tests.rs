@@ -192,3 +192,15 @@ fn types_nested_past_the_limit_are_refused_at_load() {
     let error = super::RpcSurface::of(&engine, &deep).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("acme:demo/deep@0.1.0.f") && error.contains("nested deeper than 32 levels"), "{error}");
 }
+
+#[test]
+fn a_varint_with_padding_is_refused() {
+    let f = func();
+    // ok(list of 0 points), the count written as two bytes (0x80 0x00).
+    let err = decode(f.results(), &[0, 0x80, 0x00]).unwrap_err().to_string();
+    assert!(err.contains("varint not in its shortest form"), "{err}");
+    // ok(...) whose count has bits past the 64th.
+    let err = decode(f.results(), &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).unwrap_err();
+    assert!(err.to_string().contains("varint overflows 64 bits"), "{err}");
+    assert_eq!(decode(f.results(), &[0, 0x00]).unwrap(), vec![Val::Result(Ok(Some(Box::new(Val::List(vec![])))))]);
+}
