@@ -119,13 +119,14 @@ impl Browser {
     /// Replaces the value of the input at `css` with `text`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let element = self.element(css).await;
-        element.clear().await.unwrap_or_else(|e| panic!("cannot clear `{css}`: {e}"));
-        if text.is_empty() {
-            // Clearing fires no `input` event; the page listens for one.
-            let fire = "arguments[0].dispatchEvent(new Event('input', { bubbles: true })); return null;";
-            let target = serde_json::to_value(&element).expect("an element reference");
-            self.client.execute(fire, vec![target]).await.unwrap_or_else(|e| panic!("cannot clear `{css}`: {e}"));
-        }
+        // Emptied and told so in one script: WebDriver's `clear` fires no
+        // `input` event, and a render between a `clear` and a later event
+        // (the live feed re-renders twice a second) puts the old value back
+        // into the controlled input before the page hears of the change.
+        let clear =
+            "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input', { bubbles: true })); return null;";
+        let target = serde_json::to_value(&element).expect("an element reference");
+        self.client.execute(clear, vec![target]).await.unwrap_or_else(|e| panic!("cannot clear `{css}`: {e}"));
         element.send_keys(text).await.unwrap_or_else(|e| panic!("cannot type into `{css}`: {e}"));
     }
 
