@@ -23,6 +23,14 @@ lint:
 bench:
     cargo run --release -p pigeon-bench
 
+# The chaos soak: every kind of traffic through the API for DURATION while
+# the node is SIGKILLed KILLS times at random moments, then every invariant
+# (acknowledged effects applied exactly once, money conserved, queues
+# drained, no dead letters). Prints the figures; docs/operations.md has the
+# acceptance run's.
+soak duration="10m" kills="100":
+    cargo run --release -p pigeon-tests --bin pigeon-soak -- --duration {{duration}} --kills {{kills}}
+
 # Builds the example guests to guest-examples/target/wasm32-wasip2/release/*.wasm.
 guests:
     cd guest-examples && cargo build --release --target wasm32-wasip2

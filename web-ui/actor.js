@@ -70,7 +70,7 @@ export function ActorPage({ ctx, address }) {
 
   useEffect(() => {
     let live = true;
-    api(`/actors/${address.split('/').map(encodeURIComponent).join('/')}`)
+    api(`/actors/${encodeURIComponent(address)}`)
       .then((d) => live && (setDetail(d), setError(null)))
       .catch((e) => live && setError(e.message));
     return () => {

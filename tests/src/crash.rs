@@ -24,6 +24,16 @@ pub enum Outcome {
     Cut,
 }
 
+/// What a POST came back with.
+pub enum Answer {
+    /// A success status and its JSON body (`null` when there was none).
+    Ok(serde_json::Value),
+    /// No answer: the node went away.
+    Cut,
+    /// An error status and the error's code.
+    Refused(u16, String),
+}
+
 /// The id of message `n`.
 pub fn op_id(n: usize) -> String {
     format!("op{n:05}")
@@ -134,25 +144,60 @@ impl CrashTarget {
 
     /// SIGKILL, then start again on the same data directory; returns the new URL.
     pub async fn restart(&self) -> String {
+        self.restart_timed().await.0
+    }
+
+    /// [`CrashTarget::restart`], also saying how long the new process took
+    /// from its start to listening (its recovery).
+    pub async fn restart_timed(&self) -> (String, std::time::Duration) {
         let node = self.node.clone();
         tokio::task::spawn_blocking(move || {
             let mut node = node.lock().unwrap();
             node.kill();
             let data = node.data.clone();
+            let started = std::time::Instant::now();
             *node = crate::process::PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up again");
-            node.url.clone()
+            (node.url.clone(), started.elapsed())
         })
         .await
         .expect("restart")
     }
 
+    /// Runs the CLI against the current incarnation.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.node.lock().unwrap().cli(args)
+    }
+
+    /// The current incarnation's data directory.
+    pub fn data(&self) -> std::path::PathBuf {
+        self.node.lock().unwrap().data.clone()
+    }
+
     /// POSTs `body` to `url` + `path`: acknowledged, cut by a kill, or (a
     /// failure of the test) refused.
     pub async fn post(&self, url: &str, path: &str, body: serde_json::Value) -> Outcome {
-        match self.http.post(format!("{url}{path}")).bearer_auth(&self.token).json(&body).send().await {
-            Ok(response) if response.status().is_success() => Outcome::Acked,
-            Ok(response) => panic!("{path} refused {body}: {}", response.text().await.unwrap_or_default()),
-            Err(_) => Outcome::Cut,
+        match self.answer(url, path, &body).await {
+            Answer::Ok(_) => Outcome::Acked,
+            Answer::Cut => Outcome::Cut,
+            Answer::Refused(status, error) => panic!("{path} refused {body}: {status} {error}"),
+        }
+    }
+
+    /// POSTs `body` to `url` + `path` and says what came back.
+    pub async fn answer(&self, url: &str, path: &str, body: &serde_json::Value) -> Answer {
+        let response = match self.http.post(format!("{url}{path}")).bearer_auth(&self.token).json(body).send().await {
+            Ok(response) => response,
+            Err(_) => return Answer::Cut,
+        };
+        let status = response.status();
+        // A body cut off by the kill is a cut, whatever the status said.
+        let Ok(text) = response.text().await else { return Answer::Cut };
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            Answer::Ok(json)
+        } else {
+            let code = json["error"]["code"].as_str().map_or_else(|| text.clone(), str::to_string);
+            Answer::Refused(status.as_u16(), code)
         }
     }
 
@@ -185,6 +230,27 @@ impl CrashTarget {
             async move { target.restart().await }
         };
         drive(messages, clients, kills, self.url(), send, restart).await
+    }
+
+    /// All of `actor`'s state as text, read a page at a time.
+    pub async fn state(&self, url: &str, actor: &str) -> BTreeMap<String, String> {
+        let mut state = BTreeMap::<String, String>::new();
+        loop {
+            let mut query = vec![("limit", "10000".to_string())];
+            if let Some(last) = state.keys().next_back() {
+                query.push(("after", last.clone()));
+            }
+            let request = self.http.get(format!("{url}/api/v1/state/{actor}")).query(&query);
+            let page: serde_json::Value = request.send().await.expect("GET state").json().await.expect("JSON state");
+            let page = page.as_array().unwrap_or_else(|| panic!("state of {actor}: {page}"));
+            for entry in page {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                state.insert(text(&entry["key"]), text(&entry["value"]["text"]));
+            }
+            if page.len() < 10_000 {
+                return state;
+            }
+        }
     }
 
     /// GETs `url` + `path` as JSON.

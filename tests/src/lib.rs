@@ -14,6 +14,7 @@ pub use pigeon_test_artifacts as artifacts;
 pub mod browser;
 pub mod crash;
 pub mod process;
+pub mod soak;
 
 /// Generous upper bound for anything a test waits for.
 pub const PATIENCE: Duration = Duration::from_secs(60);

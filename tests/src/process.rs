@@ -13,18 +13,22 @@ use std::time::Duration;
 pub fn pigeon_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        // The test executable is <target>/<profile>/deps/NAME-HASH.
+        // A test executable is <target>/<profile>/deps/NAME-HASH; a binary
+        // of this crate (the soak) is <target>/<profile>/NAME.
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>");
+        let mut profile_dir = exe.parent().expect("<target>/<profile>");
+        if profile_dir.ends_with("deps") {
+            profile_dir = profile_dir.parent().expect("<target>/<profile>");
+        }
         let target_dir = profile_dir.parent().expect("<target>");
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "pigeon-cli", "--bin", "pigeon", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .status()
-            .expect("cargo runs");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "pigeon-cli", "--bin", "pigeon", "--manifest-path"]).arg(&manifest);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.env("CARGO_TARGET_DIR", target_dir).status().expect("cargo runs");
         assert!(status.success(), "building the pigeon binary failed");
         profile_dir.join("pigeon")
     })

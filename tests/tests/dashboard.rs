@@ -165,7 +165,9 @@ async fn dashboard_follows_the_node_live_and_drives_it() {
 
 /// One scrape of `/metrics`, as samples by name and labels.
 async fn scrape(url: &str) -> HashMap<String, f64> {
-    let response = reqwest::get(format!("{url}/metrics")).await.expect("GET /metrics");
+    let accept = "application/openmetrics-text; version=1.0.0, text/plain; version=0.0.4; q=0.5";
+    let response = reqwest::Client::new().get(format!("{url}/metrics")).header("accept", accept).send().await;
+    let response = response.expect("GET /metrics");
     assert!(response.status().is_success(), "{}", response.status());
     let content_type = response.headers()["content-type"].to_str().unwrap_or_default().to_string();
     assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
@@ -186,6 +188,47 @@ async fn scrape(url: &str) -> HashMap<String, f64> {
         samples.insert(format!("{}{{{}}}", sample.metric, labels.join(",")), value);
     }
     samples
+}
+
+/// `promtool check metrics` on the Prometheus text format that a plain
+/// `text/plain` scrape gets: no complaint at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_text_format_passes_promtool() {
+    let Ok(promtool) = which("promtool") else {
+        return pigeon_tests::skip("promtool is not installed (apt-get install prometheus)");
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up");
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    ok(&node.cli(&["call", "counter/a", "inc"]));
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", node.url))
+        .header("accept", "text/plain; version=0.0.4")
+        .send()
+        .await
+        .expect("GET /metrics");
+    let content_type = response.headers()["content-type"].to_str().unwrap_or_default().to_string();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let text = response.text().await.expect("body");
+    assert!(text.contains("# TYPE pigeon_turns_total counter"), "a counter is named by its sample:\n{text}");
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    use std::io::Write;
+    check.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let out = check.wait_with_output().expect("promtool finishes");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics complained:\n{said}");
+}
+
+/// The path of `program` on PATH.
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

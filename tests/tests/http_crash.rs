@@ -35,13 +35,7 @@ async fn crash_test(language: &str) {
         assert!(tokio::time::Instant::now() < deadline, "the mailbox did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let state = target.get(&url, "/api/v1/state/counter/a").await;
-    let entries: BTreeMap<String, String> = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["key"].as_str().unwrap().to_string(), e["value"]["text"].as_str().unwrap().to_string()))
-        .collect();
+    let entries = target.state(&url, "counter/a").await;
     let count: usize = entries.get("count").map_or(0, |c| c.parse().unwrap());
     let applied: BTreeMap<String, String> = entries.into_iter().filter(|(k, _)| k.starts_with("applied/")).collect();
     verify(&applied, count, &acked, MESSAGES);

@@ -34,6 +34,7 @@ mod extract;
 pub mod guard;
 pub mod live;
 pub mod model;
+mod prometheus_text;
 mod routes;
 mod ui;
 

@@ -17,15 +17,32 @@ pub struct Body {
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base64: Option<String>,
-    /// Size in bytes.
+    /// Size in bytes (of the whole body, also when `truncated`).
     pub size: usize,
+    /// Only the first bytes are shown (`value_limit`); `size` says how many
+    /// there are in all.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 impl Body {
     pub fn of(bytes: &[u8]) -> Self {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Self { text: Some(text.to_string()), base64: None, size: bytes.len() },
-            Err(_) => Self { text: None, base64: Some(BASE64.encode(bytes)), size: bytes.len() },
+        Self::capped(bytes, usize::MAX)
+    }
+
+    /// The body, showing at most its first `limit` bytes (text is cut at a
+    /// character boundary).
+    pub fn capped(bytes: &[u8], limit: usize) -> Self {
+        let (head, truncated) = if bytes.len() > limit { (&bytes[..limit], true) } else { (bytes, false) };
+        let text = match std::str::from_utf8(head) {
+            Ok(text) => Some(text),
+            // Text cut inside a character: show it up to that character.
+            Err(e) if truncated && e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+            Err(_) => None,
+        };
+        match text {
+            Some(text) => Self { text: Some(text.to_string()), base64: None, size: bytes.len(), truncated },
+            None => Self { text: None, base64: Some(BASE64.encode(head)), size: bytes.len(), truncated },
         }
     }
 }
@@ -359,7 +376,12 @@ pub struct ActorDetail {
     pub refused: u64,
     /// The next messages, in delivery order.
     pub mailbox: Vec<MessageView>,
+    /// A page of the state (`state_after`, `state_limit`).
     pub state: Vec<StateEntry>,
+    /// More state keys follow this page: ask again with `state_after` set
+    /// to the last key shown.
+    #[serde(default)]
+    pub state_more: bool,
     /// This actor's dead letters.
     pub dead_letters: Vec<DeadLetterView>,
 }
@@ -406,6 +428,21 @@ pub struct DeadLetterSelection {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Count {
     pub count: usize,
+}
+
+/// What a replay or purge did: how many dead letters it handled, and the
+/// ids asked for that named none (already replayed or purged).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLettersHandled {
+    pub count: usize,
+    #[serde(default)]
+    pub missing: Vec<u64>,
+}
+
+impl From<pigeon_node::pigeon_store::Selected> for DeadLettersHandled {
+    fn from(selected: pigeon_node::pigeon_store::Selected) -> Self {
+        Self { count: selected.done.len(), missing: selected.missing }
+    }
 }
 
 /// Every error: a stable code and a message that names the fix.

@@ -23,6 +23,8 @@ use crate::model::*;
 /// State entries and dead letters shown by `inspect` (all state: `/state`).
 const INSPECT_STATE: usize = 1000;
 const INSPECT_DEAD: usize = 100;
+/// Bytes of each value and payload `inspect` shows by default.
+const INSPECT_VALUE_BYTES: usize = 4096;
 
 /// Default wait for `wait: replied`.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -247,26 +249,68 @@ pub async fn list_actors(
     Ok(Json(actors.iter().map(|a| ActorInfo::of(&s.node, a)).collect()))
 }
 
-/// Everything about one actor: mailbox, state, counters, dead letters.
-#[utoipa::path(get, path = "/api/v1/actors/{type}/{key}", params(("type" = String, Path), ("key" = String, Path)),
+/// What `inspect` shows of an actor's state and bodies.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InspectQuery {
+    /// The state page starts after this key.
+    pub state_after: Option<String>,
+    /// State entries on the page (default 1000; 0 shows none).
+    #[param(maximum = 10_000)]
+    pub state_limit: Option<usize>,
+    /// Show at most this many bytes of each state value and payload
+    /// (default 4096; `truncated` marks a cut one).
+    pub value_limit: Option<usize>,
+}
+
+/// Everything about one actor: mailbox, a page of its state, counters,
+/// dead letters.
+#[utoipa::path(get, path = "/api/v1/actors/{type}/{key}", params(("type" = String, Path), ("key" = String, Path), InspectQuery),
     responses((status = 200, body = ActorDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn inspect(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<ActorDetail>, ApiError> {
+pub async fn inspect(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    Query(query): Query<InspectQuery>,
+) -> Result<Json<ActorDetail>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
+    let state_limit = match query.state_limit.unwrap_or(INSPECT_STATE) {
+        limit @ 0..=10_000 => limit,
+        limit => return Err(ApiError::bad_request("invalid_query", format!("state_limit {limit} is over 10000"))),
+    };
+    let value_limit = query.value_limit.unwrap_or(INSPECT_VALUE_BYTES);
     let store = s.node.store();
     let summary = store.actor_summary(addr.as_str())?;
     let known = s.node.type_names().iter().any(|t| t == addr.actor_type());
-    let state = store.state_page(addr.as_str(), "", INSPECT_STATE)?;
+    // One entry more than the page says whether more follow.
+    let mut state = store.state_page(addr.as_str(), "", query.state_after.as_deref(), state_limit + 1)?;
+    let state_more = state.len() > state_limit;
+    state.truncate(state_limit);
     let idle = summary.depths.iter().all(|d| *d == 0) && summary.stats.last_activity_ms == 0;
-    if !known && state.is_empty() && idle {
+    if !known && state.is_empty() && !state_more && idle {
         return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
     }
+    let capped = |mut view: MessageView, payload: &[u8]| {
+        view.payload = Body::capped(payload, value_limit);
+        view
+    };
+    let mailbox = store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| capped(view_of(&s, e), &e.payload)).collect();
+    let dead_letters = store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?;
+    let dead_letters = dead_letters
+        .iter()
+        .map(|d| {
+            let mut view = dead_view_of(&s, d);
+            view.message.payload = Body::capped(&d.envelope.payload, value_limit);
+            view
+        })
+        .collect();
     Ok(Json(ActorDetail {
         info: ActorInfo::of(&s.node, &summary),
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
-        mailbox: store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e)).collect(),
-        state: state.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect(),
-        dead_letters: store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?.iter().map(|d| dead_view_of(&s, d)).collect(),
+        mailbox,
+        state: state_entries(&state, value_limit),
+        state_more,
+        dead_letters,
     }))
 }
 
@@ -280,36 +324,45 @@ pub async fn list_dead_letters(
     Ok(Json(dead.iter().map(|d| dead_view_of(&s, d)).collect()))
 }
 
-/// The node's metrics in the OpenMetrics text format, for Prometheus.
-pub async fn metrics(State(s): State<AppState>) -> Result<axum::response::Response, ApiError> {
+/// The node's metrics: OpenMetrics to those who ask for it (Prometheus
+/// does), the Prometheus text format (0.0.4) to everyone else.
+pub async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let text = s.node.render_metrics()?;
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, text) = if crate::prometheus_text::wants_openmetrics(accept) {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", crate::prometheus_text::from_openmetrics(&text))
+    };
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
-/// Puts dead letters back into their mailboxes (`ids`, or all when absent).
+/// Puts dead letters back into their mailboxes (`ids`, or all when
+/// absent). Ids already gone are skipped and listed in `missing`.
 #[utoipa::path(post, path = "/api/v1/dead-letters/replay", request_body = DeadLetterSelection,
-    responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeadLettersHandled)))]
 pub async fn replay(
     State(s): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Count>, ApiError> {
+) -> Result<Json<DeadLettersHandled>, ApiError> {
     let selection: DeadLetterSelection = json_body(body)?;
-    let count = s.node.store().replay_dead_letters(selection.ids).await?;
-    Ok(Json(Count { count }))
+    Ok(Json(s.node.store().replay_dead_letters(selection.ids).await?.into()))
 }
 
-/// Deletes dead letters (`ids`, or all when absent).
+/// Deletes dead letters (`ids`, or all when absent). Ids already gone are
+/// skipped and listed in `missing`.
 #[utoipa::path(post, path = "/api/v1/dead-letters/purge", request_body = DeadLetterSelection,
-    responses((status = 200, body = Count), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeadLettersHandled)))]
 pub async fn purge(
     State(s): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Count>, ApiError> {
+) -> Result<Json<DeadLettersHandled>, ApiError> {
     let selection: DeadLetterSelection = json_body(body)?;
-    let count = s.node.store().purge_dead_letters(selection.ids).await?;
-    Ok(Json(Count { count }))
+    Ok(Json(s.node.store().purge_dead_letters(selection.ids).await?.into()))
 }
 
 /// Which state entries.
@@ -318,9 +371,18 @@ pub async fn purge(
 pub struct StateQuery {
     /// Only keys starting with this.
     pub prefix: Option<String>,
+    /// Start after this key (the last key of the previous page).
+    pub after: Option<String>,
+    /// At most this many entries (default 1000). A page this long may have
+    /// more after it.
+    #[param(minimum = 1, maximum = 10_000)]
+    pub limit: Option<usize>,
+    /// Show at most this many bytes of each value (`truncated` marks a cut one).
+    pub value_limit: Option<usize>,
 }
 
-/// All of an actor's state entries (optionally those under a prefix).
+/// A page of an actor's state entries, in key order (optionally those
+/// under a prefix).
 #[utoipa::path(get, path = "/api/v1/state/{type}/{key}", params(("type" = String, Path), ("key" = String, Path), StateQuery),
     responses((status = 200, body = Vec<StateEntry>), (status = 400, body = ErrorBody)))]
 pub async fn state(
@@ -329,8 +391,15 @@ pub async fn state(
     Query(query): Query<StateQuery>,
 ) -> Result<Json<Vec<StateEntry>>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
-    let entries = s.node.store().state_scan(addr.as_str(), query.prefix.as_deref().unwrap_or(""))?;
-    Ok(Json(entries.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::of(v) }).collect()))
+    let limit = Page { after: None, limit: query.limit }.limit()?;
+    let prefix = query.prefix.as_deref().unwrap_or("");
+    let entries = s.node.store().state_page(addr.as_str(), prefix, query.after.as_deref(), limit)?;
+    Ok(Json(state_entries(&entries, query.value_limit.unwrap_or(usize::MAX))))
+}
+
+/// State entries for display, each value cut at `value_limit` bytes.
+fn state_entries(entries: &[(String, Vec<u8>)], value_limit: usize) -> Vec<StateEntry> {
+    entries.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::capped(v, value_limit) }).collect()
 }
 
 /// Every subscription, by topic.

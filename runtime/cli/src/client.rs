@@ -1,9 +1,10 @@
 //! The CLI's side of the HTTP API: requests, the token, and turning every
 //! failure into one clear line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use pigeon_api::model::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
@@ -14,16 +15,18 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Where the token was looked for when none was given.
+    token_file: PathBuf,
 }
 
 impl Client {
     /// `node` is the node's base URL; the token is `token`, else the one in
     /// `data/token` when the node runs from that directory.
     pub fn new(node: &str, token: Option<String>, data: &Path) -> Self {
-        let token = token.or_else(|| {
-            std::fs::read_to_string(data.join(pigeon_api::auth::TOKEN_FILE)).ok().map(|t| t.trim().to_string())
-        });
-        Self { http: reqwest::Client::new(), base: node.trim_end_matches('/').to_string(), token }
+        let token_file = data.join(pigeon_api::auth::TOKEN_FILE);
+        let token_file = std::path::absolute(&token_file).unwrap_or(token_file);
+        let token = token.or_else(|| std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()));
+        Self { http: reqwest::Client::new(), base: node.trim_end_matches('/').to_string(), token, token_file }
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -42,6 +45,13 @@ impl Client {
                 anyhow!("request to {} failed: {e}", self.base)
             }
         })?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
+            anyhow::bail!(
+                "the node wants its API token, and none was given: no --token or PIGEON_TOKEN, and no file {} \
+                 (run from the node's directory, pass --data DIR of the node, or --token) [unauthorized]",
+                self.token_file.display()
+            );
+        }
         decode(response).await
     }
 
@@ -77,13 +87,22 @@ async fn decode<T: DeserializeOwned>(response: Response) -> anyhow::Result<T> {
     }
 }
 
-/// Percent-encodes a query parameter value.
+/// Everything but RFC 3986's unreserved characters is encoded, so no
+/// character of an address, a topic or a name can end a path segment
+/// (`/`), start a query (`?`) or a fragment (`#`), or be decoded twice (`%`).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// One path segment (an address, a topic, a type name), percent-encoded.
+/// `.` and `..` cannot be sent as segments (URLs resolve them), so they are
+/// refused here; no valid address or topic is either.
+pub fn segment(value: &str) -> anyhow::Result<String> {
+    if value == "." || value == ".." {
+        anyhow::bail!("`{value}` is not a valid name here (it cannot be part of a URL path)");
+    }
+    Ok(utf8_percent_encode(value, COMPONENT).to_string())
+}
+
+/// A query parameter value, percent-encoded.
 pub fn encode_query(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(value, COMPONENT).to_string()
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use pigeon_api::model::*;
 
-use crate::client::Client;
+use crate::client::{Client, segment};
 use crate::table;
 use crate::{Selection, SendArgs, WaitLevel};
 
@@ -27,9 +27,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Text for a body: its text, or `<N bytes>` when binary.
+/// Text for a body: its text, or `<N bytes>` when binary; a cut one says so.
 fn show(body: &Body) -> String {
-    body.text.clone().unwrap_or_else(|| format!("<{} bytes>", body.size))
+    match (&body.text, body.truncated) {
+        (Some(text), false) => text.clone(),
+        (Some(text), true) => format!("(first {} of {} bytes) {text}", text.len(), body.size),
+        (None, _) => format!("<{} bytes>", body.size),
+    }
 }
 
 pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOptions, json: bool) -> anyhow::Result<()> {
@@ -53,7 +57,7 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOpti
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let path = format!("/types/{name}?{}", query.join("&"));
+    let path = format!("/types/{}?{}", segment(name)?, query.join("&"));
     let result: anyhow::Result<TypeInfo> = client.put_bytes(&path, bytes).await;
     spinner.finish_and_clear();
     let ty = result.with_context(|| format!("cannot deploy {}", file.display()))?;
@@ -87,7 +91,7 @@ pub fn looks_like_call(payload: &str) -> bool {
 }
 
 pub async fn undeploy(client: &Client, name: &str) -> anyhow::Result<()> {
-    client.delete(&format!("/types/{name}")).await?;
+    client.delete(&format!("/types/{}", segment(name)?)).await?;
     println!("undeployed {name} (its mailboxes and state are kept)");
     Ok(())
 }
@@ -191,8 +195,19 @@ fn by_priority(depths: &[u64]) -> String {
     if parts.is_empty() { "-".into() } else { parts.join(" ") }
 }
 
-pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Result<()> {
-    let detail: ActorDetail = client.get(&format!("/actors/{address}")).await?;
+/// Which page of an actor's state `inspect` shows, and how much of each value.
+pub struct StatePage {
+    pub after: Option<String>,
+    pub limit: usize,
+    pub value_limit: u64,
+}
+
+pub async fn inspect(client: &Client, address: &str, page: StatePage, json: bool) -> anyhow::Result<()> {
+    let mut path = format!("/actors/{}?state_limit={}&value_limit={}", segment(address)?, page.limit, page.value_limit);
+    if let Some(after) = &page.after {
+        path.push_str(&format!("&state_after={}", crate::client::encode_query(after)));
+    }
+    let detail: ActorDetail = client.get(&path).await?;
     if json {
         return print_json(&detail);
     }
@@ -224,9 +239,14 @@ pub async fn inspect(client: &Client, address: &str, json: bool) -> anyhow::Resu
         })
         .collect();
     print!("{}", table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows));
-    println!("\nSTATE ({} keys)", detail.state.len());
+    let from = page.after.as_ref().map(|a| format!(" after `{a}`")).unwrap_or_default();
+    let more = if detail.state_more { ", more follow" } else { "" };
+    println!("\nSTATE ({} keys{from}{more})", detail.state.len());
     let rows: Vec<Vec<String>> = detail.state.iter().map(|e| vec![e.key.clone(), show(&e.value)]).collect();
     print!("{}", table::render(&["KEY", "VALUE"], &rows));
+    if let (true, Some(last)) = (detail.state_more, detail.state.last()) {
+        println!("next page: pigeon inspect {address} --after '{}' --limit {}", last.key, page.limit);
+    }
     if !detail.dead_letters.is_empty() {
         println!("\nDEAD LETTERS");
         print!("{}", dead_letter_table(&detail.dead_letters));
@@ -263,21 +283,28 @@ pub async fn dlq_ls(client: &Client, json: bool) -> anyhow::Result<()> {
 /// `replay` or `purge` the selected dead letters.
 pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> anyhow::Result<()> {
     let body = DeadLetterSelection { ids: (!selection.all).then_some(selection.ids) };
-    let count: Count = client.post(&format!("/dead-letters/{action}"), &body).await?;
+    let handled: DeadLettersHandled = client.post(&format!("/dead-letters/{action}"), &body).await?;
     let done = if action == "replay" { "replayed" } else { "purged" };
-    println!("{done} {} dead letter{}", count.count, if count.count == 1 { "" } else { "s" });
+    println!("{done} {} dead letter{}", handled.count, if handled.count == 1 { "" } else { "s" });
+    if !handled.missing.is_empty() {
+        let ids: Vec<String> = handled.missing.iter().map(u64::to_string).collect();
+        anyhow::bail!(
+            "no dead letter with id {} (already replayed or purged? `pigeon dlq ls` lists them)",
+            ids.join(", ")
+        );
+    }
     Ok(())
 }
 
 pub async fn subscribe(client: &Client, topic: &str, subscriber: &str, filter: &str) -> anyhow::Result<()> {
     let body = Subscription { topic: topic.into(), subscriber: subscriber.into(), filter: filter.into() };
-    client.post::<_, serde_json::Value>(&format!("/topics/{topic}/subscriptions"), &body).await?;
+    client.post::<_, serde_json::Value>(&format!("/topics/{}/subscriptions", segment(topic)?), &body).await?;
     println!("{subscriber} subscribed to {topic}");
     Ok(())
 }
 
 pub async fn unsubscribe(client: &Client, topic: &str, subscriber: &str) -> anyhow::Result<()> {
-    client.delete(&format!("/topics/{topic}/subscriptions/{subscriber}")).await?;
+    client.delete(&format!("/topics/{}/subscriptions/{}", segment(topic)?, segment(subscriber)?)).await?;
     println!("{subscriber} unsubscribed from {topic}");
     Ok(())
 }
@@ -296,7 +323,7 @@ pub async fn publish(
         headers: headers.into_iter().collect(),
         ..Default::default()
     };
-    let count: Count = client.post(&format!("/topics/{topic}/messages"), &body).await?;
+    let count: Count = client.post(&format!("/topics/{}/messages", segment(topic)?), &body).await?;
     if json {
         return print_json(&count);
     }

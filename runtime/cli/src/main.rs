@@ -122,10 +122,23 @@ enum Command {
     },
     /// Lists actor types and actors, with mailbox depths and counters.
     Ls,
-    /// Shows one actor: mailbox, state, counters and errors.
+    /// Shows one actor: mailbox, a page of its state, counters and errors.
+    ///
+    /// State is shown a page at a time, in key order: when more keys
+    /// follow, the last line says the `--after` that shows the next page.
+    /// Values and payloads longer than --value-limit are cut, saying so.
     Inspect {
         /// `type/key`.
         address: String,
+        /// Show state keys after this one.
+        #[arg(long)]
+        after: Option<String>,
+        /// State keys on the page (0 to 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Bytes shown of each state value and payload, e.g. 1KiB.
+        #[arg(long, default_value = "4KiB", value_parser = units::parse_size)]
+        value_limit: u64,
     },
     /// Dead letters: list, replay or purge them.
     #[command(subcommand)]
@@ -277,7 +290,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => commands::send(&client(), args, None, g.json).await,
         Command::Call { send, timeout } => commands::send(&client(), send, Some(timeout), g.json).await,
         Command::Ls => commands::ls(&client(), g.json).await,
-        Command::Inspect { address } => commands::inspect(&client(), &address, g.json).await,
+        Command::Inspect { address, after, limit, value_limit } => {
+            let page = commands::StatePage { after, limit, value_limit };
+            commands::inspect(&client(), &address, page, g.json).await
+        }
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
         Command::Dlq(Dlq::Replay(s)) => commands::dlq_change(&client(), "replay", s).await,
         Command::Dlq(Dlq::Purge(s)) => commands::dlq_change(&client(), "purge", s).await,

@@ -3,7 +3,7 @@
 //!
 //! A cell is cut at [`MAX_CELL_CHARS`] characters: one dead letter with a
 //! 100 KB payload must not make `pigeon dlq ls` unreadable. `--json` prints
-//! every value whole.
+//! more (`inspect` cuts values at its `--value-limit` there too).
 
 use comfy_table::{ContentArrangement, Table, presets};
 
@@ -38,7 +38,7 @@ fn shorten(cell: &str) -> String {
         return one_line;
     }
     let kept: String = one_line.chars().take(MAX_CELL_CHARS).collect();
-    format!("{kept}… ({} more characters; --json shows all)", total - MAX_CELL_CHARS)
+    format!("{kept}… ({} more characters; --json shows more)", total - MAX_CELL_CHARS)
 }
 
 #[cfg(test)]
@@ -54,7 +54,7 @@ mod tests {
         let huge = "x".repeat(100_000);
         let out = super::render(&["ID", "PAYLOAD", "ERROR"], &[vec!["5".into(), huge, "boom".into()]]);
         let row = out.lines().nth(1).unwrap();
-        assert!(row.contains("… (99800 more characters; --json shows all)"), "{row}");
+        assert!(row.contains("… (99800 more characters; --json shows more)"), "{row}");
         assert!(row.ends_with("boom"), "later columns still show: {row}");
         assert!(row.chars().count() < 400, "{} characters", row.chars().count());
     }

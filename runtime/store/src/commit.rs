@@ -137,6 +137,15 @@ pub(crate) enum Request {
     Crashed(Vec<ulid::Ulid>),
 }
 
+/// What a replay or purge of selected dead letters did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The dead letters replayed or purged, in id order.
+    pub done: Vec<u64>,
+    /// The ids asked for that named no dead letter (already gone).
+    pub missing: Vec<u64>,
+}
+
 /// What a request produced.
 #[derive(Debug)]
 pub(crate) enum Reply {
@@ -145,6 +154,8 @@ pub(crate) enum Reply {
     Duplicate,
     /// How many messages a promotion, replay or purge moved.
     Moved(usize),
+    /// The dead letters a replay or purge found (and handled).
+    DeadLetters(Vec<u64>),
 }
 
 struct Job {

@@ -35,7 +35,7 @@ use storage::{DbSlot, DiskWatch};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
-    BatchReport, CommitListener, CommitStats, Disposition, TopicEffect, TurnCommit, TurnFailure, TurnTicket,
+    BatchReport, CommitListener, CommitStats, Disposition, Selected, TopicEffect, TurnCommit, TurnFailure, TurnTicket,
 };
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
@@ -182,16 +182,32 @@ impl Store {
     }
 
     /// Puts dead letters back into their mailboxes as fresh deliveries (all
-    /// of them when `ids` is `None`); returns how many. An unknown id
-    /// refuses the whole request.
-    pub async fn replay_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<usize, StoreError> {
-        self.moved(Request::Replay(ids)).await
+    /// of them when `ids` is `None`). Ids that name no dead letter (already
+    /// replayed or purged) are skipped and listed in the answer.
+    pub async fn replay_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<Selected, StoreError> {
+        self.selected(ids, Request::Replay).await
     }
 
-    /// Deletes dead letters (all of them when `ids` is `None`); returns how
-    /// many. An unknown id refuses the whole request.
-    pub async fn purge_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<usize, StoreError> {
-        self.moved(Request::Purge(ids)).await
+    /// Deletes dead letters (all of them when `ids` is `None`); unknown ids
+    /// are skipped and listed, as for a replay.
+    pub async fn purge_dead_letters(&self, ids: Option<Vec<u64>>) -> Result<Selected, StoreError> {
+        self.selected(ids, Request::Purge).await
+    }
+
+    async fn selected(
+        &self,
+        ids: Option<Vec<u64>>,
+        request: fn(Option<Vec<u64>>) -> Request,
+    ) -> Result<Selected, StoreError> {
+        let asked = ids.clone();
+        let done = match self.submit(request(ids)).await? {
+            Reply::DeadLetters(done) => done,
+            _ => Vec::new(),
+        };
+        let mut missing: Vec<u64> = asked.unwrap_or_default().into_iter().filter(|id| !done.contains(id)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        Ok(Selected { done, missing })
     }
 
     /// Subscribes `subscriber` (an actor) to `topic` with `filter` (empty:
@@ -263,6 +279,7 @@ impl Store {
     async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
+            Reply::DeadLetters(ids) => Ok(ids.len()),
             Reply::Done | Reply::Duplicate => Ok(0),
         }
     }
@@ -421,14 +438,26 @@ impl Store {
 
     /// `actor`'s state entries whose key starts with `prefix`, in key order.
     pub fn state_scan(&self, actor: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.state_page(actor, prefix, usize::MAX)
+        self.state_page(actor, prefix, None, usize::MAX)
     }
 
-    /// The first `limit` of `actor`'s state entries under `prefix`, in key order.
-    pub fn state_page(&self, actor: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// Up to `limit` of `actor`'s state entries under `prefix`, in key
+    /// order, starting after the key `after` when given.
+    pub fn state_page(
+        &self,
+        actor: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        use std::ops::Bound;
         let table = self.read()?.open_table(STATE)?;
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded((actor, after)),
+            _ => Bound::Included((actor, prefix)),
+        };
         let mut out = Vec::new();
-        for entry in table.range((actor, prefix)..)? {
+        for entry in table.range::<(&str, &str)>((start, Bound::Unbounded))? {
             let (k, v) = entry?;
             let (a, key) = k.value();
             if a != actor || !key.starts_with(prefix) || out.len() == limit {

@@ -68,8 +68,10 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     );
     assert!(store.next_message("counter/a").unwrap().is_none());
     assert_eq!(store.state_get("counter/a", "count").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(store.state_page("counter/a", "", 0).unwrap(), []);
-    assert_eq!(store.state_page("counter/a", "", 5).unwrap(), [("count".to_string(), b"1".to_vec())]);
+    assert_eq!(store.state_page("counter/a", "", None, 0).unwrap(), []);
+    assert_eq!(store.state_page("counter/a", "", None, 5).unwrap(), [("count".to_string(), b"1".to_vec())]);
+    assert_eq!(store.state_page("counter/a", "", Some("count"), 5).unwrap(), []);
+    assert_eq!(store.state_page("counter/a", "c", Some("a"), 5).unwrap(), [("count".to_string(), b"1".to_vec())]);
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
     assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
@@ -285,19 +287,18 @@ async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
     assert_eq!(dead.len(), 3);
     assert_eq!(store.dead_letters_of("counter/d", 2).unwrap().len(), 2, "bounded by the limit");
     assert!(store.dead_letters_of("counter/other", 10).unwrap().is_empty());
-    let err = store.replay_dead_letters(Some(vec![dead[0].id, 999_999])).await.unwrap_err();
-    assert!(err.to_string().contains("no dead letter with id 999999"), "{err}");
-    assert_eq!(store.dead_letters(10).unwrap().len(), 3, "a refused request changes nothing");
-
-    assert_eq!(store.replay_dead_letters(Some(vec![dead[0].id])).await.unwrap(), 1);
+    // What can be done is done; what cannot is named.
+    let selected = store.replay_dead_letters(Some(vec![dead[0].id, 999_999, dead[0].id])).await.unwrap();
+    assert_eq!((selected.done, selected.missing), (vec![dead[0].id], vec![999_999]));
     let (_, replayed) = store.next_message("counter/d").unwrap().unwrap();
     assert_eq!((replayed.payload.as_slice(), replayed.failures, replayed.priority), (&b"a"[..], 0, 7));
-    assert_eq!(store.purge_dead_letters(Some(vec![dead[1].id])).await.unwrap(), 1);
+    let selected = store.purge_dead_letters(Some(vec![dead[1].id, dead[0].id])).await.unwrap();
+    assert_eq!((selected.done, selected.missing), (vec![dead[1].id], vec![dead[0].id]), "replayed is gone");
     assert!(store.dead_letter(dead[1].id).is_err());
-    assert_eq!(store.replay_dead_letters(None).await.unwrap(), 1);
+    assert_eq!(store.replay_dead_letters(None).await.unwrap().done.len(), 1);
     assert_eq!(store.mailbox_depth("counter/d").unwrap(), 2);
     assert!(store.dead_letters(10).unwrap().is_empty());
-    assert_eq!(store.purge_dead_letters(None).await.unwrap(), 0);
+    assert!(store.purge_dead_letters(None).await.unwrap().done.is_empty());
 }
 
 #[tokio::test]

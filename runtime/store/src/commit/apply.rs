@@ -229,15 +229,18 @@ impl Worker {
 
     /// The dead letters named by `ids` (all when `None`), checking that each
     /// exists before anything is changed.
+    /// The selected dead letters that exist (each once, in id order).
     pub(super) fn dead_ids(t: &Tables<'_>, ids: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
         match ids {
             Some(ids) => {
+                let ids: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+                let mut found = Vec::with_capacity(ids.len());
                 for id in ids {
-                    if t.dead.get(id)?.is_none() {
-                        return Err(StoreError::UnknownDeadLetter(id.to_string()));
+                    if t.dead.get(id)?.is_some() {
+                        found.push(id);
                     }
                 }
-                Ok(ids.to_vec())
+                Ok(found)
             }
             None => t.dead.iter()?.map(|e| Ok(e?.0.value())).collect(),
         }
@@ -265,7 +268,7 @@ impl Worker {
             t.put_in_mailbox(&env, seq)?;
             fx.arrived(&env);
         }
-        Ok(Reply::Moved(ids.len()))
+        Ok(Reply::DeadLetters(ids))
     }
 
     /// Copies `envelope` into the mailbox of every subscriber of `topic`
@@ -387,6 +390,6 @@ impl Worker {
         for id in &ids {
             t.dead.remove(id)?;
         }
-        Ok(Reply::Moved(ids.len()))
+        Ok(Reply::DeadLetters(ids))
     }
 }

@@ -1,0 +1,136 @@
+//! What a new user meets in the first hour, through the real binary: the
+//! CLI tells the truth about addresses and topics whatever characters they
+//! hold, pages what is big, cuts what is huge (saying so), does what it can
+//! of a partly stale request and says what it could not, and names where it
+//! looked for the token.
+
+use pigeon_tests::artifacts;
+use pigeon_tests::process::{fails, json, ok, run_cli, start_fresh, wait_until};
+
+/// Keys with every class of character an address allows that means
+/// something in a URL, a shell or a terminal.
+const KEYS: &[&str] = &[
+    "a?b", "a#b", "a%41", "a%2Fb", "a/b", "a/../b", "..", ".", "a+b", "a&b=c", "a;b,c", "a:b@c", "$x!*'()", "[v6]",
+    "a\\b", "\"q\"", "<t>", "{c}|^`~", "é", "字", "🐦",
+];
+
+/// Topics likewise (`.` and `..` are not topics: they cannot be URL segments).
+const TOPICS: &[&str] = &["#", "a?b", "a/b", "a%41", "a+b", "a&b=c", "é/字", "orders:eu@1"];
+
+#[test]
+fn every_character_class_survives_every_command() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    for key in KEYS {
+        let address = format!("counter/{key}");
+        assert_eq!(ok(&node.cli(&["call", &address, "inc"])).trim(), "1", "call {address}");
+        ok(&node.cli(&["send", &address, "inc", "--wait", "delivered"]));
+        wait_until(&format!("{address} to count 2"), || ok(&node.cli(&["call", &address, "get"])).trim() == "2");
+        let detail = json(&ok(&node.cli(&["--json", "inspect", &address])));
+        assert_eq!(detail["address"], address.as_str(), "inspect {address} showed another actor");
+        let count = detail["state"].as_array().and_then(|s| s.iter().find(|e| e["key"] == "count")).cloned();
+        assert_eq!(count.map(|c| c["value"]["text"].clone()), Some("2".into()), "inspect {address}");
+    }
+    let listed = json(&ok(&node.cli(&["--json", "ls"])));
+    let actors: Vec<&str> = listed["actors"].as_array().unwrap().iter().filter_map(|a| a["address"].as_str()).collect();
+    for key in KEYS {
+        assert!(actors.contains(&format!("counter/{key}").as_str()), "ls lacks counter/{key}: {actors:?}");
+    }
+
+    for topic in TOPICS {
+        let subscriber = "counter/a?b";
+        ok(&node.cli(&["subscribe", topic, subscriber]));
+        let subs = json(&ok(&node.cli(&["--json", "topics"])));
+        let found = subs.as_array().unwrap().iter().any(|s| s["topic"] == *topic && s["subscriber"] == subscriber);
+        assert!(found, "topics lacks ({topic}, {subscriber}): {subs}");
+        assert_eq!(ok(&node.cli(&["publish", topic, "inc"])).trim(), "delivered to 1 subscriber", "publish {topic}");
+        ok(&node.cli(&["unsubscribe", topic, subscriber]));
+        assert_eq!(ok(&node.cli(&["publish", topic, "inc"])).trim(), "delivered to 0 subscribers", "{topic}");
+    }
+    wait_until("the copies", || {
+        ok(&node.cli(&["call", "counter/a?b", "get"])).trim() == (2 + TOPICS.len()).to_string()
+    });
+    for topic in [".", ".."] {
+        let err = fails(&node.cli(&["publish", topic, "inc"]));
+        assert!(err.contains(&format!("`{topic}` is not a valid name here")), "{err}");
+    }
+}
+
+#[test]
+fn inspect_pages_state_and_cuts_big_values() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::GREEDY, "--name", "greedy"]));
+    ok(&node.cli(&["call", "greedy/a", "set-many 2500 1"]));
+    ok(&node.cli(&["call", "greedy/a", "set-big 1000000"]));
+
+    let first = ok(&node.cli(&["inspect", "greedy/a"]));
+    assert!(first.contains("STATE (100 keys, more follow)"), "{first}");
+    let next = first.lines().find_map(|l| l.strip_prefix("next page: ")).expect("the next page's command");
+    assert!(next.starts_with("pigeon inspect greedy/a --after '"), "{next}");
+    assert!(first.contains("(first 4096 of 1000000 bytes) xxx"), "the big value says it is cut: {first}");
+
+    // Paging through --json gives every key once, in order.
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        let mut args = vec!["--json", "inspect", "greedy/a", "--limit", "1000", "--value-limit", "16"];
+        let after = keys.last().cloned();
+        if let Some(after) = &after {
+            args.extend(["--after", after.as_str()]);
+        }
+        let out = ok(&node.cli(&args));
+        assert!(out.len() < 1 << 20, "a page with values cut at 16 bytes is small: {} bytes", out.len());
+        let page = json(&out);
+        for entry in page["state"].as_array().unwrap() {
+            if entry["key"] == "big" {
+                assert_eq!(
+                    (entry["value"]["size"].as_u64(), entry["value"]["truncated"].as_bool()),
+                    (Some(1_000_000), Some(true))
+                );
+                assert_eq!(entry["value"]["text"].as_str().map(str::len), Some(16));
+            }
+            keys.push(entry["key"].as_str().unwrap().to_string());
+        }
+        if page["state_more"] != true {
+            break;
+        }
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "pages follow each other in key order, without repeats");
+    assert_eq!(keys.len(), 2501, "every key: many/0..2499 and big");
+}
+
+#[test]
+fn dlq_purge_does_what_it_can_and_names_the_rest() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::FAULTY, "--name", "faulty", "--max-attempts", "1"]));
+    for key in ["a", "b", "c"] {
+        ok(&node.cli(&["send", &format!("faulty/{key}"), "trap"]));
+    }
+    let ids = || -> Vec<String> {
+        let dead = json(&ok(&node.cli(&["--json", "dlq", "ls"])));
+        dead.as_array().unwrap().iter().map(|d| d["id"].to_string()).collect()
+    };
+    wait_until("three dead letters", || ids().len() == 3);
+    let ids = ids();
+    ok(&node.cli(&["dlq", "purge", &ids[0]]));
+
+    let out = node.cli(&["dlq", "purge", &ids[0], &ids[1], &ids[2]]);
+    let err = fails(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "purged 2 dead letters");
+    assert!(err.contains(&format!("no dead letter with id {}", ids[0])), "{err}");
+    assert!(json(&ok(&node.cli(&["--json", "dlq", "ls"]))).as_array().unwrap().is_empty(), "the others went");
+}
+
+#[test]
+fn the_missing_token_error_names_where_it_looked() {
+    let (_dir, node) = start_fresh();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let data = elsewhere.path().join("not-the-node");
+    let out = run_cli(&["--node", &node.url, "--data", &data.display().to_string()], &["dlq", "purge", "--all"], &[]);
+    let err = fails(&out);
+    let looked = data.join("token");
+    assert!(err.contains(&format!("no file {}", looked.display())), "{err}");
+    assert!(err.contains("--token") && err.contains("[unauthorized]"), "{err}");
+}
