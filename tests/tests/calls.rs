@@ -33,6 +33,44 @@ async fn a_retried_turn_gets_its_call_answered_from_the_stored_reply() {
     assert_eq!(counter.processed, 1, "the repeated call was answered from the stored reply: counter/y ran one turn");
 }
 
+/// A callee that fails for good fails a retried caller at once: the callee
+/// runs its own attempts once, not once per attempt of the caller, and each
+/// of the two failures leaves one dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_that_dead_letters_is_not_run_again_by_the_callers_retries() {
+    let t = TestNode::start().await;
+    let limits = || TypeLimits { max_attempts: 3, ..quick_limits() };
+    t.deploy("faulty", artifacts::FAULTY, limits()).await;
+    t.deploy("caller", artifacts::CALLER, limits()).await;
+    t.tell("caller/a", "call-or-fail faulty/x trap").await;
+    let store = t.node.store().clone();
+    pigeon_tests::eventually("both dead letters", || {
+        let store = store.clone();
+        async move { (store.dead_letters(10).unwrap().len() == 2).then_some(()) }
+    })
+    .await;
+    let callee = t.node.store().actor_stats("faulty/x").unwrap();
+    let caller = t.node.store().actor_stats("caller/a").unwrap();
+    assert_eq!((callee.failed, callee.dead_lettered), (3, 1), "the callee ran its 3 attempts once (not 3 × 3)");
+    assert_eq!((caller.failed, caller.dead_lettered), (3, 1), "the caller ran its 3 attempts");
+    let dead = t.node.store().dead_letters(10).unwrap();
+    let to: Vec<&str> = dead.iter().map(|d| d.envelope.to.as_str()).collect();
+    assert_eq!(to, ["faulty/x", "caller/a"], "one dead letter per failure, the callee's first");
+    assert!(
+        dead[1].error.contains("faulty: trap on command"),
+        "the caller's error carries the callee's: {}",
+        dead[1].error
+    );
+
+    // Replaying the callee's dead letter runs it afresh (its stored failure goes).
+    t.node.store().replay_dead_letters(Some(vec![dead[0].id])).await.unwrap();
+    pigeon_tests::eventually("the replay to fail again", || {
+        let store = store.clone();
+        async move { (store.actor_stats("faulty/x").unwrap().failed == 6).then_some(()) }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_back_into_the_chain_fails_at_once_with_deadlock() {
     let t = node().await;

@@ -121,7 +121,7 @@ fn bad_inputs_get_clear_errors() {
         &["send", "counter/a", "inc"],
         &[],
     ));
-    assert!(err.contains("missing API token") && err.contains("[unauthorized]"), "{err}");
+    assert!(err.contains("wants its API token, and none was given") && err.contains("[unauthorized]"), "{err}");
     let err = fails(&node.cli(&["--token", "not-the-token", "send", "counter/a", "inc"]));
     assert!(err.contains("wrong API token"), "{err}");
 

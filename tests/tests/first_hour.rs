@@ -134,3 +134,69 @@ fn the_missing_token_error_names_where_it_looked() {
     assert!(err.contains(&format!("no file {}", looked.display())), "{err}");
     assert!(err.contains("--token") && err.contains("[unauthorized]"), "{err}");
 }
+
+#[test]
+fn wildcard_subscriptions_get_one_copy_of_each_matching_publish() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    ok(&node.cli(&["subscribe", "orders.>", "counter/audit"]));
+    ok(&node.cli(&["subscribe", "orders.eu.paid", "counter/audit"]));
+    ok(&node.cli(&["subscribe", "orders.*.paid", "counter/billing", "--filter", "amount > 100"]));
+    ok(&node.cli(&["subscribe", "orders.*", "counter/regions"]));
+    let publish =
+        |topic: &str, amount: &str| ok(&node.cli(&["publish", topic, "inc", "-H", &format!("amount={amount}")]));
+    // audit twice over (one copy), billing; not regions (three tokens).
+    assert_eq!(publish("orders.eu.paid", "250").trim(), "delivered to 2 subscribers");
+    // billing's filter fails.
+    assert_eq!(publish("orders.us.paid", "50").trim(), "delivered to 1 subscriber");
+    // audit and regions.
+    assert_eq!(publish("orders.eu", "1").trim(), "delivered to 2 subscribers");
+    // `orders.>` needs one more token; nothing else matches.
+    assert_eq!(publish("orders", "1").trim(), "delivered to 0 subscribers");
+    wait_until("the copies", || ok(&node.cli(&["call", "counter/audit", "get"])).trim() == "3");
+    assert_eq!(ok(&node.cli(&["call", "counter/billing", "get"])).trim(), "1");
+    assert_eq!(ok(&node.cli(&["call", "counter/regions", "get"])).trim(), "1");
+
+    let err = fails(&node.cli(&["publish", "orders.*", "inc"]));
+    assert!(err.contains("publish to a concrete topic") && err.contains("[invalid_topic]"), "{err}");
+    let err = fails(&node.cli(&["subscribe", "orders.>.eu", "counter/x"]));
+    assert!(err.contains("`>` may only be the last token"), "{err}");
+    let err = fails(&node.cli(&["subscribe", "orders..eu", "counter/x"]));
+    assert!(err.contains("tokens between `.` must not be empty"), "{err}");
+}
+
+#[test]
+fn environment_variables_granted_at_deploy_reach_the_guest_and_only_those() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::GREEDY, "--name", "plain"]));
+    assert_eq!(ok(&node.cli(&["call", "plain/a", "env"])).trim(), "", "no environment unless granted");
+
+    let out = ok(&node.cli(&[
+        "deploy",
+        artifacts::GREEDY,
+        "--name",
+        "greedy",
+        "--env",
+        "GREETING=hi there",
+        "--env",
+        "MODE=a=b",
+    ]));
+    assert!(out.contains("env     GREETING, MODE") || out.contains("env     MODE, GREETING"), "{out}");
+    let seen = ok(&node.cli(&["call", "greedy/a", "env"]));
+    let mut seen: Vec<&str> = seen.lines().filter(|l| !l.is_empty()).collect();
+    seen.sort();
+    assert_eq!(seen, ["GREETING=hi there", "MODE=a=b"]);
+    let listed = json(&ok(&node.cli(&["--json", "ls"])));
+    let ty = listed["types"].as_array().unwrap().iter().find(|t| t["name"] == "greedy").cloned().unwrap();
+    assert!(!ty.to_string().contains("hi there"), "values are not shown: {ty}");
+
+    let err = fails(&node.cli(&["deploy", artifacts::GREEDY, "--name", "bad", "--env", "NOEQUALS"]));
+    assert!(err.contains("is not an environment variable: write NAME=VALUE"), "{err}");
+    let too_many: Vec<String> = (0..65).map(|i| format!("V{i}=x")).collect();
+    let mut args = vec!["deploy", artifacts::GREEDY, "--name", "bad"];
+    for var in &too_many {
+        args.extend(["--env", var.as_str()]);
+    }
+    let err = fails(&node.cli(&args));
+    assert!(err.contains("65 environment variables; at most 64") && err.contains("[invalid_limits]"), "{err}");
+}

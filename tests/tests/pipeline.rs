@@ -50,7 +50,7 @@ async fn a_call_delivered_twice_counts_once_even_while_the_first_commit_is_in_fl
     })
     .await;
     assert_eq!(t.node.store().state_get("counter/d", "count").unwrap(), Some(b"11".to_vec()));
-    assert_eq!(t.node.store().reply(call.id).unwrap(), Some(Some(b"1".to_vec())), "the first answer stands");
+    assert_eq!(t.node.store().reply(call.id).unwrap(), Some(Ok(Some(b"1".to_vec()))), "the first answer stands");
     // The second delivery ran on top of the first one's commit before it
     // was durable; its commit was refused, and so was the one built on it.
     assert!(t.node.store().commit_epoch() >= 1, "the refused commits advance the epoch");

@@ -93,3 +93,61 @@ fn build_outside_a_project_says_what_it_looks_for() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not an actor project") && err.contains("pigeon new rust|js|python NAME"), "{err}");
 }
+
+/// The handler of the typed-RPC Python example (docs/rpc.md): `WHO AMOUNT`
+/// deposits AMOUNT into `account/WHO` through the imported interface.
+const PYTHON_TELLER: &str = r#"from typing import Optional
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import account, rpc
+from wit_world.imports.types import Envelope
+
+
+class Handler(exports.Handler):
+    def handle(self, message: Envelope) -> Optional[bytes]:
+        who, amount = message.payload.decode().split()
+        rpc.set_target("acme:bank/account", f"account/{who}")
+        try:
+            balance = account.deposit(int(amount))
+        except Err as e:
+            return f"refused: {e.value}".encode()
+        return str(balance).encode()
+"#;
+
+#[test]
+fn a_new_python_actor_calls_a_typed_interface_with_the_world_of_its_pigeon_toml() {
+    if !toolchain_present("componentize-py", "`pip install componentize-py==0.25.1`") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    ok(&pigeon_in(work.path(), &["new", "python", "teller"], &[]));
+    let project = work.path().join("teller");
+    let bank_wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/bank/wit/bank.wit");
+    std::fs::create_dir_all(project.join("wit/bank")).unwrap();
+    std::fs::copy(bank_wit, project.join("wit/bank/bank.wit")).unwrap();
+    std::fs::write(project.join("app.py"), PYTHON_TELLER).unwrap();
+    let config = std::fs::read_to_string(project.join("pigeon.toml")).unwrap();
+    let config = config
+        .replace("wit = [\"wit\"]\n", "wit = [\"wit\", \"wit/bank\"]\n")
+        .replace("world = \"actor\"\n", "world = \"acme:bank/transfer-actor\"\n");
+    assert!(config.contains("acme:bank/transfer-actor"), "the scaffold's pigeon.toml has the fields: {config}");
+    std::fs::write(project.join("pigeon.toml"), config).unwrap();
+
+    let built = json(&ok(&pigeon_in(&project, &["--json", "build"], &[])));
+    let component = built["component"].as_str().unwrap().to_string();
+    let (_data, node) = start_fresh();
+    ok(&node.cli(&["deploy", pigeon_tests::artifacts::BANK_ACCOUNT, "--name", "account"]));
+    let deployed = ok(&node.cli(&["deploy", &component, "--name", "teller", "--link", "acme:bank/account=account"]));
+    assert!(deployed.contains("links   acme:bank/account"), "{deployed}");
+    assert_eq!(ok(&node.cli(&["call", "teller/desk", "alice 30"])).trim(), "30");
+    assert_eq!(ok(&node.cli(&["call", "teller/desk", "alice 12"])).trim(), "42");
+    assert_eq!(ok(&node.cli(&["call", "teller/desk", "alice 0"])).trim(), "refused: AccountError_ZeroAmount()");
+    assert_eq!(ok(&node.cli(&["call", "account/alice", "account.balance()"])).trim(), "42");
+
+    // A pigeon.toml that names a directory that is not there says so.
+    std::fs::write(project.join("pigeon.toml"), "wit = [\"wit\", \"wit/nowhere\"]\n").unwrap();
+    let out = pigeon_in(&project, &["build"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("lists the WIT directory `wit/nowhere`"), "{err}");
+}

@@ -4,6 +4,8 @@
 //! Commands (text payloads):
 //! - `call ADDR REST...`: calls ADDR with REST; replies `ok:REPLY` or
 //!   `error:ERROR` (a failed call does not fail the turn);
+//! - `call-or-fail ADDR REST...`: calls ADDR with REST; replies `ok:REPLY`,
+//!   or fails the turn with the call's error (so the turn is retried);
 //! - `call-then-trap ADDR REST...`: calls ADDR, then traps on the first
 //!   attempt; on the retry the same call is answered from the callee's
 //!   stored reply, so the callee's effect happens once;
@@ -43,6 +45,8 @@ impl Guest for Caller {
             Some("call") => Ok(Some(answer.into_bytes())),
             Some("call-then-trap") if message.attempt == 1 => panic!("caller: trap after the call, on attempt 1"),
             Some("call-then-trap") => Ok(Some(answer.into_bytes())),
+            Some("call-or-fail") if answer.starts_with("error:") => Err(format!("caller: the call failed: {answer}")),
+            Some("call-or-fail") => Ok(Some(answer.into_bytes())),
             _ => Err(format!("caller: unknown command `{text}`")),
         }
     }

@@ -10,7 +10,9 @@
 //! - `header-big BYTES ADDR`: sends ADDR a message with a header of BYTES;
 //! - `dedup-big BYTES ADDR`: sends ADDR a message with a dedup key of BYTES;
 //! - `subscribe TOPIC FILTER`: subscribes with FILTER; replies `ok` or the
-//!   error `subscribe` returned.
+//!   error `subscribe` returned;
+//! - `env`: replies with the environment it sees, `NAME=VALUE` lines (only
+//!   what the type was deployed with: `pigeon deploy --env`).
 
 wit_bindgen::generate!({ world: "actor", path: "../../wit" });
 
@@ -41,6 +43,7 @@ impl Guest for Greedy {
         let mut words = text.splitn(3, ' ');
         let command = words.next().unwrap_or_default();
         let reply = match command {
+            "env" => std::env::vars().map(|(k, v)| format!("{k}={v}\n")).collect(),
             "send-many" => {
                 let n = number(words.next())?;
                 let to = words.next().ok_or("greedy: send-many N ADDR")?;

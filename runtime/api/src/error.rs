@@ -85,7 +85,7 @@ impl From<NodeError> for ApiError {
                 StoreError::MailboxFull { .. } => (S::TOO_MANY_REQUESTS, "mailbox_full"),
                 StoreError::UnknownDeadLetter(_) => (S::NOT_FOUND, "unknown_dead_letter"),
                 StoreError::Closed => (S::SERVICE_UNAVAILABLE, "shutting_down"),
-                StoreError::BadTopic(_) => (S::BAD_REQUEST, "invalid_topic"),
+                StoreError::BadTopic { .. } => (S::BAD_REQUEST, "invalid_topic"),
                 StoreError::Filter(_) => (S::BAD_REQUEST, "invalid_filter"),
                 StoreError::StorageFull { .. } => (S::INSUFFICIENT_STORAGE, "storage_full"),
                 StoreError::WriteFailed { .. } | StoreError::Unavailable(_) => {

@@ -119,6 +119,10 @@ pub struct TypeInfo {
     pub memory_bytes: u64,
     pub deadline_ms: u64,
     pub mailbox_bound: u64,
+    /// The names of the environment variables granted (not their values,
+    /// which may be secrets).
+    #[serde(default)]
+    pub env: Vec<String>,
     pub deployed_at_ms: u64,
     /// Functions it exports for typed RPC.
     #[serde(default)]
@@ -163,6 +167,7 @@ impl From<&ActorType> for TypeInfo {
             memory_bytes: t.limits.memory_bytes,
             deadline_ms: t.limits.deadline_ms,
             mailbox_bound: t.limits.mailbox_bound,
+            env: t.limits.wasi.env.iter().map(|(name, _)| name.clone()).collect(),
             deployed_at_ms: t.deployed_at_ms,
         }
     }
@@ -189,6 +194,9 @@ pub struct DeployParams {
     /// Links for the interfaces the component imports from other actors,
     /// comma-separated: `acme:bank/account=account,acme:shop/stock=stock/main`.
     pub links: Option<String>,
+    /// Environment variables the guest sees (WASI), as a JSON object of
+    /// strings: `{"GREETING":"hello"}`. None by default.
+    pub env: Option<String>,
 }
 
 /// Where a send unblocks.

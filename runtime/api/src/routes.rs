@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use pigeon_node::pigeon_host::rpc::parse_link;
-use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, now_ms};
+use pigeon_node::pigeon_store::{ActorAddr, Delivery, Envelope, MessageKind, TypeLimits, WasiGrant, now_ms};
 use pigeon_node::{Invoke, NodeError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -150,12 +150,25 @@ pub async fn deploy(
         memory_bytes: params.memory_bytes.unwrap_or(defaults.memory_bytes),
         deadline_ms: params.deadline_ms.unwrap_or(defaults.deadline_ms),
         mailbox_bound: params.mailbox_bound.unwrap_or(defaults.mailbox_bound),
+        wasi: WasiGrant { env: env_of(params.env.as_deref())? },
         ..defaults
     };
     let links = params.links.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|l| !l.is_empty());
     let links = links.map(parse_link).collect::<Result<Vec<_>, _>>().map_err(NodeError::from)?;
     let ty = s.node.deploy(&name, bytes.to_vec(), limits, links).await?;
     Ok(Json(TypeInfo::of(&ty, s.node.operations(&name))))
+}
+
+/// The `env` parameter of a deploy: a JSON object of strings.
+fn env_of(param: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(text) = param else { return Ok(Vec::new()) };
+    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(text).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_limits",
+            format!("`env` must be a JSON object of strings, like {{\"NAME\":\"value\"}}: {e}"),
+        )
+    })?;
+    Ok(env.into_iter().collect())
 }
 
 #[utoipa::path(delete, path = "/api/v1/types/{name}", params(("name" = String, Path)),

@@ -20,6 +20,7 @@ pub struct DeployOptions {
     pub deadline: Option<Duration>,
     pub mailbox_bound: Option<u64>,
     pub links: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -54,6 +55,11 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOpti
     if !limits.links.is_empty() {
         query.push(format!("links={}", crate::client::encode_query(&limits.links.join(","))));
     }
+    if !limits.env.is_empty() {
+        let env: serde_json::Map<String, serde_json::Value> =
+            limits.env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        query.push(format!("env={}", crate::client::encode_query(&serde_json::Value::Object(env).to_string())));
+    }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));
     spinner.enable_steady_tick(Duration::from_millis(100));
@@ -77,6 +83,9 @@ fn type_rpc(ty: &TypeInfo) -> String {
     }
     for link in &ty.links {
         text.push_str(&format!("  links   {link}\n"));
+    }
+    if !ty.env.is_empty() {
+        text.push_str(&format!("  env     {}\n", ty.env.join(", ")));
     }
     text
 }
@@ -167,7 +176,7 @@ pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     print!("{}", table::render(&["TYPE", "VERSION", "SIZE", "ATTEMPTS", "MEMORY", "DEADLINE"], &rows));
-    for ty in types.iter().filter(|t| !t.operations.is_empty() || !t.links.is_empty()) {
+    for ty in types.iter().filter(|t| !t.operations.is_empty() || !t.links.is_empty() || !t.env.is_empty()) {
         print!("\n{}\n{}", ty.name, type_rpc(ty));
     }
     println!();
@@ -289,7 +298,7 @@ pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> 
     if !handled.missing.is_empty() {
         let ids: Vec<String> = handled.missing.iter().map(u64::to_string).collect();
         anyhow::bail!(
-            "no dead letter with id {} (already replayed or purged? `pigeon dlq ls` lists them)",
+            "no dead letter with id {} (already replayed or purged? `pigeon dlq ls` lists them) [unknown_dead_letter]",
             ids.join(", ")
         );
     }

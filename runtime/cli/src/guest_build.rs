@@ -4,7 +4,8 @@
 //! The project's files say its language: `Cargo.toml` is Rust (cargo for
 //! `wasm32-wasip2`; the component is copied out of the target directory),
 //! `package.json` is JavaScript (`npm install` the first time, then `npm run
-//! build -- <out>`), `app.py` is Python (componentize-py). Each tool's own
+//! build -- <out>`), `app.py` is Python (componentize-py, with the WIT
+//! directories and world of the project's `pigeon.toml`). Each tool's own
 //! output goes to the terminal as it runs, so a long first build shows its
 //! progress; when a tool is missing, the error says how to install it.
 
@@ -44,8 +45,12 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
             run(&mut npm, NPM)?;
         }
         Language::Python => {
+            let config = PythonBuild::of(&dir)?;
             let mut componentize = Command::new("componentize-py");
-            componentize.args(["-d", "wit", "-w", "actor", "componentize", "app", "-o"]).arg(&component);
+            for wit in &config.wit {
+                componentize.arg("-d").arg(wit);
+            }
+            componentize.args(["-w", &config.world, "componentize", "app", "-o"]).arg(&component);
             run(componentize.current_dir(&dir), COMPONENTIZE_PY)?;
         }
     }
@@ -53,6 +58,43 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         .with_context(|| format!("the build ended without making {}", component.display()))?
         .len();
     Ok(Built { component, bytes, name })
+}
+
+/// A Python project's `pigeon.toml`: the WIT directories and the world
+/// componentize-py builds against (the `actor` world of `wit/` when the
+/// file is absent). Rust and JavaScript projects name theirs in code
+/// (`wit_bindgen::generate!`, `build.mjs`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PythonBuild {
+    #[serde(default = "PythonBuild::default_wit")]
+    wit: Vec<String>,
+    #[serde(default = "PythonBuild::default_world")]
+    world: String,
+}
+
+impl PythonBuild {
+    fn default_wit() -> Vec<String> {
+        vec!["wit".into()]
+    }
+
+    fn default_world() -> String {
+        "actor".into()
+    }
+
+    fn of(dir: &Path) -> anyhow::Result<Self> {
+        let file = dir.join("pigeon.toml");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return Ok(Self { wit: Self::default_wit(), world: Self::default_world() });
+        };
+        let config: Self = toml::from_str(&text).with_context(|| {
+            format!("{} is not a build description: `wit = [\"wit\"]` and `world = \"actor\"`", file.display())
+        })?;
+        if let Some(missing) = config.wit.iter().find(|wit| !dir.join(wit).exists()) {
+            bail!("{} lists the WIT directory `{missing}`, which does not exist", file.display());
+        }
+        Ok(config)
+    }
 }
 
 const NPM: &str = "npm (install Node.js 20 or newer with npm)";

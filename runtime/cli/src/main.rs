@@ -95,6 +95,11 @@ enum Command {
         /// go to `account/main` unless the turn picks another).
         #[arg(long = "link", value_name = "INTERFACE=TYPE[/KEY]")]
         links: Vec<String>,
+        /// An environment variable the guest sees (repeatable), e.g.
+        /// `--env GREETING=hello`. Guests get none unless granted here;
+        /// `pigeon ls` shows the names, never the values.
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = units::parse_env)]
+        env: Vec<(String, String)>,
     },
     /// Removes an actor type; its mailboxes and state are kept.
     Undeploy { name: String },
@@ -143,7 +148,12 @@ enum Command {
     /// Dead letters: list, replay or purge them.
     #[command(subcommand)]
     Dlq(Dlq),
-    /// Subscribes an actor to a topic, optionally with a filter over headers.
+    /// Subscribes an actor to a topic or a pattern, optionally with a filter
+    /// over headers.
+    ///
+    /// Topics are tokens separated by `.`; a pattern uses `*` for one token
+    /// and `>` for the rest: `orders.*` matches `orders.eu`, `orders.>`
+    /// matches `orders.eu` and `orders.eu.paid`.
     ///
     /// Filter example: `kind = 'order' AND amount > 100` (=, !=, <, >, <=, >=,
     /// AND, OR, NOT, parentheses, EXISTS header; numbers compare as numbers).
@@ -156,7 +166,8 @@ enum Command {
     },
     /// Ends a subscription.
     Unsubscribe { topic: String, subscriber: String },
-    /// Publishes to a topic: a copy to every subscriber whose filter matches.
+    /// Publishes to a topic (no wildcards): a copy to every subscriber
+    /// whose topic or pattern, and filter, match.
     Publish {
         topic: String,
         payload: String,
@@ -282,8 +293,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
         Command::Up(options) => up::up(&g.data, options).await,
-        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links } => {
-            let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links };
+        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links, env } => {
+            let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links, env };
             commands::deploy(&client(), &file, &name, limits, g.json).await
         }
         Command::Undeploy { name } => commands::undeploy(&client(), &name).await,

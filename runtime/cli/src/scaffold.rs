@@ -36,7 +36,7 @@ macro_rules! templates {
 
 const RUST: &[File] = templates!("rust": "Cargo.toml", "src/lib.rs", "README.md", ".gitignore");
 const JS: &[File] = templates!("js": "package.json", "build.mjs", "src/actor.js", "README.md", ".gitignore");
-const PYTHON: &[File] = templates!("python": "app.py", "README.md", ".gitignore");
+const PYTHON: &[File] = templates!("python": "app.py", "pigeon.toml", "README.md", ".gitignore");
 /// Every project carries the world it targets.
 const WIT: File = ("wit/actor.wit", include_str!("../../../wit/actor.wit"));
 

@@ -35,10 +35,17 @@ pub fn parse_limit(text: &str) -> Result<(String, u64), String> {
 
 /// `name=value` → the pair.
 pub fn parse_header(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not a header: write name=value")),
-    }
+    parse_pair(text).ok_or_else(|| format!("`{text}` is not a header: write name=value"))
+}
+
+/// `NAME=VALUE` as an environment variable.
+pub fn parse_env(text: &str) -> Result<(String, String), String> {
+    parse_pair(text).ok_or_else(|| format!("`{text}` is not an environment variable: write NAME=VALUE"))
+}
+
+fn parse_pair(text: &str) -> Option<(String, String)> {
+    let (name, value) = text.split_once('=')?;
+    (!name.is_empty()).then(|| (name.to_string(), value.to_string()))
 }
 
 #[cfg(test)]

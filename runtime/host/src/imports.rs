@@ -293,6 +293,9 @@ impl state::Host for ActorData {
 
 impl topics::Host for ActorData {
     fn subscribe(&mut self, topic: String, filter: String) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = pigeon_store::topic::validate_pattern(&topic) {
+            return Ok(Err(e.to_string()));
+        }
         if !filter.trim().is_empty()
             && let Err(e) = pigeon_store::filter::Filter::parse(&filter)
         {
@@ -315,6 +318,9 @@ impl topics::Host for ActorData {
         payload: Vec<u8>,
         headers: Vec<types::Header>,
     ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = pigeon_store::topic::validate_topic(&topic) {
+            return Ok(Err(e.to_string()));
+        }
         if let Err(e) = self.limits().check_payload(payload.len()) {
             return Ok(Err(e.to_string()));
         }

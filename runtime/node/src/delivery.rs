@@ -66,7 +66,7 @@ impl NodeInner {
             Ok(None) => {}
             Ok(Some(stored)) => {
                 self.calls().remove(&id);
-                return Ok(stored);
+                return stored.map_err(CallFailure::Failed);
             }
             Err(refusal) => {
                 self.calls().remove(&id);
@@ -82,14 +82,17 @@ impl NodeInner {
     }
 
     /// Hands a persistent call to its callee in memory, waiting while the
-    /// callee is at its bound; or returns the reply stored by an earlier
-    /// attempt of the same call.
+    /// callee is at its bound; or returns the outcome stored by an earlier
+    /// attempt of the same call: its reply, or the failure it was
+    /// dead-lettered with (so a retried caller does not make the callee run
+    /// its attempts again).
+    #[allow(clippy::type_complexity)]
     async fn deliver_persistent_call(
         self: &Arc<Self>,
         call: Envelope,
         depends_on: Option<u64>,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<Option<Vec<u8>>>, SendRefusal> {
+    ) -> Result<Option<Result<Option<Vec<u8>>, String>>, SendRefusal> {
         let store_failed = |e: StoreError| SendRefusal::Store(e.to_string());
         if let Some(stored) = self.store.reply(call.id).map_err(store_failed)? {
             return Ok(Some(stored));

@@ -329,6 +329,7 @@ impl Node {
         if limits.max_attempts == 0 || limits.deadline_ms == 0 || limits.mailbox_bound == 0 {
             return Err(NodeError::Limits("max-attempts, deadline and mailbox bound must be above zero".into()));
         }
+        limits.wasi.validate().map_err(NodeError::Limits)?;
         let host = self.inner.host.clone();
         let (component, bytes) = tokio::task::spawn_blocking(move || (host.load(&bytes, &links), bytes))
             .await

@@ -202,14 +202,15 @@ impl ActorTask {
                     .await;
             return self.recorded(taken, recorded);
         }
-        // A call made again by a retried caller: answer from the stored reply.
+        // A call made again by a retried caller: answer from the stored
+        // outcome (its reply, or the failure it was dead-lettered with).
         if stores_reply(&envelope)
-            && let Ok(Some(reply)) = node.store.reply(envelope.id)
+            && let Ok(Some(outcome)) = node.store.reply(envelope.id)
         {
             let commit = TurnCommit { actor: self.actor.clone(), taken, ..TurnCommit::default() };
             let stored = node.store.commit_turn(commit).await.is_ok();
             if stored {
-                node.resolve_call(envelope.id, Ok(reply));
+                node.resolve_call(envelope.id, outcome);
             }
             return self.recorded(taken, stored);
         }

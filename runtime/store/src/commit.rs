@@ -301,11 +301,23 @@ pub(crate) fn encode_reply(at_ms: u64, reply: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
-/// The reply in a stored reply (`Some` of the handler's possibly absent reply).
-pub(crate) fn decode_reply(stored: &[u8]) -> Option<Vec<u8>> {
+/// A call's failure, stored as its outcome when the call was dead-lettered:
+/// the same call made again (by the caller's retried turn) fails at once
+/// with `error` instead of running the callee again.
+pub(crate) fn encode_failed_reply(at_ms: u64, error: &str) -> Vec<u8> {
+    let mut out = at_ms.to_le_bytes().to_vec();
+    out.push(2);
+    out.extend_from_slice(error.as_bytes());
+    out
+}
+
+/// The outcome in a stored reply: the handler's (possibly absent) reply, or
+/// the error the call was dead-lettered with.
+pub(crate) fn decode_reply(stored: &[u8]) -> Result<Option<Vec<u8>>, String> {
     match stored.get(8..).and_then(<[u8]>::split_first) {
-        Some((1, reply)) => Some(reply.to_vec()),
-        _ => None,
+        Some((1, reply)) => Ok(Some(reply.to_vec())),
+        Some((2, error)) => Err(String::from_utf8_lossy(error).into_owned()),
+        _ => Ok(None),
     }
 }
 
@@ -420,11 +432,11 @@ impl Worker {
                     Request::Sweep { now_ms } => self.sweep(&mut t, *now_ms),
                     Request::Purge(ids) => self.purge(&mut t, ids.as_deref()),
                     Request::Subscribe { topic, subscriber, filter } => {
-                        t.subscriptions.insert((topic.as_str(), subscriber.as_str()), filter.as_str())?;
+                        t.subscribe(topic, subscriber, filter)?;
                         Ok(Reply::Done)
                     }
                     Request::Unsubscribe { topic, subscriber } => {
-                        let existed = t.subscriptions.remove((topic.as_str(), subscriber.as_str()))?.is_some();
+                        let existed = t.unsubscribe(topic, subscriber)?;
                         Ok(Reply::Moved(usize::from(existed)))
                     }
                     Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),

@@ -73,9 +73,11 @@ pub enum StoreError {
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
     UnknownDeadLetter(String),
-    /// A malformed topic name.
-    #[error("invalid topic `{0}`: 1 to 256 characters, without whitespace")]
-    BadTopic(String),
+    /// A malformed topic name or pattern.
+    #[error(
+        "invalid topic `{topic}`: {why} (topics are tokens separated by `.`, e.g. `orders.eu`; subscriptions may use `*` and `>`)"
+    )]
+    BadTopic { topic: String, why: String },
     /// A subscription filter that does not parse.
     #[error(transparent)]
     Filter(#[from] crate::filter::FilterError),

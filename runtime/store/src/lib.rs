@@ -25,6 +25,7 @@ mod registry;
 mod schema;
 mod storage;
 mod time;
+pub mod topic;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -213,7 +214,7 @@ impl Store {
     /// Subscribes `subscriber` (an actor) to `topic` with `filter` (empty:
     /// every message). The filter must parse. Replaces an earlier filter.
     pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), StoreError> {
-        validate_topic(topic)?;
+        topic::validate_pattern(topic)?;
         if !filter.trim().is_empty() {
             filter::Filter::parse(filter)?;
         }
@@ -231,7 +232,7 @@ impl Store {
     /// whose filter matches its headers, in one transaction; returns how
     /// many received it.
     pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, StoreError> {
-        validate_topic(topic)?;
+        topic::validate_topic(topic)?;
         self.moved(Request::Publish { topic: topic.into(), envelope }).await
     }
 
@@ -515,9 +516,11 @@ impl Store {
             .collect()
     }
 
-    /// The stored reply to call `id` once its turn has committed: `Some`
-    /// of the handler's (possibly absent) reply.
-    pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+    /// The stored outcome of call `id`: once its turn has committed, `Ok`
+    /// of the handler's (possibly absent) reply; once it was dead-lettered,
+    /// `Err` of the error it failed with.
+    #[allow(clippy::type_complexity)]
+    pub fn reply(&self, id: ulid::Ulid) -> Result<Option<Result<Option<Vec<u8>>, String>>, StoreError> {
         let table = self.read()?.open_table(REPLIES)?;
         Ok(table.get(id.0)?.map(|v| commit::decode_reply(v.value())))
     }
@@ -530,14 +533,6 @@ impl Store {
             None => Ok(ActorStats::default()),
         }
     }
-}
-
-/// A topic name: 1 to 256 characters, no whitespace or control characters.
-fn validate_topic(topic: &str) -> Result<(), StoreError> {
-    if topic.is_empty() || topic.len() > 256 || topic.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(StoreError::BadTopic(topic.to_string()));
-    }
-    Ok(())
 }
 
 /// Creates every table, so readers never meet a missing one.
@@ -555,6 +550,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(META)?;
     txn.open_table(DEDUP)?;
     txn.open_table(SUBSCRIPTIONS)?;
+    txn.open_table(SUBSCRIPTION_PATTERNS)?;
     txn.open_table(TIMERS)?;
     txn.open_table(CRASHES)?;
     txn.commit()?;

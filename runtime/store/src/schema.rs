@@ -77,6 +77,11 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const TIMERS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("timers");
 /// `(topic, subscriber)` → the subscription's filter (empty: everything).
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("subscriptions");
+/// The subscriptions whose topic is a pattern (`orders.*`), again: a
+/// publish reads its topic's exact subscriptions from [`SUBSCRIPTIONS`] and
+/// matches only these against it.
+pub(crate) const SUBSCRIPTION_PATTERNS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("subscription_patterns");
 /// Message id → `(crashes, last crash ms)`: how often the node died while
 /// handling it (see `Store::record_crashes`).
 pub(crate) const CRASHES: TableDefinition<u128, (u64, u64)> = TableDefinition::new("crashes");
@@ -175,6 +180,41 @@ impl Default for TypeLimits {
 pub struct WasiGrant {
     /// Environment variables visible to the guest.
     pub env: Vec<(String, String)>,
+}
+
+impl WasiGrant {
+    /// Most environment variables a type may be granted.
+    pub const MAX_ENV_VARS: usize = 64;
+    /// Most bytes of one variable's name and value together.
+    pub const MAX_ENV_BYTES: usize = 4096;
+
+    /// Checks the environment: names non-empty, without `=` or NUL, each
+    /// given once; values without NUL; within the bounds above.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.env.len() > Self::MAX_ENV_VARS {
+            return Err(format!(
+                "{} environment variables; at most {} may be granted",
+                self.env.len(),
+                Self::MAX_ENV_VARS
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!("environment variable name `{name}` must be non-empty, without `=` or NUL"));
+            }
+            if value.contains('\0') {
+                return Err(format!("environment variable `{name}` holds a NUL byte"));
+            }
+            if name.len() + value.len() > Self::MAX_ENV_BYTES {
+                return Err(format!("environment variable `{name}` is over {} bytes", Self::MAX_ENV_BYTES));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!("environment variable `{name}` is given twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A deployed actor type.

@@ -73,7 +73,7 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
     assert_eq!(store.state_page("counter/a", "", Some("count"), 5).unwrap(), []);
     assert_eq!(store.state_page("counter/a", "c", Some("a"), 5).unwrap(), [("count".to_string(), b"1".to_vec())]);
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1);
-    assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
+    assert_eq!(store.reply(call.id).unwrap(), Some(Ok(Some(b"1".to_vec()))));
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 1);
     assert_eq!(store.pending_actors(None, 10).unwrap(), vec![("counter/b".to_string(), 1)]);
     let b = store.actor_summary("counter/b").unwrap();
@@ -324,7 +324,7 @@ async fn the_sweep_forgets_dedup_keys_and_replies_past_the_window() {
         };
         store.commit_turn(commit).await.unwrap();
     }
-    assert_eq!(store.reply(call.id).unwrap(), Some(None), "an empty reply is stored too");
+    assert_eq!(store.reply(call.id).unwrap(), Some(Ok(None)), "an empty reply is stored too");
 
     // Within the window nothing goes, and the key still deduplicates.
     assert_eq!(store.sweep(now_ms()).await.unwrap(), 0);
@@ -397,7 +397,7 @@ async fn a_call_handled_twice_keeps_the_first_answer() {
     first.outcome().await.unwrap();
     let refused = second.outcome().await.unwrap_err();
     assert!(matches!(refused, StoreError::AlreadyAnswered { .. }), "{refused}");
-    assert_eq!(store.reply(call.id).unwrap(), Some(Some(b"1".to_vec())));
+    assert_eq!(store.reply(call.id).unwrap(), Some(Ok(Some(b"1".to_vec()))));
     assert_eq!(store.state_get("counter/a", "n").unwrap(), Some(b"1".to_vec()));
 }
 

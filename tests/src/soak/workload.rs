@@ -133,8 +133,11 @@ pub fn actor_of(n: usize) -> usize {
     n % ACTORS
 }
 
+/// A publish's headers.
+pub type Headers = BTreeMap<String, String>;
+
 /// The headers of publish `n`.
-pub fn publish_headers(n: usize) -> BTreeMap<String, String> {
+pub fn publish_headers(n: usize) -> Headers {
     let mut headers = BTreeMap::from([
         ("op-id".to_string(), op_id(Kind::Publish, n)),
         ("amount".to_string(), ((n * 37) % 300).to_string()),
@@ -147,8 +150,8 @@ pub fn publish_headers(n: usize) -> BTreeMap<String, String> {
 }
 
 /// Subscriber `s`'s filter, and the same rule in Rust.
-pub fn subscriber_filter(s: usize) -> (&'static str, fn(&BTreeMap<String, String>) -> bool) {
-    fn amount(h: &BTreeMap<String, String>) -> u32 {
+pub fn subscriber_filter(s: usize) -> (&'static str, fn(&Headers) -> bool) {
+    fn amount(h: &Headers) -> u32 {
         h.get("amount").and_then(|a| a.parse().ok()).unwrap_or(0)
     }
     match s % ACTORS {

@@ -119,11 +119,9 @@ impl Worker {
         }
         for effect in &c.topics {
             match effect {
-                TopicEffect::Subscribe { topic, filter } => {
-                    t.subscriptions.insert((topic.as_str(), c.actor.as_str()), filter.as_str())?;
-                }
+                TopicEffect::Subscribe { topic, filter } => t.subscribe(topic, &c.actor, filter)?,
                 TopicEffect::Unsubscribe { topic } => {
-                    t.subscriptions.remove((topic.as_str(), c.actor.as_str()))?;
+                    t.unsubscribe(topic, &c.actor)?;
                 }
                 TopicEffect::Publish { topic, envelope } => {
                     self.publish(t, topic, envelope, fx)?;
@@ -200,6 +198,12 @@ impl Worker {
                     DeadLetter { id, reason, error: error.clone(), at_ms: now_ms(), envelope: f.envelope.clone() };
                 t.dead.insert(id, encode_record(&dead).as_slice())?;
                 fx.dead_lettered += 1;
+                // The call failed for good: a retried caller making it again
+                // gets this failure at once, not another round of attempts.
+                if f.envelope.kind == crate::MessageKind::Call && f.envelope.delivery == crate::Delivery::Persistent {
+                    let failed = super::encode_failed_reply(now_ms(), &error);
+                    t.replies.insert(f.envelope.id.0, failed.as_slice())?;
+                }
             }
         }
         let dead = matches!(f.disposition, Disposition::DeadLetter { .. });
@@ -264,6 +268,10 @@ impl Worker {
             let mut env = dead.envelope;
             env.failures = 0;
             env.not_before_ms = None;
+            // A replayed call runs afresh: its stored failure goes.
+            if env.kind == crate::MessageKind::Call {
+                t.replies.remove(env.id.0)?;
+            }
             let seq = self.take_seq();
             t.put_in_mailbox(&env, seq)?;
             fx.arrived(&env);
@@ -272,8 +280,9 @@ impl Worker {
     }
 
     /// Copies `envelope` into the mailbox of every subscriber of `topic`
-    /// whose filter matches its headers; a full mailbox is skipped (and not
-    /// counted). Returns how many received a copy.
+    /// (or of a pattern it matches) whose filter matches its headers, once
+    /// per subscriber however many of its subscriptions match; a full
+    /// mailbox is skipped (and not counted). Returns how many received a copy.
     pub(super) fn publish(
         &mut self,
         t: &mut Tables<'_>,
@@ -281,25 +290,23 @@ impl Worker {
         envelope: &Envelope,
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
-        let mut subscribers = Vec::new();
-        for entry in t.subscriptions.range((topic, "")..)? {
-            let (key, filter) = entry?;
-            let (entry_topic, subscriber) = key.value();
-            if entry_topic != topic {
-                break;
+        // Filters were validated at subscribe time; one that no longer
+        // parses (a newer grammar?) matches nothing rather than all.
+        let passes = |filter: &str| {
+            filter.is_empty() || crate::filter::Filter::parse(filter).is_ok_and(|f| f.matches(&envelope.headers))
+        };
+        let mut receivers = std::collections::BTreeSet::new();
+        for (subscriber, filter) in t.subscribers(topic)? {
+            if !receivers.contains(&subscriber) && passes(&filter) {
+                receivers.insert(subscriber);
             }
-            subscribers.push((subscriber.to_string(), filter.value().to_string()));
         }
         let mut delivered = 0;
-        for (subscriber, filter) in subscribers {
-            // Filters were validated at subscribe time; one that no longer
-            // parses (a newer grammar?) matches nothing rather than all.
-            let passes =
-                filter.is_empty() || crate::filter::Filter::parse(&filter).is_ok_and(|f| f.matches(&envelope.headers));
+        for subscriber in receivers {
             let ty = subscriber.split('/').next().unwrap_or_default();
             let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
             let depth: u64 = t.depths(&subscriber)?.iter().sum();
-            if !passes || depth >= bound {
+            if depth >= bound {
                 continue;
             }
             let mut copy = envelope.clone();

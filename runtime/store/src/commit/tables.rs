@@ -32,7 +32,8 @@ pub(super) struct Tables<'t> {
     stats: Table<'t, &'static str, &'static [u8]>,
     pub(super) meta: Table<'t, &'static str, u64>,
     pub(super) dedup: Table<'t, (&'static str, &'static str), u64>,
-    pub(super) subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
+    subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
+    patterns: Table<'t, (&'static str, &'static str), &'static str>,
     pub(super) timers: Table<'t, u128, (u64, u64)>,
     pub(super) crashes: Table<'t, u128, (u64, u64)>,
     /// Depths read or changed in this batch, and whether they changed.
@@ -55,11 +56,49 @@ impl<'t> Tables<'t> {
             meta: txn.open_table(META)?,
             dedup: txn.open_table(DEDUP)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
+            patterns: txn.open_table(SUBSCRIPTION_PATTERNS)?,
             timers: txn.open_table(TIMERS)?,
             crashes: txn.open_table(CRASHES)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
         })
+    }
+
+    /// Subscribes `actor` to `topic` (a topic or a pattern) with `filter`.
+    pub(super) fn subscribe(&mut self, topic: &str, actor: &str, filter: &str) -> Result<(), StoreError> {
+        self.subscriptions.insert((topic, actor), filter)?;
+        if crate::topic::is_pattern(topic) {
+            self.patterns.insert((topic, actor), filter)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a subscription; returns whether there was one.
+    pub(super) fn unsubscribe(&mut self, topic: &str, actor: &str) -> Result<bool, StoreError> {
+        self.patterns.remove((topic, actor))?;
+        Ok(self.subscriptions.remove((topic, actor))?.is_some())
+    }
+
+    /// The subscriptions a publish to `topic` reaches, as `(subscriber,
+    /// filter)`: those to the topic itself, then the patterns it matches.
+    pub(super) fn subscribers(&self, topic: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.subscriptions.range((topic, "")..)? {
+            let (key, filter) = entry?;
+            let (entry_topic, subscriber) = key.value();
+            if entry_topic != topic {
+                break;
+            }
+            found.push((subscriber.to_string(), filter.value().to_string()));
+        }
+        for entry in self.patterns.iter()? {
+            let (key, filter) = entry?;
+            let (pattern, subscriber) = key.value();
+            if crate::topic::matches(pattern, topic) {
+                found.push((subscriber.to_string(), filter.value().to_string()));
+            }
+        }
+        Ok(found)
     }
 
     /// Writes what this batch changed of the depths and counters.
