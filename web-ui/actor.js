@@ -62,11 +62,54 @@ function SendForm({ ctx, address, type }) {
   </form>`;
 }
 
+// Timers, sends with a delay and retries in backoff, soonest first; each can
+// be cancelled, after a confirmation in the page naming it.
+function DelayedPanel({ ctx, delayed, onChange }) {
+  const [pending, setPending] = useState(null);
+  const [outcome, setOutcome] = useState(null);
+  const cancel = async () => {
+    const id = pending;
+    setPending(null);
+    try {
+      await ctx.act(() => api(`/delayed/${encodeURIComponent(id)}`, { method: 'DELETE' }));
+      setOutcome({ ok: true, text: `Cancelled ${id}.` });
+      onChange();
+    } catch (e) {
+      setOutcome({ ok: false, text: e.message });
+    }
+  };
+  return html`<div class="panel">
+    <h2>Delayed <small class="muted">timers, delayed sends, retries; soonest first</small></h2>
+    ${pending && html`<div class="confirm" data-test="confirm">
+      <span>Cancel ${pending}? It will never be delivered.</span>
+      <button class="danger" onClick=${cancel} data-test="confirm-yes">Cancel it</button>
+      <button onClick=${() => setPending(null)} data-test="confirm-no">Keep it</button>
+    </div>`}
+    ${outcome && html`<div class=${outcome.ok ? 'ok-text' : 'error'} data-test="delayed-outcome">${outcome.text}</div>`}
+    <table data-test="delayed">
+      <thead><tr><th>id</th><th>due</th><th>attempts</th><th>payload</th><th></th></tr></thead>
+      <tbody>
+        ${delayed.map(
+          (d) => html`<tr>
+            <td class="mono">${d.message.id}</td>
+            <td>${new Date(d.due_ms).toLocaleString()}</td>
+            <td class="num">${d.message.failures}</td>
+            <td><${Payload} body=${d.message.payload} call=${d.message.call} /></td>
+            <td><button class="small" onClick=${() => (setPending(d.message.id), setOutcome(null))} data-test=${`cancel-${d.message.id}`}>Cancel</button></td>
+          </tr>`,
+        )}
+        ${delayed.length === 0 && html`<tr><td colspan="5" class="muted">Nothing delayed.</td></tr>`}
+      </tbody>
+    </table>
+  </div>`;
+}
+
 export function ActorPage({ ctx, address }) {
   const { model } = ctx;
   const [detail, setDetail] = useState(null);
   const [error, setError] = useState(null);
-  const version = model.touched.get(address) || 0;
+  const [reloads, setReloads] = useState(0);
+  const version = (model.touched.get(address) || 0) + reloads;
 
   useEffect(() => {
     let live = true;
@@ -114,10 +157,11 @@ export function ActorPage({ ctx, address }) {
             </tbody>
           </table>
         </div>`}
+        ${detail && html`<${DelayedPanel} ctx=${ctx} delayed=${detail.delayed || []} onChange=${() => setReloads((n) => n + 1)} />`}
       </div>
       <div class="grow">
         ${detail && html`<div class="panel">
-          <h2>State <small class="muted">${detail.state.length} keys</small></h2>
+          <h2>State <small class="muted">${detail.state_more ? `the first ${detail.state.length} keys (more follow: \`pigeon inspect --after\` pages them)` : `${detail.state.length} keys`}</small></h2>
           <table data-test="state">
             <thead><tr><th>key</th><th>value</th></tr></thead>
             <tbody>

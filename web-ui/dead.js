@@ -25,8 +25,9 @@ export function DeadLettersPage({ ctx }) {
     setPending(null);
     try {
       const body = ids ? { ids } : {};
-      const { count } = await ctx.act(() => api(`/dead-letters/${action}`, { method: 'POST', body }));
-      setOutcome({ ok: true, text: `${action === 'replay' ? 'Replayed' : 'Purged'} ${count} dead letter${count === 1 ? '' : 's'}.` });
+      const { count, missing = [] } = await ctx.act(() => api(`/dead-letters/${action}`, { method: 'POST', body }));
+      const gone = missing.length ? ` ${missing.map((id) => `#${id}`).join(', ')} had gone already.` : '';
+      setOutcome({ ok: !missing.length, text: `${action === 'replay' ? 'Replayed' : 'Purged'} ${count} dead letter${count === 1 ? '' : 's'}.${gone}` });
       ctx.reload();
     } catch (e) {
       setOutcome({ ok: false, text: e.message });

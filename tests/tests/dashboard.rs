@@ -163,6 +163,34 @@ async fn dashboard_follows_the_node_live_and_drives_it() {
     browser.close().await;
 }
 
+/// The actor page lists delayed messages (a send with a delay, a guest's
+/// reminder) and cancels one after a confirmation in the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_messages_are_listed_and_cancelled_in_the_actor_page() {
+    let Some(browser) = Browser::start().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up");
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    let later = ok(&node.cli(&["send", "counter/t", "inc", "--delay", "1h"])).trim().to_string();
+    let kept = ok(&node.cli(&["send", "counter/t", "add 2", "--delay", "2h"])).trim().to_string();
+
+    browser.open(&format!("{}/", node.url)).await;
+    let token = serde_json::to_string(&node.token()).expect("JSON text");
+    eval(&browser, &format!("localStorage.setItem('pigeon.token', {token}); return null;")).await;
+    browser.route("#/actors/counter/t").await;
+    browser.wait_text("[data-test=delayed]", |t| t.contains(&later) && t.contains(&kept)).await;
+    browser.click(&format!("[data-test=cancel-{later}]")).await;
+    browser.wait_text("[data-test=confirm]", |t| t.contains(&format!("Cancel {later}?"))).await;
+    browser.click("[data-test=confirm-yes]").await;
+    browser.wait_text("[data-test=delayed-outcome]", |t| t == format!("Cancelled {later}.")).await;
+    browser.wait_text("[data-test=delayed]", |t| !t.contains(&later) && t.contains(&kept)).await;
+    let detail = get(&node.url, "/actors/counter/t").await;
+    let ids: Vec<&str> =
+        detail["delayed"].as_array().unwrap().iter().filter_map(|d| d["message"]["id"].as_str()).collect();
+    assert_eq!(ids, [kept.as_str()], "the node holds only the one kept");
+    browser.close().await;
+}
+
 /// One scrape of `/metrics`, as samples by name and labels.
 async fn scrape(url: &str) -> HashMap<String, f64> {
     let accept = "application/openmetrics-text; version=1.0.0, text/plain; version=0.0.4; q=0.5";

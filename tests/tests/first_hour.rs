@@ -200,3 +200,33 @@ fn environment_variables_granted_at_deploy_reach_the_guest_and_only_those() {
     let err = fails(&node.cli(&args));
     assert!(err.contains("65 environment variables; at most 64") && err.contains("[invalid_limits]"), "{err}");
 }
+
+#[test]
+fn timers_and_delayed_messages_are_listed_and_cancelled() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    ok(&node.cli(&["deploy", artifacts::CALLER, "--name", "caller"]));
+    let id = ok(&node.cli(&["send", "counter/t", "inc", "--delay", "1h"])).trim().to_string();
+    ok(&node.cli(&["send", "caller/r", "remind 3600000 nap", "--wait", "delivered"]));
+
+    let detail = json(&ok(&node.cli(&["--json", "inspect", "counter/t"])));
+    let delayed = detail["delayed"].as_array().unwrap();
+    assert_eq!(delayed.len(), 1, "{detail}");
+    assert_eq!(delayed[0]["message"]["id"], id.as_str());
+    assert!(delayed[0]["due_ms"].as_u64().unwrap() > pigeon_node::pigeon_store::now_ms() + 3_000_000);
+    let table = ok(&node.cli(&["inspect", "counter/t"]));
+    assert!(table.contains("DELAYED (1 shown") && table.contains(&id) && table.contains("in 59m"), "{table}");
+    // A guest's own timer shows on the actor it is for.
+    wait_until("the reminder to be set", || {
+        let detail = json(&ok(&node.cli(&["--json", "inspect", "caller/r"])));
+        detail["delayed"].as_array().is_some_and(|d| d.iter().any(|m| m["message"]["payload"]["text"] == "fired nap"))
+    });
+
+    assert_eq!(ok(&node.cli(&["cancel", &id])).trim(), format!("cancelled {id}: it will not be delivered"));
+    let detail = json(&ok(&node.cli(&["--json", "inspect", "counter/t"])));
+    assert!(detail["delayed"].as_array().unwrap().is_empty(), "{detail}");
+    let err = fails(&node.cli(&["cancel", &id]));
+    assert!(err.contains("[unknown_delayed]") && err.contains("delivered or cancelled already"), "{err}");
+    let err = fails(&node.cli(&["cancel", "not-an-id"]));
+    assert!(err.contains("[invalid_id]"), "{err}");
+}

@@ -23,8 +23,13 @@ pub const ADDRESS_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,63}/[^\s\x00-\x1f\x7f-\x9
 /// The key of an address as a path segment of its own (`/actors/{type}/{key}`):
 /// the node takes keys with `/` too, which OpenAPI cannot say of a segment.
 pub const KEY_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f/]{1,64}$";
-/// A topic: no whitespace or control characters.
-pub const TOPIC_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f]{1,64}$";
+/// A topic: tokens separated by `.`, none empty, without whitespace or
+/// control characters. (Narrower than the node: the wildcard tokens `*`
+/// and `>` of subscriptions are left out, since a publish refuses them.)
+pub const TOPIC_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f.*>]{1,32}(\.[^\s\x00-\x1f\x7f-\x9f.*>]{1,31})?$";
+/// A message id: a ULID in Crockford's base 32 (no I, L, O or U), 26
+/// characters, the first at most `7`.
+const ULID_PATTERN: &str = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$";
 /// A type name: a lowercase letter, then lowercase letters, digits, `-`, `_`.
 pub const TYPE_NAME_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,63}$";
 
@@ -116,6 +121,7 @@ fn pattern_of(parameter: &mut Parameter) {
         "key" => KEY_PATTERN,
         "topic" => TOPIC_PATTERN,
         "name" | "type" => TYPE_NAME_PATTERN,
+        "id" => ULID_PATTERN,
         _ => return,
     };
     let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build();

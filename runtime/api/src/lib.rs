@@ -78,6 +78,7 @@ pub struct AppState {
         routes::list_actors,
         routes::inspect,
         routes::state,
+        routes::cancel_delayed,
         routes::list_dead_letters,
         routes::replay,
         routes::purge,
@@ -136,6 +137,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/actors", get(routes::list_actors))
         .route("/actors/{*address}", get(routes::inspect))
         .route("/state/{*address}", get(routes::state))
+        .route("/delayed/{id}", axum::routing::delete(routes::cancel_delayed))
         .route("/dead-letters", get(routes::list_dead_letters))
         .route("/dead-letters/replay", post(routes::replay))
         .route("/dead-letters/purge", post(routes::purge))

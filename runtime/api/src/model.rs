@@ -384,6 +384,11 @@ pub struct ActorDetail {
     pub refused: u64,
     /// The next messages, in delivery order.
     pub mailbox: Vec<MessageView>,
+    /// Messages held back until a time: timers, sends with a delay, retries
+    /// in backoff; soonest first (the first 50). Cancel one with
+    /// `DELETE /api/v1/delayed/{id}`.
+    #[serde(default)]
+    pub delayed: Vec<DelayedView>,
     /// A page of the state (`state_after`, `state_limit`).
     pub state: Vec<StateEntry>,
     /// More state keys follow this page: ask again with `state_after` set
@@ -392,6 +397,14 @@ pub struct ActorDetail {
     pub state_more: bool,
     /// This actor's dead letters.
     pub dead_letters: Vec<DeadLetterView>,
+}
+
+/// A delayed message and when it is due.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DelayedView {
+    /// When it goes into the mailbox, in ms since the Unix epoch.
+    pub due_ms: u64,
+    pub message: MessageView,
 }
 
 /// A dead letter.
@@ -428,8 +441,20 @@ impl From<&DeadLetter> for DeadLetterView {
 /// Which dead letters to replay or purge: the listed ids, or all.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterSelection {
+    /// Dead-letter ids (whole numbers up to 2^63 - 1).
     #[serde(default)]
     pub ids: Option<Vec<u64>>,
+}
+
+impl DeadLetterSelection {
+    /// The ids, each within what the document promises (a 64-bit signed
+    /// integer, as JSON tools read `int64`).
+    pub fn ids(self) -> Result<Option<Vec<u64>>, String> {
+        match self.ids.iter().flatten().find(|id| **id > i64::MAX as u64) {
+            Some(id) => Err(format!("dead-letter id {id} is out of range (ids are at most {})", i64::MAX)),
+            None => Ok(self.ids),
+        }
+    }
 }
 
 /// How many messages an operation moved.

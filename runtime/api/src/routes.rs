@@ -182,7 +182,9 @@ pub async fn undeploy(State(s): State<AppState>, Path(name): Path<String>) -> Re
 /// Sends a message; with `wait: replied`, waits for the handler's reply.
 #[utoipa::path(post, path = "/api/v1/messages", request_body = SendRequest,
     responses((status = 200, body = SendResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 504, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, description = "`wait: replied`: the handler failed and the message was dead-lettered", body = ErrorBody),
+        (status = 504, body = ErrorBody)))]
 pub async fn send(
     State(s): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
@@ -307,6 +309,9 @@ pub async fn inspect(
         view
     };
     let mailbox = store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| capped(view_of(&s, e), &e.payload)).collect();
+    let delayed = store.delayed_of(addr.as_str(), 50)?;
+    let delayed =
+        delayed.iter().map(|(due_ms, e)| DelayedView { due_ms: *due_ms, message: capped(view_of(&s, e), &e.payload) });
     let dead_letters = store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?;
     let dead_letters = dead_letters
         .iter()
@@ -321,6 +326,7 @@ pub async fn inspect(
         dropped: s.node.dropped(&address),
         refused: s.node.refused(&address),
         mailbox,
+        delayed: delayed.collect(),
         state: state_entries(&state, value_limit),
         state_more,
         dead_letters,
@@ -354,28 +360,50 @@ pub async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
+/// Cancels a delayed message (a timer, a send with a delay, a retry in
+/// backoff): it is never delivered.
+#[utoipa::path(delete, path = "/api/v1/delayed/{id}", params(("id" = String, Path, description = "The message id (a ULID)")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cancel_delayed(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let ulid = id.parse::<pigeon_node::pigeon_store::ulid::Ulid>().map_err(|_| {
+        ApiError::bad_request("invalid_id", format!("`{id}` is not a message id (a 26-character ULID)"))
+    })?;
+    if !s.node.store().cancel_delayed(ulid).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_delayed",
+            format!(
+                "no delayed message {id}: it was delivered or cancelled already (`pigeon inspect ADDR` lists the pending ones)"
+            ),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Puts dead letters back into their mailboxes (`ids`, or all when
 /// absent). Ids already gone are skipped and listed in `missing`.
 #[utoipa::path(post, path = "/api/v1/dead-letters/replay", request_body = DeadLetterSelection,
-    responses((status = 200, body = DeadLettersHandled)))]
+    responses((status = 200, body = DeadLettersHandled), (status = 400, body = ErrorBody)))]
 pub async fn replay(
     State(s): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<DeadLettersHandled>, ApiError> {
     let selection: DeadLetterSelection = json_body(body)?;
-    Ok(Json(s.node.store().replay_dead_letters(selection.ids).await?.into()))
+    let ids = selection.ids().map_err(|e| ApiError::bad_request("bad_request", e))?;
+    Ok(Json(s.node.store().replay_dead_letters(ids).await?.into()))
 }
 
 /// Deletes dead letters (`ids`, or all when absent). Ids already gone are
 /// skipped and listed in `missing`.
 #[utoipa::path(post, path = "/api/v1/dead-letters/purge", request_body = DeadLetterSelection,
-    responses((status = 200, body = DeadLettersHandled)))]
+    responses((status = 200, body = DeadLettersHandled), (status = 400, body = ErrorBody)))]
 pub async fn purge(
     State(s): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<DeadLettersHandled>, ApiError> {
     let selection: DeadLetterSelection = json_body(body)?;
-    Ok(Json(s.node.store().purge_dead_letters(selection.ids).await?.into()))
+    let ids = selection.ids().map_err(|e| ApiError::bad_request("bad_request", e))?;
+    Ok(Json(s.node.store().purge_dead_letters(ids).await?.into()))
 }
 
 /// Which state entries.

@@ -248,6 +248,21 @@ pub async fn inspect(client: &Client, address: &str, page: StatePage, json: bool
         })
         .collect();
     print!("{}", table::render(&["ID", "PRIORITY", "FAILURES", "PAYLOAD"], &rows));
+    if !detail.delayed.is_empty() {
+        println!("\nDELAYED ({} shown; `pigeon cancel ID` cancels one)", detail.delayed.len());
+        let now = pigeon_node::pigeon_store::now_ms();
+        let rows: Vec<Vec<String>> = detail
+            .delayed
+            .iter()
+            .map(|d| {
+                let m = &d.message;
+                let due = humantime::format_duration(Duration::from_millis(d.due_ms.saturating_sub(now) / 1000 * 1000));
+                let payload = m.call.clone().unwrap_or_else(|| show(&m.payload));
+                vec![m.id.clone(), format!("in {due}"), m.priority.to_string(), m.failures.to_string(), payload]
+            })
+            .collect();
+        print!("{}", table::render(&["ID", "DUE", "PRIORITY", "FAILURES", "PAYLOAD"], &rows));
+    }
     let from = page.after.as_ref().map(|a| format!(" after `{a}`")).unwrap_or_default();
     let more = if detail.state_more { ", more follow" } else { "" };
     println!("\nSTATE ({} keys{from}{more})", detail.state.len());
@@ -302,6 +317,12 @@ pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> 
             ids.join(", ")
         );
     }
+    Ok(())
+}
+
+pub async fn cancel(client: &Client, id: &str) -> anyhow::Result<()> {
+    client.delete(&format!("/delayed/{}", segment(id)?)).await?;
+    println!("cancelled {id}: it will not be delivered");
     Ok(())
 }
 

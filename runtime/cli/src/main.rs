@@ -145,6 +145,12 @@ enum Command {
         #[arg(long, default_value = "4KiB", value_parser = units::parse_size)]
         value_limit: u64,
     },
+    /// Cancels a delayed message (a timer, a send with --delay, a retry in
+    /// backoff) so it is never delivered; `pigeon inspect ADDR` lists them.
+    Cancel {
+        /// The message id.
+        id: String,
+    },
     /// Dead letters: list, replay or purge them.
     #[command(subcommand)]
     Dlq(Dlq),
@@ -305,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let page = commands::StatePage { after, limit, value_limit };
             commands::inspect(&client(), &address, page, g.json).await
         }
+        Command::Cancel { id } => commands::cancel(&client(), &id).await,
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
         Command::Dlq(Dlq::Replay(s)) => commands::dlq_change(&client(), "replay", s).await,
         Command::Dlq(Dlq::Purge(s)) => commands::dlq_change(&client(), "purge", s).await,

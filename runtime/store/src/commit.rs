@@ -135,6 +135,8 @@ pub(crate) enum Request {
     },
     /// The node died while these messages' turns ran: one more crash each.
     Crashed(Vec<ulid::Ulid>),
+    /// An operator cancels a delayed message.
+    CancelDelayed(ulid::Ulid),
 }
 
 /// What a replay or purge of selected dead letters did.
@@ -441,6 +443,7 @@ impl Worker {
                     }
                     Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
                     Request::Crashed(ids) => self.record_crashes(&mut t, ids),
+                    Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

@@ -75,6 +75,9 @@ pub(crate) const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("act
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Message id → its `(due, seq)` key in `delayed`, for cancelling timers.
 pub(crate) const TIMERS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("timers");
+/// `(actor, due, seq)` of every delayed message → its id: one actor's
+/// timers and retries in backoff, soonest first, without a scan of all.
+pub(crate) const DELAYED_BY_ACTOR: TableDefinition<(&str, u64, u64), u128> = TableDefinition::new("delayed_by_actor");
 /// `(topic, subscriber)` → the subscription's filter (empty: everything).
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("subscriptions");
 /// The subscriptions whose topic is a pattern (`orders.*`), again: a
@@ -317,4 +320,48 @@ impl ActorSummary {
     pub(crate) fn named(address: String) -> Self {
         Self { address, ..Self::default() }
     }
+}
+
+/// Creates every table, so readers never meet a missing one.
+pub(crate) fn create_tables(db: &redb::Database) -> Result<(), crate::StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(MAILBOX)?;
+    txn.open_table(PENDING)?;
+    txn.open_table(DELAYED)?;
+    txn.open_table(STATE)?;
+    txn.open_table(TYPES)?;
+    txn.open_table(COMPONENTS)?;
+    txn.open_table(DEAD)?;
+    txn.open_table(REPLIES)?;
+    txn.open_table(STATS)?;
+    txn.open_table(META)?;
+    txn.open_table(DEDUP)?;
+    txn.open_table(SUBSCRIPTIONS)?;
+    txn.open_table(SUBSCRIPTION_PATTERNS)?;
+    txn.open_table(TIMERS)?;
+    txn.open_table(CRASHES)?;
+    index_delayed(&txn)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Fills the per-actor index of delayed messages in a store made before it
+/// existed (it is empty then while delayed messages are not), and registers
+/// every delayed message's id, retries included, for `cancel_delayed`.
+fn index_delayed(txn: &redb::WriteTransaction) -> Result<(), crate::StoreError> {
+    use redb::{ReadableTable, ReadableTableMetadata};
+    let mut index = txn.open_table(DELAYED_BY_ACTOR)?;
+    let delayed = txn.open_table(DELAYED)?;
+    if !index.is_empty()? || delayed.is_empty()? {
+        return Ok(());
+    }
+    let mut timers = txn.open_table(TIMERS)?;
+    for entry in delayed.iter()? {
+        let (key, value) = entry?;
+        let (due, seq) = key.value();
+        let env = Envelope::decode(value.value(), "delayed")?;
+        index.insert((env.to.as_str(), due, seq), env.id.0)?;
+        timers.insert(env.id.0, (due, seq))?;
+    }
+    Ok(())
 }

@@ -69,8 +69,7 @@ impl Worker {
         fx.accepted += 1;
         match env.not_before_ms {
             Some(due) if due > now_ms() => {
-                t.delayed.insert((due, seq), env.encode().as_slice())?;
-                t.timers.insert(env.id.0, (due, seq))?;
+                t.put_delayed(env, due, seq)?;
                 fx.delayed(due);
             }
             _ => {
@@ -184,7 +183,7 @@ impl Worker {
         match f.disposition {
             Disposition::RetryAt { due_ms } => {
                 if f.taken.is_some() {
-                    t.delayed.insert((due_ms, seq), f.envelope.encode().as_slice())?;
+                    t.put_delayed(&f.envelope, due_ms, seq)?;
                     fx.delayed(due_ms);
                 }
             }
@@ -216,17 +215,10 @@ impl Worker {
     }
 
     pub(super) fn promote(&mut self, t: &mut Tables<'_>, now: u64, fx: &mut Effects) -> Result<Reply, StoreError> {
-        let mut due = Vec::new();
-        for entry in t.delayed.range((0, 0)..=(now, u64::MAX))?.take(MAX_PROMOTE) {
-            let (key, value) = entry?;
-            due.push((key.value(), value.value().to_vec()));
-        }
-        for ((due_ms, seq), bytes) in &due {
-            t.delayed.remove((*due_ms, *seq))?;
-            let env = Envelope::decode(bytes, "delayed")?;
-            t.timers.remove(env.id.0)?;
-            t.put_in_mailbox(&env, *seq)?;
-            fx.arrived(&env);
+        let due = t.take_due(now, MAX_PROMOTE)?;
+        for (seq, env) in &due {
+            t.put_in_mailbox(env, *seq)?;
+            fx.arrived(env);
         }
         Ok(Reply::Moved(due.len()))
     }

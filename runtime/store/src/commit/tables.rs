@@ -24,7 +24,8 @@ use crate::time::now_ms;
 pub(super) struct Tables<'t> {
     pub(super) mailbox: Table<'t, (&'static str, u8, u64), &'static [u8]>,
     pending: Table<'t, &'static str, Depths>,
-    pub(super) delayed: Table<'t, (u64, u64), &'static [u8]>,
+    delayed: Table<'t, (u64, u64), &'static [u8]>,
+    delayed_by_actor: Table<'t, (&'static str, u64, u64), u128>,
     pub(super) state: Table<'t, (&'static str, &'static str), &'static [u8]>,
     pub(super) types: Table<'t, &'static str, &'static [u8]>,
     pub(super) dead: Table<'t, u64, &'static [u8]>,
@@ -34,7 +35,7 @@ pub(super) struct Tables<'t> {
     pub(super) dedup: Table<'t, (&'static str, &'static str), u64>,
     subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
     patterns: Table<'t, (&'static str, &'static str), &'static str>,
-    pub(super) timers: Table<'t, u128, (u64, u64)>,
+    timers: Table<'t, u128, (u64, u64)>,
     pub(super) crashes: Table<'t, u128, (u64, u64)>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
@@ -48,6 +49,7 @@ impl<'t> Tables<'t> {
             mailbox: txn.open_table(MAILBOX)?,
             pending: txn.open_table(PENDING)?,
             delayed: txn.open_table(DELAYED)?,
+            delayed_by_actor: txn.open_table(DELAYED_BY_ACTOR)?,
             state: txn.open_table(STATE)?,
             types: txn.open_table(TYPES)?,
             dead: txn.open_table(DEAD)?,
@@ -163,15 +165,54 @@ impl<'t> Tables<'t> {
     }
 
     /// Removes the delayed message `id` if `actor` sent it or is to get it.
+    /// Holds `env` back until `due`, under `seq`.
+    pub(super) fn put_delayed(&mut self, env: &Envelope, due: u64, seq: u64) -> Result<(), StoreError> {
+        self.delayed.insert((due, seq), env.encode().as_slice())?;
+        self.delayed_by_actor.insert((env.to.as_str(), due, seq), env.id.0)?;
+        self.timers.insert(env.id.0, (due, seq))?;
+        Ok(())
+    }
+
+    /// The delayed messages due by `now` (at most `limit`), taken out of
+    /// the delayed queue: `(seq, message)`, soonest first.
+    pub(super) fn take_due(&mut self, now: u64, limit: usize) -> Result<Vec<(u64, Envelope)>, StoreError> {
+        let mut keys = Vec::new();
+        for entry in self.delayed.range((0, 0)..=(now, u64::MAX))?.take(limit) {
+            keys.push(entry?.0.value());
+        }
+        let mut due = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(env) = self.remove_delayed(key)? {
+                due.push((key.1, env));
+            }
+        }
+        Ok(due)
+    }
+
+    /// Removes the delayed message under `key` from the queue and its indexes.
+    fn remove_delayed(&mut self, key: (u64, u64)) -> Result<Option<Envelope>, StoreError> {
+        let Some(bytes) = self.delayed.remove(key)?.map(|v| v.value().to_vec()) else { return Ok(None) };
+        let env = Envelope::decode(&bytes, "delayed")?;
+        self.delayed_by_actor.remove((env.to.as_str(), key.0, key.1))?;
+        self.timers.remove(env.id.0)?;
+        Ok(Some(env))
+    }
+
+    /// A guest cancels a timer of its own (one it sent, or one sent to it).
     pub(super) fn cancel_timer(&mut self, actor: &str, id: ulid::Ulid) -> Result<(), StoreError> {
         let Some(key) = self.timers.get(id.0)?.map(|v| v.value()) else { return Ok(()) };
         let Some(bytes) = self.delayed.get(key)?.map(|v| v.value().to_vec()) else { return Ok(()) };
         let env = Envelope::decode(&bytes, "delayed")?;
         if env.to == actor || env.from.as_deref() == Some(actor) {
-            self.delayed.remove(key)?;
-            self.timers.remove(id.0)?;
+            self.remove_delayed(key)?;
         }
         Ok(())
+    }
+
+    /// An operator cancels the delayed message `id`; returns whether it was pending.
+    pub(super) fn cancel_delayed(&mut self, id: ulid::Ulid) -> Result<bool, StoreError> {
+        let Some(key) = self.timers.get(id.0)?.map(|v| v.value()) else { return Ok(false) };
+        Ok(self.remove_delayed(key)?.is_some())
     }
 
     pub(super) fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
