@@ -104,6 +104,38 @@ function DelayedPanel({ ctx, delayed, onChange }) {
   </div>`;
 }
 
+// Purge the mailbox or delete the state, each after a confirmation in the
+// page that says what goes; the node runs it between the actor's turns.
+const CLEARS = {
+  purge: { path: 'mailboxes', label: 'Purge mailbox', ask: 'pending, delayed and transient messages are deleted, not dead-lettered', done: 'messages purged' },
+  forget: { path: 'state', label: 'Delete state', ask: 'every state entry is deleted; the next turn starts from empty state', done: 'state entries deleted' },
+};
+
+function ActorActions({ ctx, address, onChange }) {
+  const [pending, setPending] = useState(null);
+  const [outcome, setOutcome] = useState(null);
+  const run = async () => {
+    const action = CLEARS[pending];
+    setPending(null);
+    try {
+      const { count } = await ctx.act(() => api(`/${action.path}/${encodeURIComponent(address)}`, { method: 'DELETE' }));
+      setOutcome({ ok: true, text: `${count} ${action.done}.` });
+      onChange();
+    } catch (e) {
+      setOutcome({ ok: false, text: e.message });
+    }
+  };
+  return html`<div class="toolbar">
+    ${Object.entries(CLEARS).map(([key, a]) => html`<button class="danger" onClick=${() => (setPending(key), setOutcome(null))} data-test=${key}>${a.label}</button>`)}
+    ${outcome && html`<span class=${outcome.ok ? 'ok-text' : 'error'} data-test="clear-outcome">${outcome.text}</span>`}
+    ${pending && html`<div class="confirm" data-test="confirm">
+      <span>${CLEARS[pending].label} of ${address}? ${CLEARS[pending].ask}.</span>
+      <button class="danger" onClick=${run} data-test="confirm-yes">${CLEARS[pending].label}</button>
+      <button onClick=${() => setPending(null)} data-test="confirm-no">Keep it</button>
+    </div>`}
+  </div>`;
+}
+
 export function ActorPage({ ctx, address }) {
   const { model } = ctx;
   const [detail, setDetail] = useState(null);
@@ -128,6 +160,7 @@ export function ActorPage({ ctx, address }) {
   return html`<section>
     <h1><a href="#/actors">Actors</a> / <span data-test="actor-address">${address}</span></h1>
     ${error && html`<p class="error" data-test="actor-error">${error}</p>`}
+    ${detail && html`<${ActorActions} ctx=${ctx} address=${address} onChange=${() => setReloads((n) => n + 1)} />`}
     ${detail && html`<div class="cards">
       <div class="card"><div class="label">Mailbox depth</div><div class="value" data-test="depth">${num(total(detail.depths))}</div><div class="detail">${byPriority(detail.depths) || 'empty'}</div></div>
       <div class="card"><div class="label">In flight</div><div class="value" data-test="in-flight">${detail.in_flight ? 'running' : 'idle'}</div><div class="detail">${detail.in_flight || ''}</div></div>

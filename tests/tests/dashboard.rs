@@ -163,10 +163,10 @@ async fn dashboard_follows_the_node_live_and_drives_it() {
     browser.close().await;
 }
 
-/// The actor page lists delayed messages (a send with a delay, a guest's
-/// reminder) and cancels one after a confirmation in the page.
+/// The actor page lists delayed messages and cancels one, purges the
+/// mailbox and deletes the state, each after a confirmation in the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delayed_messages_are_listed_and_cancelled_in_the_actor_page() {
+async fn the_actor_page_cancels_delayed_messages_purges_and_deletes_state() {
     let Some(browser) = Browser::start().await else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let node = PigeonNode::start(&dir.path().join("data"), "127.0.0.1:0", &[]).expect("pigeon up");
@@ -188,6 +188,20 @@ async fn delayed_messages_are_listed_and_cancelled_in_the_actor_page() {
     let ids: Vec<&str> =
         detail["delayed"].as_array().unwrap().iter().filter_map(|d| d["message"]["id"].as_str()).collect();
     assert_eq!(ids, [kept.as_str()], "the node holds only the one kept");
+
+    // Purge the rest and delete the state, each after its confirmation.
+    ok(&node.cli(&["call", "counter/t", "inc"]));
+    browser.click("[data-test=purge]").await;
+    browser.wait_text("[data-test=confirm]", |t| t.contains("Purge mailbox of counter/t?")).await;
+    browser.click("[data-test=confirm-yes]").await;
+    browser.wait_text("[data-test=clear-outcome]", |t| t == "1 messages purged.").await;
+    browser.wait_text("[data-test=delayed]", |t| t.contains("Nothing delayed.")).await;
+    browser.click("[data-test=forget]").await;
+    browser.wait_text("[data-test=confirm]", |t| t.contains("Delete state of counter/t?")).await;
+    browser.click("[data-test=confirm-yes]").await;
+    browser.wait_text("[data-test=clear-outcome]", |t| t == "1 state entries deleted.").await;
+    browser.wait_text("[data-test=state]", |t| t.contains("No state.")).await;
+    assert_eq!(ok(&node.cli(&["call", "counter/t", "get"])).trim(), "0");
     browser.close().await;
 }
 

@@ -230,3 +230,26 @@ fn timers_and_delayed_messages_are_listed_and_cancelled() {
     let err = fails(&node.cli(&["cancel", "not-an-id"]));
     assert!(err.contains("[invalid_id]"), "{err}");
 }
+
+#[test]
+fn purge_and_forget_clear_an_actor_between_its_turns() {
+    let (_dir, node) = start_fresh();
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    for _ in 0..3 {
+        ok(&node.cli(&["call", "counter/p", "inc"]));
+    }
+    for _ in 0..4 {
+        ok(&node.cli(&["send", "counter/p", "inc", "--delay", "1h"]));
+    }
+    assert_eq!(ok(&node.cli(&["purge", "counter/p"])).trim(), "4 messages purged from counter/p");
+    let detail = json(&ok(&node.cli(&["--json", "inspect", "counter/p"])));
+    assert!(detail["delayed"].as_array().unwrap().is_empty() && detail["pending"] == 0, "{detail}");
+    assert_eq!(ok(&node.cli(&["call", "counter/p", "get"])).trim(), "3", "a purge leaves the state");
+
+    // The counter's activation is live and caches `count = 3`: after the
+    // deletion its next turn must see empty state, not the cache.
+    assert_eq!(ok(&node.cli(&["forget", "counter/p"])).trim(), "1 state entries deleted from counter/p");
+    assert_eq!(ok(&node.cli(&["call", "counter/p", "inc"])).trim(), "1", "the next turn starts from empty state");
+    let err = fails(&node.cli(&["purge", "no-slash"]));
+    assert!(err.contains("[invalid_address]") || err.contains("no `/`"), "{err}");
+}

@@ -79,6 +79,8 @@ pub struct AppState {
         routes::inspect,
         routes::state,
         routes::cancel_delayed,
+        routes::purge_mailbox,
+        routes::delete_state,
         routes::list_dead_letters,
         routes::replay,
         routes::purge,
@@ -136,7 +138,8 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/messages", post(routes::send))
         .route("/actors", get(routes::list_actors))
         .route("/actors/{*address}", get(routes::inspect))
-        .route("/state/{*address}", get(routes::state))
+        .route("/state/{*address}", get(routes::state).delete(routes::delete_state))
+        .route("/mailboxes/{*address}", axum::routing::delete(routes::purge_mailbox))
         .route("/delayed/{id}", axum::routing::delete(routes::cancel_delayed))
         .route("/dead-letters", get(routes::list_dead_letters))
         .route("/dead-letters/replay", post(routes::replay))

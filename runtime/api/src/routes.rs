@@ -360,6 +360,25 @@ pub async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
+/// Empties an actor's mailbox: its pending messages, its delayed ones
+/// (timers, retries in backoff) and transient ones queued in memory. Runs
+/// between the actor's turns; answers how many went.
+#[utoipa::path(delete, path = "/api/v1/mailboxes/{type}/{key}", params(("type" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = Count), (status = 400, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn purge_mailbox(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<Count>, ApiError> {
+    let count = s.node.clear(&address, pigeon_node::pigeon_store::Clear::Mailbox).await?;
+    Ok(Json(Count { count }))
+}
+
+/// Deletes every state entry of an actor, between its turns; answers how
+/// many went. Its next turn starts from empty state.
+#[utoipa::path(delete, path = "/api/v1/state/{type}/{key}", params(("type" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = Count), (status = 400, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn delete_state(State(s): State<AppState>, Path(address): Path<String>) -> Result<Json<Count>, ApiError> {
+    let count = s.node.clear(&address, pigeon_node::pigeon_store::Clear::State).await?;
+    Ok(Json(Count { count }))
+}
+
 /// Cancels a delayed message (a timer, a send with a delay, a retry in
 /// backoff): it is never delivered.
 #[utoipa::path(delete, path = "/api/v1/delayed/{id}", params(("id" = String, Path, description = "The message id (a ULID)")),

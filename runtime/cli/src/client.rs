@@ -69,7 +69,12 @@ impl Client {
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.execute::<serde_json::Value>(self.request(Method::DELETE, path)).await.map(drop)
+        self.delete_json::<serde_json::Value>(path).await.map(drop)
+    }
+
+    /// A DELETE whose answer has a body.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.execute(self.request(Method::DELETE, path)).await
     }
 }
 

@@ -320,6 +320,13 @@ pub async fn dlq_change(client: &Client, action: &str, selection: Selection) -> 
     Ok(())
 }
 
+/// `DELETE {collection}/{address}`: a purge or a state deletion.
+pub async fn clear(client: &Client, collection: &str, address: &str, done: &str) -> anyhow::Result<()> {
+    let count: Count = client.delete_json(&format!("{collection}/{}", segment(address)?)).await?;
+    println!("{} {done} {address}", count.count);
+    Ok(())
+}
+
 pub async fn cancel(client: &Client, id: &str) -> anyhow::Result<()> {
     client.delete(&format!("/delayed/{}", segment(id)?)).await?;
     println!("cancelled {id}: it will not be delivered");

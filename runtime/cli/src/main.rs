@@ -145,6 +145,21 @@ enum Command {
         #[arg(long, default_value = "4KiB", value_parser = units::parse_size)]
         value_limit: u64,
     },
+    /// Empties an actor's mailbox: pending, delayed and transient messages.
+    ///
+    /// The messages are gone for good (not dead-lettered). It runs between
+    /// the actor's turns: a turn already running finishes first.
+    Purge {
+        /// `type/key`.
+        address: String,
+    },
+    /// Deletes every state entry of an actor; its next turn starts empty.
+    ///
+    /// Runs between the actor's turns, like `purge`.
+    Forget {
+        /// `type/key`.
+        address: String,
+    },
     /// Cancels a delayed message (a timer, a send with --delay, a retry in
     /// backoff) so it is never delivered; `pigeon inspect ADDR` lists them.
     Cancel {
@@ -312,6 +327,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::inspect(&client(), &address, page, g.json).await
         }
         Command::Cancel { id } => commands::cancel(&client(), &id).await,
+        Command::Purge { address } => commands::clear(&client(), "/mailboxes", &address, "messages purged from").await,
+        Command::Forget { address } => {
+            commands::clear(&client(), "/state", &address, "state entries deleted from").await
+        }
         Command::Dlq(Dlq::Ls) => commands::dlq_ls(&client(), g.json).await,
         Command::Dlq(Dlq::Replay(s)) => commands::dlq_change(&client(), "replay", s).await,
         Command::Dlq(Dlq::Purge(s)) => commands::dlq_change(&client(), "purge", s).await,

@@ -14,6 +14,7 @@
 //!
 //! The node announces what it does as [`NodeEvent`]s.
 
+mod control;
 mod crash;
 mod delivery;
 mod env;

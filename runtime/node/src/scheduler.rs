@@ -68,6 +68,8 @@ pub(crate) struct Slot {
     pub(crate) transient: Mutex<BinaryHeap<Transient>>,
     /// The message whose turn is running, if any.
     in_flight: Mutex<Option<ulid::Ulid>>,
+    /// Operator requests the task runs between turns (see `control`).
+    controls: Mutex<Vec<crate::control::Control>>,
     /// The priorities of persistent messages that arrived since the actor
     /// last looked ([`Arrivals`] as bits): every priority when the slot is
     /// made, then whatever the store reports. It spares the actor a store
@@ -86,6 +88,7 @@ impl Slot {
             notify: Notify::new(),
             transient: Mutex::default(),
             in_flight: Mutex::default(),
+            controls: Mutex::default(),
             arrivals: AtomicU16::new(Arrivals::ANY.bits()),
             dependency: AtomicU64::new(NO_DEPENDENCY),
         }
@@ -126,6 +129,11 @@ impl Slot {
 
     pub(crate) fn in_flight(&self) -> Option<ulid::Ulid> {
         *self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The operator requests waiting for the task.
+    pub(crate) fn controls(&self) -> std::sync::MutexGuard<'_, Vec<crate::control::Control>> {
+        self.controls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn transient(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Transient>> {

@@ -72,6 +72,15 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
     };
     loop {
         task.collect_commits().await;
+        if !slot.controls().is_empty() {
+            // Between turns, with nothing in flight (see `control`).
+            if task.pipeline.is_empty() {
+                task.run_controls().await;
+            } else {
+                task.wait_for_commit().await;
+            }
+            continue;
+        }
         let ty = node.registry.get(&ty_name);
         if !task.pipeline.is_empty() && !task.may_start_turn(ty.as_deref()) {
             task.wait_for_commit().await;
@@ -140,7 +149,9 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
 }
 
 fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
-    !slot.transient().is_empty() || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
+    !slot.controls().is_empty()
+        || !slot.transient().is_empty()
+        || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
 }
 
 /// The higher-priority head of the persistent mailbox and the in-memory queue.
@@ -177,6 +188,23 @@ pub(crate) fn activation_limits(limits: &pigeon_store::TypeLimits) -> Activation
 }
 
 impl ActorTask {
+    /// Runs the operator requests waiting in the slot, then forgets what the
+    /// task held of the actor (its activation's state cache, its read-ahead),
+    /// so the next turn starts from the store.
+    async fn run_controls(&mut self) {
+        let controls = std::mem::take(&mut *self.slot.controls());
+        for control in controls {
+            let result = self.node.store.clear(&self.actor, control.what).await;
+            if result.is_ok() && control.what == pigeon_store::Clear::Mailbox {
+                self.slot.transient().clear();
+            }
+            tracing::info!(actor = self.actor, what = ?control.what, outcome = ?result, "cleared by an operator");
+            let _ = control.done.send(result.map_err(crate::NodeError::from));
+        }
+        self.live = None;
+        self.mailbox = ReadAhead::default();
+    }
+
     /// Whether a turn may start while commits are in flight: on the same
     /// activation (a new one reads the store, which does not show them
     /// yet), none of them failed, and within the pipeline's bounds.

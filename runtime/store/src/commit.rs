@@ -137,6 +137,20 @@ pub(crate) enum Request {
     Crashed(Vec<ulid::Ulid>),
     /// An operator cancels a delayed message.
     CancelDelayed(ulid::Ulid),
+    /// An operator empties an actor's mailbox, or deletes its state.
+    Clear {
+        actor: String,
+        what: Clear,
+    },
+}
+
+/// What [`crate::Store::clear`] removes of an actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clear {
+    /// Its mailbox and delayed messages (timers, retries in backoff).
+    Mailbox,
+    /// Every state entry.
+    State,
 }
 
 /// What a replay or purge of selected dead letters did.
@@ -444,6 +458,8 @@ impl Worker {
                     Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
                     Request::Crashed(ids) => self.record_crashes(&mut t, ids),
                     Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
+                    Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),
+                    Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

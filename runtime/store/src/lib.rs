@@ -37,7 +37,8 @@ use storage::{DbSlot, DiskWatch};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
-    BatchReport, CommitListener, CommitStats, Disposition, Selected, TopicEffect, TurnCommit, TurnFailure, TurnTicket,
+    BatchReport, Clear, CommitListener, CommitStats, Disposition, Selected, TopicEffect, TurnCommit, TurnFailure,
+    TurnTicket,
 };
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
@@ -292,6 +293,13 @@ impl Store {
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.inner.db.get()?.begin_read()?)
+    }
+
+    /// Empties `actor`'s mailbox (with its delayed messages) or deletes its
+    /// state, in one transaction; returns how many entries went. The node
+    /// runs this inside the actor's task, between turns (see `pigeon-node`).
+    pub async fn clear(&self, actor: &str, what: Clear) -> Result<usize, StoreError> {
+        self.moved(Request::Clear { actor: actor.to_string(), what }).await
     }
 
     /// Cancels the delayed message `id` (a timer, a delayed send, a retry in

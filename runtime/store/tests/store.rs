@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use pigeon_store::Clear;
 use pigeon_store::{
     ActorType, DeadReason, Disposition, Envelope, MessageKind, Store, StoreError, TopicEffect, TurnCommit, TurnFailure,
     TypeLimits, now_ms,
@@ -411,4 +412,38 @@ async fn a_turn_that_writes_nothing_but_depends_waits_for_its_dependency() {
     assert!(waits.is_pending());
     waits.outcome().await.unwrap();
     assert_eq!(store.actor_stats("counter/a").unwrap().processed, 0, "a turn that wrote nothing is not counted");
+}
+
+#[tokio::test]
+async fn clearing_an_actor_takes_its_mailbox_delayed_messages_or_state_and_nothing_else() {
+    let (_dir, store) = store();
+    for p in [1u8, 5, 9] {
+        store.enqueue(Envelope::new("counter/a", b"m".to_vec()).with_priority(p)).await.unwrap();
+    }
+    let mut later = Envelope::new("counter/a", b"later".to_vec());
+    later.not_before_ms = Some(now_ms() + 3_600_000);
+    store.enqueue(later).await.unwrap();
+    store.enqueue(Envelope::new("counter/b", b"other".to_vec())).await.unwrap();
+    let (key, taken) = store.next_message("counter/b").unwrap().unwrap();
+    let commit = TurnCommit {
+        actor: "counter/b".into(),
+        taken: Some(key),
+        message_id: Some((taken.id, false)),
+        state_writes: vec![("k".into(), Some(b"v".to_vec()))],
+        ..TurnCommit::default()
+    };
+    store.commit_turn(commit).await.unwrap();
+    store.enqueue(Envelope::new("counter/b", b"kept".to_vec())).await.unwrap();
+    assert_eq!(store.delayed_of("counter/a", 10).unwrap().len(), 1);
+
+    assert_eq!(store.clear("counter/a", Clear::Mailbox).await.unwrap(), 4, "three queued and one delayed");
+    assert_eq!(store.mailbox_depth("counter/a").unwrap(), 0);
+    assert!(store.next_message("counter/a").unwrap().is_none());
+    assert!(store.delayed_of("counter/a", 10).unwrap().is_empty());
+    assert_eq!(store.actor_summary("counter/a").unwrap().depths, [0; 10], "the pending index is zero too");
+    assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1, "another actor's mailbox stays");
+
+    assert_eq!(store.clear("counter/b", Clear::State).await.unwrap(), 1);
+    assert_eq!(store.state_get("counter/b", "k").unwrap(), None);
+    assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1, "deleting state leaves the mailbox");
 }

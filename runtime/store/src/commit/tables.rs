@@ -164,7 +164,6 @@ impl<'t> Tables<'t> {
         self.count_pending(actor, key.priority(), -1)
     }
 
-    /// Removes the delayed message `id` if `actor` sent it or is to get it.
     /// Holds `env` back until `due`, under `seq`.
     pub(super) fn put_delayed(&mut self, env: &Envelope, due: u64, seq: u64) -> Result<(), StoreError> {
         self.delayed.insert((due, seq), env.encode().as_slice())?;
@@ -207,6 +206,52 @@ impl<'t> Tables<'t> {
             self.remove_delayed(key)?;
         }
         Ok(())
+    }
+
+    /// Empties `actor`'s mailbox and its delayed messages; returns how many
+    /// messages went.
+    pub(super) fn clear_mailbox(&mut self, actor: &str) -> Result<usize, StoreError> {
+        let mut queued = Vec::new();
+        for entry in self.mailbox.range((actor, 0, 0)..=(actor, u8::MAX, u64::MAX))? {
+            let (key, _) = entry?;
+            let (_, slot, seq) = key.value();
+            queued.push((slot, seq));
+        }
+        for (slot, seq) in &queued {
+            self.mailbox.remove((actor, *slot, *seq))?;
+        }
+        self.depths(actor)?;
+        if let Some((depths, changed)) = self.depths.get_mut(actor) {
+            *depths = Depths::default();
+            *changed = true;
+        }
+        let mut delayed = Vec::new();
+        for entry in self.delayed_by_actor.range((actor, 0, 0)..=(actor, u64::MAX, u64::MAX))? {
+            let (key, _) = entry?;
+            let (_, due, seq) = key.value();
+            delayed.push((due, seq));
+        }
+        for key in &delayed {
+            self.remove_delayed(*key)?;
+        }
+        Ok(queued.len() + delayed.len())
+    }
+
+    /// Deletes every state entry of `actor`; returns how many went.
+    pub(super) fn clear_state(&mut self, actor: &str) -> Result<usize, StoreError> {
+        let mut keys = Vec::new();
+        for entry in self.state.range((actor, "")..)? {
+            let (key, _) = entry?;
+            let (owner, k) = key.value();
+            if owner != actor {
+                break;
+            }
+            keys.push(k.to_string());
+        }
+        for key in &keys {
+            self.state.remove((actor, key.as_str()))?;
+        }
+        Ok(keys.len())
     }
 
     /// An operator cancels the delayed message `id`; returns whether it was pending.
