@@ -163,16 +163,6 @@ impl CrashTarget {
         .expect("restart")
     }
 
-    /// Runs the CLI against the current incarnation.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        self.node.lock().unwrap().cli(args)
-    }
-
-    /// The current incarnation's data directory.
-    pub fn data(&self) -> std::path::PathBuf {
-        self.node.lock().unwrap().data.clone()
-    }
-
     /// POSTs `body` to `url` + `path`: acknowledged, cut by a kill, or (a
     /// failure of the test) refused.
     pub async fn post(&self, url: &str, path: &str, body: serde_json::Value) -> Outcome {

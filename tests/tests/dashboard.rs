@@ -292,10 +292,13 @@ async fn metrics_parse_and_move_with_traffic() {
     let deadline = Instant::now() + PATIENCE;
     let after = loop {
         let now = scrape(&node.url).await;
-        if value(&now, turns) >= 25.0 && value(&now, failed) >= 1.0 {
+        // The dead-letter counter comes from the store's commit report,
+        // which may land after the failed turn is counted: wait for both.
+        let dead = value(&now, "pigeon_dead_lettered_total{}");
+        if value(&now, turns) >= 25.0 && value(&now, failed) >= 1.0 && dead >= 1.0 {
             break now;
         }
-        assert!(Instant::now() < deadline, "turn counters never reached 25 and 1: {now:?}");
+        assert!(Instant::now() < deadline, "turn counters never reached 25 and 1, dead letters 1: {now:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(value(&after, turns) - value(&before, turns), 25.0);

@@ -297,6 +297,13 @@ pub struct MessageView {
 
 impl From<&Envelope> for MessageView {
     fn from(e: &Envelope) -> Self {
+        Self::capped(e, usize::MAX)
+    }
+}
+
+impl MessageView {
+    /// The message, showing at most `value_limit` bytes of its payload.
+    pub fn capped(e: &Envelope, value_limit: usize) -> Self {
         Self {
             id: e.id.to_string(),
             from: e.from.clone(),
@@ -315,7 +322,7 @@ impl From<&Envelope> for MessageView {
             }
             .into(),
             headers: e.headers.iter().cloned().collect(),
-            payload: Body::of(&e.payload),
+            payload: Body::capped(&e.payload, value_limit),
             failures: e.failures,
             last_error: e.last_error.clone(),
             call: None,
@@ -422,6 +429,13 @@ pub struct DeadLetterView {
 
 impl From<&DeadLetter> for DeadLetterView {
     fn from(d: &DeadLetter) -> Self {
+        Self::capped(d, usize::MAX)
+    }
+}
+
+impl DeadLetterView {
+    /// The dead letter, showing at most `value_limit` bytes of its payload.
+    pub fn capped(d: &DeadLetter, value_limit: usize) -> Self {
         Self {
             id: d.id,
             reason: match d.reason {
@@ -433,7 +447,7 @@ impl From<&DeadLetter> for DeadLetterView {
             .into(),
             error: d.error.clone(),
             at_ms: d.at_ms,
-            message: MessageView::from(&d.envelope),
+            message: MessageView::capped(&d.envelope, value_limit),
         }
     }
 }

@@ -78,14 +78,15 @@ fn envelope_of(message: Outgoing) -> Result<Envelope, ApiError> {
     Ok(envelope)
 }
 
-/// A message for display, with a typed RPC call shown in WAVE.
-fn view_of(s: &AppState, envelope: &Envelope) -> MessageView {
-    MessageView { call: s.node.describe_call(envelope), ..MessageView::from(envelope) }
+/// A message for display, with a typed RPC call shown in WAVE and at most
+/// `value_limit` bytes of its payload.
+fn view_of(s: &AppState, envelope: &Envelope, value_limit: usize) -> MessageView {
+    MessageView { call: s.node.describe_call(envelope), ..MessageView::capped(envelope, value_limit) }
 }
 
-/// A dead letter for display, with a typed RPC call shown in WAVE.
-fn dead_view_of(s: &AppState, dead: &pigeon_node::pigeon_store::DeadLetter) -> DeadLetterView {
-    let mut view = DeadLetterView::from(dead);
+/// A dead letter for display, like [`view_of`].
+fn dead_view_of(s: &AppState, dead: &pigeon_node::pigeon_store::DeadLetter, value_limit: usize) -> DeadLetterView {
+    let mut view = DeadLetterView::capped(dead, value_limit);
     view.message.call = s.node.describe_call(&dead.envelope);
     view
 }
@@ -248,10 +249,15 @@ pub struct Page {
 impl Page {
     /// The page size asked for, 1 to 10,000 (default 1000).
     fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit.unwrap_or(1000) {
-            limit @ 1..=10_000 => Ok(limit),
-            limit => Err(ApiError::bad_request("invalid_query", format!("limit {limit} is not between 1 and 10000"))),
-        }
+        page_limit(self.limit)
+    }
+}
+
+/// A page size: 1 to 10,000, 1000 when not given.
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(1000) {
+        limit @ 1..=10_000 => Ok(limit),
+        limit => Err(ApiError::bad_request("invalid_query", format!("limit {limit} is not between 1 and 10000"))),
     }
 }
 
@@ -304,23 +310,12 @@ pub async fn inspect(
     if !known && state.is_empty() && !state_more && idle {
         return Err(NodeError::UnknownType(addr.actor_type().to_string()).into());
     }
-    let capped = |mut view: MessageView, payload: &[u8]| {
-        view.payload = Body::capped(payload, value_limit);
-        view
-    };
-    let mailbox = store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| capped(view_of(&s, e), &e.payload)).collect();
+    let mailbox = store.peek_mailbox(addr.as_str(), 50)?.iter().map(|e| view_of(&s, e, value_limit)).collect();
     let delayed = store.delayed_of(addr.as_str(), 50)?;
     let delayed =
-        delayed.iter().map(|(due_ms, e)| DelayedView { due_ms: *due_ms, message: capped(view_of(&s, e), &e.payload) });
+        delayed.iter().map(|(due_ms, e)| DelayedView { due_ms: *due_ms, message: view_of(&s, e, value_limit) });
     let dead_letters = store.dead_letters_of(addr.as_str(), INSPECT_DEAD)?;
-    let dead_letters = dead_letters
-        .iter()
-        .map(|d| {
-            let mut view = dead_view_of(&s, d);
-            view.message.payload = Body::capped(&d.envelope.payload, value_limit);
-            view
-        })
-        .collect();
+    let dead_letters = dead_letters.iter().map(|d| dead_view_of(&s, d, value_limit)).collect();
     Ok(Json(ActorDetail {
         info: ActorInfo::of(&s.node, &summary),
         dropped: s.node.dropped(&address),
@@ -340,7 +335,7 @@ pub async fn list_dead_letters(
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     let after: u64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
     let dead = s.node.store().dead_letters_after(after, page.limit()?)?;
-    Ok(Json(dead.iter().map(|d| dead_view_of(&s, d)).collect()))
+    Ok(Json(dead.iter().map(|d| dead_view_of(&s, d, usize::MAX)).collect()))
 }
 
 /// The node's metrics: OpenMetrics to those who ask for it (Prometheus
@@ -451,7 +446,7 @@ pub async fn state(
     Query(query): Query<StateQuery>,
 ) -> Result<Json<Vec<StateEntry>>, ApiError> {
     let addr = ActorAddr::parse(&address).map_err(NodeError::from)?;
-    let limit = Page { after: None, limit: query.limit }.limit()?;
+    let limit = page_limit(query.limit)?;
     let prefix = query.prefix.as_deref().unwrap_or("");
     let entries = s.node.store().state_page(addr.as_str(), prefix, query.after.as_deref(), limit)?;
     Ok(Json(state_entries(&entries, query.value_limit.unwrap_or(usize::MAX))))

@@ -56,9 +56,13 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOpti
         query.push(format!("links={}", crate::client::encode_query(&limits.links.join(","))));
     }
     if !limits.env.is_empty() {
-        let env: serde_json::Map<String, serde_json::Value> =
-            limits.env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-        query.push(format!("env={}", crate::client::encode_query(&serde_json::Value::Object(env).to_string())));
+        let mut env = std::collections::BTreeMap::new();
+        for (name, value) in &limits.env {
+            if env.insert(name.as_str(), value.as_str()).is_some() {
+                anyhow::bail!("`--env {name}=...` is given twice: give each variable once");
+            }
+        }
+        query.push(format!("env={}", crate::client::encode_query(&serde_json::to_string(&env)?)));
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));

@@ -65,27 +65,25 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
 /// file is absent). Rust and JavaScript projects name theirs in code
 /// (`wit_bindgen::generate!`, `build.mjs`).
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct PythonBuild {
-    #[serde(default = "PythonBuild::default_wit")]
     wit: Vec<String>,
-    #[serde(default = "PythonBuild::default_world")]
     world: String,
 }
 
+impl Default for PythonBuild {
+    fn default() -> Self {
+        Self { wit: vec!["wit".into()], world: "actor".into() }
+    }
+}
+
 impl PythonBuild {
-    fn default_wit() -> Vec<String> {
-        vec!["wit".into()]
-    }
-
-    fn default_world() -> String {
-        "actor".into()
-    }
-
     fn of(dir: &Path) -> anyhow::Result<Self> {
         let file = dir.join("pigeon.toml");
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            return Ok(Self { wit: Self::default_wit(), world: Self::default_world() });
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
         };
         let config: Self = toml::from_str(&text).with_context(|| {
             format!("{} is not a build description: `wit = [\"wit\"]` and `world = \"actor\"`", file.display())

@@ -443,7 +443,15 @@ async fn clearing_an_actor_takes_its_mailbox_delayed_messages_or_state_and_nothi
     assert_eq!(store.actor_summary("counter/a").unwrap().depths, [0; 10], "the pending index is zero too");
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1, "another actor's mailbox stays");
 
+    // An actor whose address extends counter/b's keeps its state.
+    let neighbour = TurnCommit {
+        actor: "counter/b2".into(),
+        state_writes: vec![("k".into(), Some(b"w".to_vec()))],
+        ..TurnCommit::default()
+    };
+    store.commit_turn(neighbour).await.unwrap();
     assert_eq!(store.clear("counter/b", Clear::State).await.unwrap(), 1);
     assert_eq!(store.state_get("counter/b", "k").unwrap(), None);
+    assert_eq!(store.state_get("counter/b2", "k").unwrap(), Some(b"w".to_vec()), "the neighbour's state stays");
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1, "deleting state leaves the mailbox");
 }

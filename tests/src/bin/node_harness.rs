@@ -59,7 +59,7 @@ async fn answer(node: &Node, line: &str) -> String {
         }
         ["depth", addr] => {
             let store = node.store();
-            let delayed = store.delayed(usize::MAX).map(|d| d.iter().filter(|(_, e)| e.to == *addr).count());
+            let delayed = store.delayed_of(addr, usize::MAX).map(|d| d.len());
             match (store.mailbox_depth(addr), delayed) {
                 (Ok(depth), Ok(delayed)) => format!("depth {}\n", depth + delayed as u64),
                 (Err(e), _) | (_, Err(e)) => format!("err {e}\n"),

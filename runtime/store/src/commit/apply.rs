@@ -223,9 +223,8 @@ impl Worker {
         Ok(Reply::Moved(due.len()))
     }
 
-    /// The dead letters named by `ids` (all when `None`), checking that each
-    /// exists before anything is changed.
-    /// The selected dead letters that exist (each once, in id order).
+    /// The dead letters named by `ids` (all when `None`) that exist, each
+    /// once, in id order.
     pub(super) fn dead_ids(t: &Tables<'_>, ids: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
         match ids {
             Some(ids) => {

@@ -211,14 +211,10 @@ impl<'t> Tables<'t> {
     /// Empties `actor`'s mailbox and its delayed messages; returns how many
     /// messages went.
     pub(super) fn clear_mailbox(&mut self, actor: &str) -> Result<usize, StoreError> {
-        let mut queued = Vec::new();
-        for entry in self.mailbox.range((actor, 0, 0)..=(actor, u8::MAX, u64::MAX))? {
-            let (key, _) = entry?;
-            let (_, slot, seq) = key.value();
-            queued.push((slot, seq));
-        }
-        for (slot, seq) in &queued {
-            self.mailbox.remove((actor, *slot, *seq))?;
+        let mut queued = 0;
+        for entry in self.mailbox.extract_from_if((actor, 0, 0)..=(actor, u8::MAX, u64::MAX), |_, _| true)? {
+            entry?;
+            queued += 1;
         }
         self.depths(actor)?;
         if let Some((depths, changed)) = self.depths.get_mut(actor) {
@@ -234,24 +230,20 @@ impl<'t> Tables<'t> {
         for key in &delayed {
             self.remove_delayed(*key)?;
         }
-        Ok(queued.len() + delayed.len())
+        Ok(queued + delayed.len())
     }
 
     /// Deletes every state entry of `actor`; returns how many went.
     pub(super) fn clear_state(&mut self, actor: &str) -> Result<usize, StoreError> {
-        let mut keys = Vec::new();
-        for entry in self.state.range((actor, "")..)? {
-            let (key, _) = entry?;
-            let (owner, k) = key.value();
-            if owner != actor {
-                break;
-            }
-            keys.push(k.to_string());
+        // Every `(actor, key)` sorts before `(actor + "\0", "")`, and every
+        // other actor's entry (`actor` + more characters) after it.
+        let end = format!("{actor}\0");
+        let mut removed = 0;
+        for entry in self.state.extract_from_if((actor, "")..(end.as_str(), ""), |_, _| true)? {
+            entry?;
+            removed += 1;
         }
-        for key in &keys {
-            self.state.remove((actor, key.as_str()))?;
-        }
-        Ok(keys.len())
+        Ok(removed)
     }
 
     /// An operator cancels the delayed message `id`; returns whether it was pending.
