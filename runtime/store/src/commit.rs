@@ -35,10 +35,12 @@ use tokio::sync::oneshot;
 mod apply;
 mod outcome;
 mod recovery;
+mod remote;
 mod tables;
 mod ticket;
 
 pub use outcome::{Disposition, TopicEffect, TurnCommit, TurnFailure};
+pub use remote::{InboundBatch, InboundOutcome};
 use tables::Tables;
 pub use ticket::TurnTicket;
 
@@ -73,6 +75,8 @@ pub trait CommitListener: Send + Sync {
     fn on_ready(&self, actors: &[(String, Arrivals)]);
     /// A delayed message is due at this time.
     fn on_delayed(&self, due_ms: u64);
+    /// These peers have new messages in their outboxes.
+    fn on_outbox(&self, _peers: &[String]) {}
     /// A batch is durable: what it held and what its commit cost (for
     /// metrics; called for every successful batch).
     fn on_batch(&self, _report: &BatchReport) {}
@@ -142,6 +146,13 @@ pub(crate) enum Request {
         actor: String,
         what: Clear,
     },
+    /// Messages a peer forwarded (see the store's `remote` module).
+    Inbound(InboundBatch),
+    /// `peer` acknowledged these outbox entries.
+    Forwarded {
+        peer: String,
+        seqs: Vec<u64>,
+    },
 }
 
 /// What [`crate::Store::clear`] removes of an actor.
@@ -172,6 +183,8 @@ pub(crate) enum Reply {
     Moved(usize),
     /// The dead letters a replay or purge found (and handled).
     DeadLetters(Vec<u64>),
+    /// What became of each message of an inbound batch.
+    Inbound(Vec<InboundOutcome>),
 }
 
 struct Job {
@@ -201,6 +214,7 @@ impl Committer {
         shared: Shared,
         types_version: Arc<AtomicU64>,
         options: StoreOptions,
+        me: String,
     ) -> Result<Self, StoreError> {
         let Shared { db, disk, listener, stats } = shared;
         let next_seq = {
@@ -222,6 +236,8 @@ impl Committer {
             last_batch: 0,
             last_commit: Duration::ZERO,
             bounds: HashMap::new(),
+            placements: HashMap::new(),
+            me,
             types_seen: 0,
             types_version,
             options,
@@ -260,6 +276,8 @@ struct Effects {
     earliest_due: Option<u64>,
     accepted: u64,
     dead_lettered: u64,
+    /// Peers with new messages in their outboxes.
+    forward: std::collections::BTreeSet<String>,
 }
 
 impl Effects {
@@ -271,6 +289,12 @@ impl Effects {
             None => {
                 self.ready.insert(env.to.clone(), arrivals);
             }
+        }
+    }
+
+    fn forward(&mut self, peer: &str) {
+        if !self.forward.contains(peer) {
+            self.forward.insert(peer.to_string());
         }
     }
 
@@ -296,6 +320,10 @@ struct Worker {
     /// Mailbox bound per type name, valid while `types_seen` equals
     /// `types_version` (bumped by every registry write).
     bounds: HashMap<String, Option<u64>>,
+    /// Placement per type name, cached like `bounds`.
+    placements: HashMap<String, crate::placement::Placement>,
+    /// This node's id: the owner that needs no outbox.
+    me: String,
     types_seen: u64,
     types_version: Arc<AtomicU64>,
     options: StoreOptions,
@@ -411,6 +439,10 @@ impl Worker {
             if let Some(due) = effects.earliest_due {
                 listener.on_delayed(due);
             }
+            if !effects.forward.is_empty() {
+                let peers: Vec<String> = effects.forward.into_iter().collect();
+                listener.on_outbox(&peers);
+            }
         }
     }
 
@@ -460,6 +492,8 @@ impl Worker {
                     Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
                     Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),
                     Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
+                    Request::Inbound(batch) => self.inbound(&mut t, batch, effects),
+                    Request::Forwarded { peer, seqs } => self.forwarded(&mut t, peer, seqs),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

@@ -102,6 +102,21 @@ pub enum StoreError {
          nothing acknowledged was lost"
     )]
     Unavailable(String),
+    /// The node id asked for does not fit this store (or is malformed).
+    #[error("{0}")]
+    Identity(String),
+    /// A message too large to travel between nodes.
+    #[error(
+        "the message to `{actor}` is {size} bytes encoded, over the {limit} bytes a message between nodes may have: \
+         send less, or raise NATS's max_payload and start the nodes with a larger `pigeon up --nats-max-payload`"
+    )]
+    TooLargeForLattice { actor: String, size: usize, limit: usize },
+    /// The outbox towards a peer is at its bound (the peer is down or slow).
+    #[error(
+        "the outbox towards node `{peer}` holds {bound} messages, its bound: that node is down or not keeping up; \
+         retry later (see `pigeon nodes`)"
+    )]
+    OutboxFull { peer: String, bound: u64 },
     /// The group committer has stopped (the store is closing).
     #[error("the store is shutting down")]
     Closed,

@@ -21,8 +21,10 @@ mod envelope;
 mod error;
 pub mod filter;
 mod limits;
+pub mod placement;
 mod reads;
 mod registry;
+mod remote;
 mod schema;
 mod storage;
 mod time;
@@ -37,12 +39,14 @@ use storage::{DbSlot, DiskWatch};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
-    BatchReport, Clear, CommitListener, CommitStats, Disposition, Selected, TopicEffect, TurnCommit, TurnFailure,
-    TurnTicket,
+    BatchReport, Clear, CommitListener, CommitStats, Disposition, InboundBatch, InboundOutcome, Selected, TopicEffect,
+    TurnCommit, TurnFailure, TurnTicket,
 };
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
 pub use limits::{LimitError, Limits};
+pub use placement::Placement;
+pub use remote::{Identity, OutboxBatch, validate_node_id};
 pub use schema::{
     ActorStats, ActorSummary, ActorType, Arrivals, DeadLetter, DeadReason, Depths, Enqueued, Link, MessageKey,
     StoreOptions, StoreTotals, TypeLimits, WasiGrant,
@@ -71,6 +75,7 @@ struct Inner {
     stats: Arc<CommitStats>,
     /// Bumped by every registry write, so cached type data is refreshed.
     types_version: Arc<AtomicU64>,
+    identity: remote::Identity,
     dir: PathBuf,
 }
 
@@ -93,6 +98,7 @@ impl Store {
             source => StoreError::Open { path: path.display().to_string(), source: Box::new(source) },
         })?;
         create_tables(&db)?;
+        let identity = remote::load_identity(&db, options.node_id.as_deref())?;
         let db = Arc::new(DbSlot::new(db, path));
         let disk = Arc::new(DiskWatch::new(&dir, options.disk_free_limit));
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
@@ -100,8 +106,8 @@ impl Store {
         let types_version = Arc::new(AtomicU64::new(1));
         let shared =
             commit::Shared { db: db.clone(), disk: disk.clone(), listener: listener.clone(), stats: stats.clone() };
-        let committer = Committer::start(shared, types_version.clone(), options)?;
-        Ok(Self { inner: Arc::new(Inner { db, disk, committer, listener, stats, types_version, dir }) })
+        let committer = Committer::start(shared, types_version.clone(), options, identity.node_id.clone())?;
+        Ok(Self { inner: Arc::new(Inner { db, disk, committer, listener, stats, types_version, identity, dir }) })
     }
 
     /// The data directory.
@@ -279,19 +285,19 @@ impl Store {
             .collect()
     }
 
-    async fn moved(&self, request: Request) -> Result<usize, StoreError> {
+    pub(crate) async fn moved(&self, request: Request) -> Result<usize, StoreError> {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
             Reply::DeadLetters(ids) => Ok(ids.len()),
-            Reply::Done | Reply::Duplicate => Ok(0),
+            Reply::Done | Reply::Duplicate | Reply::Inbound(_) => Ok(0),
         }
     }
 
-    async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
+    pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
         self.inner.committer.submit(request).await
     }
 
-    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.inner.db.get()?.begin_read()?)
     }
 

@@ -57,7 +57,7 @@ impl Store {
         Ok(existed)
     }
 
-    fn types_changed(&self) {
+    pub(crate) fn types_changed(&self) {
         self.inner.types_version.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }

@@ -91,6 +91,29 @@ pub(crate) const CRASHES: TableDefinition<u128, (u64, u64)> = TableDefinition::n
 /// `(actor, dedup key)` → until when a message with that key is a duplicate.
 pub(crate) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedup");
 
+/// The node's identity: [`NODE_ID`] and [`INCARNATION`] → text.
+pub(crate) const IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("identity");
+/// Type name → its [`crate::Placement`] (absent: owned by this node).
+pub(crate) const PLACEMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("placements");
+/// `(peer, seq)` → `[9 - priority][envelope]`: persistent messages for
+/// actors another node owns, until that node has committed them.
+pub(crate) const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox");
+/// `(peer, 9 - priority, seq)`: the outbox in forwarding order.
+pub(crate) const OUTBOX_ORDER: TableDefinition<(&str, u8, u64), ()> = TableDefinition::new("outbox_order");
+/// Peer → messages in its outbox.
+pub(crate) const OUTBOX_DEPTH: TableDefinition<&str, u64> = TableDefinition::new("outbox_depth");
+/// `(source incarnation, seq)` of every message received from a peer and
+/// not yet below that peer's watermark: the receiver's dedup, without a
+/// time window (see `remote`).
+pub(crate) const INBOUND: TableDefinition<(&str, u64), ()> = TableDefinition::new("inbound");
+/// Peer node id → the incarnation it had when this node first met it.
+pub(crate) const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
+
+/// `identity` key of the node's id.
+pub(crate) const NODE_ID: &str = "node_id";
+/// `identity` key of the incarnation made with the store.
+pub(crate) const INCARNATION: &str = "incarnation";
+
 /// `meta` key of the next sequence number to hand out.
 pub(crate) const NEXT_SEQ: &str = "next_seq";
 
@@ -123,11 +146,26 @@ pub struct StoreOptions {
     /// Below this many free bytes on the data directory's file system,
     /// new persistent work is refused (see `storage`); 0 turns it off.
     pub disk_free_limit: u64,
+    /// The node id to use: a new store takes it (default: a generated
+    /// one); an existing store must already have it.
+    pub node_id: Option<String>,
+    /// Messages one peer's outbox holds before sends to that peer are
+    /// refused with `outbox-full`.
+    pub outbox_bound: u64,
+    /// The largest encoded message that may go to another node (the
+    /// lattice's NATS `max_payload`, less framing).
+    pub remote_message_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { dedup_retention_ms: 24 * 60 * 60 * 1000, disk_free_limit: 64 << 20 }
+        Self {
+            dedup_retention_ms: 24 * 60 * 60 * 1000,
+            disk_free_limit: 64 << 20,
+            node_id: None,
+            outbox_bound: 1_000_000,
+            remote_message_bytes: usize::MAX,
+        }
     }
 }
 
@@ -340,6 +378,13 @@ pub(crate) fn create_tables(db: &redb::Database) -> Result<(), crate::StoreError
     txn.open_table(SUBSCRIPTION_PATTERNS)?;
     txn.open_table(TIMERS)?;
     txn.open_table(CRASHES)?;
+    txn.open_table(IDENTITY)?;
+    txn.open_table(PLACEMENTS)?;
+    txn.open_table(OUTBOX)?;
+    txn.open_table(OUTBOX_ORDER)?;
+    txn.open_table(OUTBOX_DEPTH)?;
+    txn.open_table(INBOUND)?;
+    txn.open_table(PEERS)?;
     index_delayed(&txn)?;
     txn.commit()?;
     Ok(())

@@ -18,13 +18,19 @@ impl Worker {
         env: &Envelope,
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
-        if self.is_duplicate(t, env)? {
-            return Ok(Reply::Duplicate);
-        }
         let ty = env.to.split('/').next().unwrap_or_default();
         let Some(bound) = self.mailbox_bound(t, ty)? else {
             return Err(StoreError::UnknownType(ty.to_string()));
         };
+        // Dedup and the mailbox bound are the owner's to check.
+        if let Some(peer) = self.route(t, &env.to)? {
+            self.check_remote(t, &peer, env, 1)?;
+            self.put_in_outbox(t, &peer, env, fx)?;
+            return Ok(Reply::Done);
+        }
+        if self.is_duplicate(t, env)? {
+            return Ok(Reply::Duplicate);
+        }
         let depth: u64 = t.depths(&env.to)?.iter().sum();
         if depth >= bound {
             return Err(StoreError::MailboxFull { actor: env.to.clone(), bound });
@@ -35,11 +41,7 @@ impl Worker {
 
     /// The mailbox bound of type `ty` (none: not deployed), cached.
     pub(super) fn mailbox_bound(&mut self, t: &Tables<'_>, ty: &str) -> Result<Option<u64>, StoreError> {
-        let version = self.types_version.load(Ordering::Acquire);
-        if version != self.types_seen {
-            self.bounds.clear();
-            self.types_seen = version;
-        }
+        self.refresh_type_caches();
         if let Some(bound) = self.bounds.get(ty) {
             return Ok(*bound);
         }
@@ -49,6 +51,16 @@ impl Worker {
         };
         self.bounds.insert(ty.to_string(), bound);
         Ok(bound)
+    }
+
+    /// Forgets cached type data (bounds, placements) after a registry write.
+    pub(super) fn refresh_type_caches(&mut self) {
+        let version = self.types_version.load(Ordering::Acquire);
+        if version != self.types_seen {
+            self.bounds.clear();
+            self.placements.clear();
+            self.types_seen = version;
+        }
     }
 
     /// Whether `env`'s dedup key was seen for its actor within the window.
@@ -61,6 +73,9 @@ impl Worker {
     /// Puts a message into its mailbox, or into `delayed` if not yet due,
     /// remembering its dedup key.
     pub(super) fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
+        if let Some(peer) = self.route(t, &env.to)? {
+            return self.put_in_outbox(t, &peer, env, fx);
+        }
         if let Some(key) = env.dedup_key.as_deref() {
             let until = now_ms().saturating_add(self.options.dedup_retention_ms);
             t.dedup.insert((env.to.as_str(), key), until)?;
@@ -109,7 +124,7 @@ impl Worker {
             };
         }
         for env in &c.sends {
-            if !self.is_duplicate(t, env)? {
+            if self.route(t, &env.to)?.is_some() || !self.is_duplicate(t, env)? {
                 self.place(t, env, fx)?;
             }
         }
@@ -146,8 +161,13 @@ impl Worker {
     /// and then its guest sees `mailbox-full`.
     fn check_bounds(&mut self, t: &mut Tables<'_>, c: &TurnCommit) -> Result<(), StoreError> {
         let mut sent: HashMap<&str, u64> = HashMap::new();
+        let mut remote: HashMap<String, u64> = HashMap::new();
         for env in &c.sends {
-            if !self.is_duplicate(t, env)? {
+            if let Some(peer) = self.route(t, &env.to)? {
+                let count = remote.entry(peer.clone()).or_default();
+                *count += 1;
+                self.check_remote(t, &peer, env, *count)?;
+            } else if !self.is_duplicate(t, env)? {
                 *sent.entry(env.to.as_str()).or_default() += 1;
             }
         }
@@ -305,6 +325,13 @@ impl Worker {
             copy.to = subscriber;
             copy.kind = crate::MessageKind::Publish;
             copy.headers.push(("topic".into(), topic.to_string()));
+            // A subscriber on another node whose outbox is full is skipped
+            // like a full mailbox.
+            if let Some(peer) = self.route(t, &copy.to)?
+                && self.check_remote(t, &peer, &copy, 1).is_err()
+            {
+                continue;
+            }
             self.place(t, &copy, fx)?;
             delivered += 1;
         }

@@ -16,7 +16,14 @@ impl Request {
     /// Whether the request is new persistent work that the disk alarm
     /// refuses (turns and failures go on: they drain mailboxes).
     pub(super) fn grows(&self) -> bool {
-        matches!(self, Request::Enqueue(_) | Request::Replay(_) | Request::Subscribe { .. } | Request::Publish { .. })
+        matches!(
+            self,
+            Request::Enqueue(_)
+                | Request::Replay(_)
+                | Request::Subscribe { .. }
+                | Request::Publish { .. }
+                | Request::Inbound(_)
+        )
     }
 }
 

@@ -37,6 +37,11 @@ pub(super) struct Tables<'t> {
     patterns: Table<'t, (&'static str, &'static str), &'static str>,
     timers: Table<'t, u128, (u64, u64)>,
     pub(super) crashes: Table<'t, u128, (u64, u64)>,
+    pub(super) placements: Table<'t, &'static str, &'static [u8]>,
+    pub(super) outbox: Table<'t, (&'static str, u64), &'static [u8]>,
+    pub(super) outbox_order: Table<'t, (&'static str, u8, u64), ()>,
+    pub(super) outbox_depth: Table<'t, &'static str, u64>,
+    pub(super) inbound: Table<'t, (&'static str, u64), ()>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -61,6 +66,11 @@ impl<'t> Tables<'t> {
             patterns: txn.open_table(SUBSCRIPTION_PATTERNS)?,
             timers: txn.open_table(TIMERS)?,
             crashes: txn.open_table(CRASHES)?,
+            placements: txn.open_table(PLACEMENTS)?,
+            outbox: txn.open_table(OUTBOX)?,
+            outbox_order: txn.open_table(OUTBOX_ORDER)?,
+            outbox_depth: txn.open_table(OUTBOX_DEPTH)?,
+            inbound: txn.open_table(INBOUND)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
         })
