@@ -18,6 +18,8 @@
 //! | POST | `/topics/{topic}/subscriptions` | subscribe an actor, with a filter |
 //! | DELETE | `/topics/{topic}/subscriptions/{type}/{key}` | unsubscribe |
 //! | POST | `/topics/{topic}/messages` | publish to every matching subscriber |
+//! | GET | `/nodes` | the lattice's nodes: up, down, refused, outbox depths |
+//! | POST | `/nodes/{id}/forget` | admit a node again under a new incarnation |
 //! | GET | `/events` | live feed: server-sent `tick` events (see [`live`]) |
 //! | GET | `/openapi.json` | this API, described |
 //!
@@ -34,6 +36,7 @@ mod extract;
 pub mod guard;
 pub mod live;
 pub mod model;
+pub mod nodes;
 mod prometheus_text;
 mod routes;
 mod ui;
@@ -88,6 +91,8 @@ pub struct AppState {
         routes::subscribe,
         routes::unsubscribe,
         routes::publish,
+        nodes::list_nodes,
+        nodes::forget_node,
         live::events,
     ),
     modifiers(&Contract)
@@ -148,6 +153,8 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/topics/{topic}/subscriptions", post(routes::subscribe))
         .route("/topics/{topic}/subscriptions/{*subscriber}", axum::routing::delete(routes::unsubscribe))
         .route("/topics/{topic}/messages", post(routes::publish))
+        .route("/nodes", get(nodes::list_nodes))
+        .route("/nodes/{id}/forget", post(nodes::forget_node))
         .route("/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))

@@ -69,6 +69,9 @@ pub struct Health {
     /// The disk under the store.
     #[serde(default)]
     pub storage: StorageHealth,
+    /// The lattice the node is in; absent when it is on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lattice: Option<crate::nodes::LatticeInfo>,
 }
 
 /// The disk under the store: `alarm` while free space is below the limit,
@@ -197,6 +200,9 @@ pub struct DeployParams {
     /// Environment variables the guest sees (WASI), as a JSON object of
     /// strings: `{"GREETING":"hello"}`. None by default.
     pub env: Option<String>,
+    /// In a lattice: the ids of the nodes its actors live on,
+    /// comma-separated (default: this node and every peer that is up).
+    pub nodes: Option<String>,
 }
 
 /// Where a send unblocks.

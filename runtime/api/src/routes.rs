@@ -113,6 +113,7 @@ pub async fn health(State(s): State<AppState>) -> Json<Health> {
         types: s.node.type_names().len(),
         active_actors: s.node.active_actors(),
         host: host_name(),
+        lattice: s.node.lattice_status().map(crate::nodes::LatticeInfo::from),
         data_dir: s.node.data_dir().display().to_string(),
         reads_open: s.loopback,
         storage: storage.into(),
@@ -156,7 +157,11 @@ pub async fn deploy(
     };
     let links = params.links.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|l| !l.is_empty());
     let links = links.map(parse_link).collect::<Result<Vec<_>, _>>().map_err(NodeError::from)?;
-    let ty = s.node.deploy(&name, bytes.to_vec(), limits, links).await?;
+    let nodes = params
+        .nodes
+        .as_deref()
+        .map(|n| n.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect::<Vec<_>>());
+    let ty = s.node.deploy_on(&name, bytes.to_vec(), limits, links, nodes).await?;
     Ok(Json(TypeInfo::of(&ty, s.node.operations(&name))))
 }
 

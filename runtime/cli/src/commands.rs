@@ -21,6 +21,7 @@ pub struct DeployOptions {
     pub mailbox_bound: Option<u64>,
     pub links: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub nodes: Option<Vec<String>>,
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -63,6 +64,9 @@ pub async fn deploy(client: &Client, file: &Path, name: &str, limits: DeployOpti
             }
         }
         query.push(format!("env={}", crate::client::encode_query(&serde_json::to_string(&env)?)));
+    }
+    if let Some(nodes) = &limits.nodes {
+        query.push(format!("nodes={}", crate::client::encode_query(&nodes.join(","))));
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("uploading and compiling {} ({} KiB)", file.display(), bytes.len() / 1024));

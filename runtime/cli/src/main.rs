@@ -7,6 +7,7 @@
 mod client;
 mod commands;
 mod guest_build;
+mod nodes;
 mod scaffold;
 mod table;
 mod units;
@@ -100,6 +101,10 @@ enum Command {
         /// `pigeon ls` shows the names, never the values.
         #[arg(long = "env", value_name = "NAME=VALUE", value_parser = units::parse_env)]
         env: Vec<(String, String)>,
+        /// In a lattice: the nodes its actors live on, e.g. `--nodes a,b`
+        /// (default: every node that is up). Every node gets the type.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Option<Vec<String>>,
     },
     /// Removes an actor type; its mailboxes and state are kept.
     Undeploy { name: String },
@@ -200,6 +205,12 @@ enum Command {
     },
     /// Lists subscriptions.
     Topics,
+    /// Lists the lattice's nodes: up or down, what they run, and what
+    /// waits in this node's outbox for each.
+    Nodes {
+        #[command(subcommand)]
+        action: Option<NodesAction>,
+    },
     /// Writes a new actor project: its WIT, a handler that echoes, the build
     /// set-up and a README.
     ///
@@ -273,6 +284,13 @@ pub enum WaitLevel {
 }
 
 #[derive(Subcommand)]
+enum NodesAction {
+    /// Admits a node again that came back with a new incarnation (its
+    /// store was lost): run it on every node once the loss is accepted.
+    Forget { id: String },
+}
+
+#[derive(Subcommand)]
 enum Dlq {
     /// Lists dead letters with their reason and last error.
     Ls,
@@ -314,8 +332,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
     match cli.command {
         Command::Up(options) => up::up(&g.data, options).await,
-        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links, env } => {
-            let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links, env };
+        Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links, env, nodes } => {
+            let limits = commands::DeployOptions { max_attempts, memory, deadline, mailbox_bound, links, env, nodes };
             commands::deploy(&client(), &file, &name, limits, g.json).await
         }
         Command::Undeploy { name } => commands::undeploy(&client(), &name).await,
@@ -342,6 +360,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::publish(&client(), &topic, payload, priority, headers, g.json).await
         }
         Command::Topics => commands::topics(&client(), g.json).await,
+        Command::Nodes { action: None } => nodes::list(&client(), g.json).await,
+        Command::Nodes { action: Some(NodesAction::Forget { id }) } => nodes::forget(&client(), &id).await,
         Command::New { language, name } => {
             let files = scaffold::new(language, &name, Path::new("."))?;
             print_created(language, &name, &files, g.json)

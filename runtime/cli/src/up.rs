@@ -51,14 +51,44 @@ pub struct UpOptions {
     /// on, and it resumes by itself once there is room. 0 turns it off.
     #[arg(long, default_value = "64MiB", value_parser = units::parse_size)]
     pub disk_free_limit: u64,
+    /// Joins a lattice over this NATS server (`nats://127.0.0.1:4222`;
+    /// several, comma-separated): actors are spread over the nodes and
+    /// every operation works from any node. Without it the node is on its
+    /// own. If NATS is unreachable the node still starts, serves its own
+    /// actors and keeps retrying.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The lattice to join: nodes see only those of the same name.
+    #[arg(long, default_value = "default", requires = "nats")]
+    pub lattice: String,
+    /// This node's id in the lattice (a-z, 0-9, `-`, `_`). Defaults to
+    /// the one kept in the data directory, generated on first start.
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// NATS's max_payload (the server's setting, 1MiB by default): a
+    /// message for another node must fit in it.
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
+    pub nats_max_payload: u64,
 }
 
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
 /// signal; running turns then finish or roll back, and nothing accepted is
 /// lost.
 pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
-    let UpOptions { listen, demo, dedup_window, max_memory, max_instances, limits, quarantine_after, disk_free_limit } =
-        options;
+    let UpOptions {
+        listen,
+        demo,
+        dedup_window,
+        max_memory,
+        max_instances,
+        limits,
+        quarantine_after,
+        disk_free_limit,
+        nats,
+        lattice,
+        node_id,
+        nats_max_payload,
+    } = options;
     // Bind first: a busy port should fail before any work is done.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -75,6 +105,14 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
     config.host.max_instances = max_instances;
     config.quarantine_after = quarantine_after;
     config.store.disk_free_limit = disk_free_limit;
+    config.store.node_id = node_id;
+    if let Some(url) = nats {
+        // Room for the batch framing around one message.
+        config.store.remote_message_bytes =
+            usize::try_from(nats_max_payload).unwrap_or(usize::MAX).saturating_sub(64 << 10);
+        let lattice = pigeon_node::pigeon_lattice::LatticeConfig::new(url, lattice);
+        config.lattice = Some(pigeon_node::LatticeSettings { config: lattice, api: format!("http://{bound}") });
+    }
     for (name, value) in limits {
         let value = usize::try_from(value).map_err(|_| anyhow::anyhow!("limit `{name}` is too large"))?;
         config.limits.set(&name, value).map_err(anyhow::Error::msg)?;

@@ -45,12 +45,43 @@ impl NodeInner {
         call: Envelope,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, CallFailure> {
+        match self.remote_owner(&call.to) {
+            Ok(Some(owner)) => return self.call_remote(&owner, call, timeout).await,
+            Ok(None) => {}
+            Err(e) => return Err(CallFailure::Refused(SendRefusal::Store(e.to_string()))),
+        }
+        let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
+        let answer = self.place_call(call, caller.as_ref().and_then(|slot| slot.dependency()), true, timeout).await?;
+        if let (Some(slot), Some(epoch)) = (caller, answer.depends_on) {
+            slot.depend(epoch);
+        }
+        Ok(answer.reply)
+    }
+
+    /// A call a turn on another node made to an actor of this one: answered
+    /// once the callee's commit is durable (see `lattice::proxy`).
+    pub(crate) async fn call_from_peer(
+        self: &Arc<Self>,
+        call: Envelope,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, CallFailure> {
+        Ok(self.place_call(call, None, false, timeout).await?.reply)
+    }
+
+    /// Hands `call` to its callee and waits for the answer; `in_turn`: the
+    /// waiter is a turn of this node, which may take the reply before the
+    /// callee's commit is durable.
+    async fn place_call(
+        self: &Arc<Self>,
+        call: Envelope,
+        depends_on: Option<u64>,
+        in_turn: bool,
+        timeout: Duration,
+    ) -> Result<Answer, CallFailure> {
         let id = call.id;
         let deadline = tokio::time::Instant::now() + timeout;
-        let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
-        let depends_on = caller.as_ref().and_then(|slot| slot.dependency());
         let (tx, rx) = oneshot::channel();
-        self.calls().insert(id, CallWaiter { tx, in_turn: true });
+        self.calls().insert(id, CallWaiter { tx, in_turn });
         let delivered = match call.delivery {
             Delivery::Persistent => self.deliver_persistent_call(call, depends_on, deadline).await,
             Delivery::Transient => {
@@ -66,7 +97,7 @@ impl NodeInner {
             Ok(None) => {}
             Ok(Some(stored)) => {
                 self.calls().remove(&id);
-                return stored.map_err(CallFailure::Failed);
+                return stored.map(|reply| Answer { reply, depends_on: None }).map_err(CallFailure::Failed);
             }
             Err(refusal) => {
                 self.calls().remove(&id);
@@ -74,11 +105,7 @@ impl NodeInner {
             }
         }
         self.metrics.accept_transient();
-        let answer = self.await_reply(id, deadline, rx).await?;
-        if let (Some(slot), Some(epoch)) = (caller, answer.depends_on) {
-            slot.depend(epoch);
-        }
-        Ok(answer.reply)
+        self.await_reply(id, deadline, rx).await
     }
 
     /// Hands a persistent call to its callee in memory, waiting while the
@@ -164,6 +191,10 @@ impl NodeInner {
     /// the receiver's queue is at its bound; the refusal says why it was
     /// dropped (a caller waiting on it is told instead of timing out).
     pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> Result<(), SendRefusal> {
+        if let Ok(Some(owner)) = self.remote_owner(&envelope.to) {
+            self.transient_remote(owner, envelope);
+            return Ok(());
+        }
         let to = envelope.to.clone();
         let delivered = self.deliver_in_memory(envelope, None, 0);
         if let Err(refusal) = &delivered {

@@ -48,6 +48,21 @@ pub enum NodeError {
     /// The call's message was dead-lettered instead of answered.
     #[error("call to `{to}` failed: {error}")]
     CallFailed { to: String, error: String },
+    /// The lattice could not do what was asked.
+    #[error("lattice: {0}")]
+    Lattice(String),
+    /// The actor's owner did not answer within the deadline.
+    #[error(
+        "no answer from `{to}` within {waited:?}: its owner, node `{owner}`, is down or unreachable (see `pigeon \
+         nodes`); a plain send is still accepted and waits for it"
+    )]
+    OwnerDown { to: String, owner: String, waited: std::time::Duration },
+    /// The owner of an actor refused the operation.
+    #[error("{0}")]
+    Remote(String),
+    /// A placement named nodes the lattice does not know.
+    #[error("unknown node(s) {}: the lattice has {}", .unknown.join(", "), .known.join(", "))]
+    UnknownNodes { unknown: Vec<String>, known: Vec<String> },
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -20,6 +20,7 @@ mod delivery;
 mod env;
 mod error;
 mod events;
+mod lattice;
 mod metrics;
 mod pipeline;
 mod readahead;
@@ -45,8 +46,10 @@ use ulid::Ulid;
 
 pub use error::NodeError;
 pub use events::NodeEvent;
+pub use lattice::{LatticeSettings, LatticeStatus, NodeView};
 pub use metrics::Counters;
 pub use pigeon_host;
+pub use pigeon_lattice;
 pub use pigeon_store;
 pub use rpc::{Invoke, link_texts};
 
@@ -68,6 +71,8 @@ pub struct NodeConfig {
     /// Crashes of the node during a message's turns after which the
     /// message is quarantined to the dead letters (see `crash`).
     pub quarantine_after: u64,
+    /// The lattice to join (none: a node on its own).
+    pub lattice: Option<LatticeSettings>,
 }
 
 impl NodeConfig {
@@ -75,7 +80,14 @@ impl NodeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let host = HostConfig { cache_dir: Some(data_dir.join("cache")), ..HostConfig::default() };
-        Self { data_dir, host, store: StoreOptions::default(), limits: Limits::default(), quarantine_after: 2 }
+        Self {
+            data_dir,
+            host,
+            store: StoreOptions::default(),
+            limits: Limits::default(),
+            quarantine_after: 2,
+            lattice: None,
+        }
     }
 }
 
@@ -135,6 +147,9 @@ pub(crate) struct NodeInner {
     started: std::time::Instant,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) crashes: crash::Crashes,
+    /// The lattice, once joined.
+    pub(crate) lattice: std::sync::OnceLock<pigeon_lattice::Lattice>,
+    pub(crate) forwarders: lattice::Forwarders,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -161,6 +176,16 @@ impl CommitListener for Wake {
     fn on_delayed(&self, _due_ms: u64) {
         if let Some(node) = self.0.upgrade() {
             node.timer_wake.notify_one();
+        }
+    }
+
+    fn on_outbox(&self, peers: &[String]) {
+        if let Some(node) = self.0.upgrade()
+            && node.lattice.get().is_some()
+        {
+            for peer in peers {
+                node.forwarders.wake(&node, peer);
+            }
         }
     }
 }
@@ -226,9 +251,16 @@ impl Node {
             started: std::time::Instant::now(),
             metrics: metrics::Metrics::new(),
             crashes,
+            lattice: std::sync::OnceLock::new(),
+            forwarders: lattice::Forwarders::default(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));
+        if let Some(settings) = config.lattice {
+            let joined = lattice::join(&inner, settings).await?;
+            let _ = inner.lattice.set(joined);
+            lattice::start(&inner);
+        }
         tokio::spawn(timers::run_timers(inner.clone()));
         tokio::spawn(schedule_pending(inner.clone(), String::new()));
         Ok(Node { inner })
@@ -310,12 +342,55 @@ impl Node {
     /// types serve the interfaces the component imports from actors; each
     /// target must be deployed and export them with the same signatures,
     /// and a redeploy must keep serving the types that link to `name`.
+    ///
+    /// In a lattice the type reaches every node, and its actors live on
+    /// the nodes of its placement: this node and every peer that is up.
     pub async fn deploy(
         &self,
         name: &str,
         bytes: Vec<u8>,
         limits: TypeLimits,
         links: Vec<Link>,
+    ) -> Result<ActorType, NodeError> {
+        self.deploy_on(name, bytes, limits, links, None).await
+    }
+
+    /// [`Node::deploy`] with the type's placement given: its actors live on
+    /// `nodes` (ids of this node or its peers); `None` as for a deploy.
+    pub async fn deploy_on(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        limits: TypeLimits,
+        links: Vec<Link>,
+        nodes: Option<Vec<String>>,
+    ) -> Result<ActorType, NodeError> {
+        validate_type_name(name).map_err(NodeError::TypeName)?;
+        let placement = self.inner.placement_for(nodes.as_deref())?;
+        let record = self.deploy_checked(name, bytes, limits, links, now_ms(), placement).await?;
+        self.inner.replicate_deploy(name).await;
+        Ok(record)
+    }
+
+    /// Installs a type a peer deployed, with its record's deploy time.
+    pub(crate) async fn install(
+        &self,
+        record: ActorType,
+        bytes: Vec<u8>,
+        placement: pigeon_store::Placement,
+    ) -> Result<ActorType, NodeError> {
+        let ActorType { name, limits, links, deployed_at_ms, .. } = record;
+        self.deploy_checked(&name, bytes, limits, links, deployed_at_ms, placement).await
+    }
+
+    async fn deploy_checked(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        limits: TypeLimits,
+        links: Vec<Link>,
+        deployed_at_ms: u64,
+        placement: pigeon_store::Placement,
     ) -> Result<ActorType, NodeError> {
         validate_type_name(name).map_err(NodeError::TypeName)?;
         let max_memory = self.inner.host.config().max_memory_bytes;
@@ -345,9 +420,12 @@ impl Node {
             component_hash: component.hash().to_string(),
             component_size: bytes.len() as u64,
             limits,
-            deployed_at_ms: now_ms(),
+            deployed_at_ms,
             links: component.links().to_vec(),
         };
+        // The placement first: a message accepted in between must already
+        // go to the right owner.
+        self.inner.store.put_placement(name, &placement)?;
         self.inner.store.put_type(&record, &bytes)?;
         self.inner.registry.insert(record.clone(), component);
         tokio::spawn(schedule_pending(self.inner.clone(), format!("{name}/")));
@@ -357,6 +435,13 @@ impl Node {
     /// Removes the type `name`. Its mailboxes and state are kept, and its
     /// actors resume if it is deployed again.
     pub async fn undeploy(&self, name: &str) -> Result<(), NodeError> {
+        self.undeploy_here(name).await?;
+        self.inner.replicate_undeploy(name).await;
+        Ok(())
+    }
+
+    /// Removes the type `name` from this node only.
+    pub(crate) async fn undeploy_here(&self, name: &str) -> Result<(), NodeError> {
         if self.inner.registry.get(name).is_some() {
             self.inner.check_dependents(name, None)?;
         }
@@ -400,6 +485,11 @@ impl Node {
     /// Sends a message and waits until the receiver's turn for it has
     /// started (not finished), at most `timeout`. A duplicate returns at once.
     pub async fn send_delivered(&self, envelope: Envelope, timeout: Duration) -> Result<Sent, NodeError> {
+        ActorAddr::parse(&envelope.to)?;
+        if let Some(owner) = self.inner.remote_owner(&envelope.to)? {
+            self.inner.check_message(&envelope)?;
+            return self.inner.delivered_remote(&owner, envelope, timeout).await;
+        }
         let (to, id) = (envelope.to.clone(), envelope.id);
         let (tx, rx) = oneshot::channel();
         self.inner.delivered().insert(id, tx);
@@ -447,6 +537,11 @@ impl Node {
     /// Sends `envelope` (a call) and waits up to `timeout` for the reply. A
     /// timeout leaves the message queued: it will still be handled.
     pub async fn request(&self, envelope: Envelope, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {
+        ActorAddr::parse(&envelope.to)?;
+        if let Some(owner) = self.inner.remote_owner(&envelope.to)? {
+            self.inner.check_message(&envelope)?;
+            return self.inner.request_remote(&owner, envelope, timeout).await;
+        }
         let to = envelope.to.clone();
         let id = envelope.id;
         let (tx, rx) = oneshot::channel();

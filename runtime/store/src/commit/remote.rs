@@ -114,7 +114,12 @@ impl Worker {
 
     /// Commits what a peer forwarded: each message once, however often it
     /// is sent (see the store's `remote` module).
-    pub(super) fn inbound(&mut self, t: &mut Tables<'_>, batch: &InboundBatch, fx: &mut Effects) -> Result<Reply, StoreError> {
+    pub(super) fn inbound(
+        &mut self,
+        t: &mut Tables<'_>,
+        batch: &InboundBatch,
+        fx: &mut Effects,
+    ) -> Result<Reply, StoreError> {
         let inc = batch.incarnation.as_str();
         for entry in t.inbound.extract_from_if((inc, 0)..(inc, batch.watermark), |_, _| true)? {
             entry?;
