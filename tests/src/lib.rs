@@ -13,6 +13,7 @@ pub use pigeon_test_artifacts as artifacts;
 
 pub mod browser;
 pub mod crash;
+pub mod lattice;
 pub mod process;
 pub mod soak;
 

@@ -426,22 +426,13 @@ impl Worker {
             let _ = job.done.send(result);
         }
         if let Some(listener) = self.listener.get() {
-            listener.on_batch(&BatchReport {
-                requests: jobs_len,
-                accepted: effects.accepted,
-                dead_lettered: effects.dead_lettered,
-                commit: self.last_commit,
-            });
-            if !effects.ready.is_empty() {
-                let ready: Vec<(String, Arrivals)> = effects.ready.into_iter().collect();
-                listener.on_ready(&ready);
-            }
-            if let Some(due) = effects.earliest_due {
-                listener.on_delayed(due);
-            }
-            if !effects.forward.is_empty() {
-                let peers: Vec<String> = effects.forward.into_iter().collect();
-                listener.on_outbox(&peers);
+            // The listener is the node's code: a panic there must not end
+            // this thread, which every durable write depends on.
+            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tell(listener.as_ref(), jobs_len, self.last_commit, effects)
+            }));
+            if told.is_err() {
+                tracing::error!("the commit listener panicked; the committer carries on");
             }
         }
     }
@@ -524,5 +515,26 @@ impl Worker {
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
+    }
+}
+
+/// Tells the listener what a durable batch did.
+fn tell(listener: &dyn CommitListener, requests: usize, commit: Duration, effects: Effects) {
+    listener.on_batch(&BatchReport {
+        requests,
+        accepted: effects.accepted,
+        dead_lettered: effects.dead_lettered,
+        commit,
+    });
+    if !effects.ready.is_empty() {
+        let ready: Vec<(String, Arrivals)> = effects.ready.into_iter().collect();
+        listener.on_ready(&ready);
+    }
+    if let Some(due) = effects.earliest_due {
+        listener.on_delayed(due);
+    }
+    if !effects.forward.is_empty() {
+        let peers: Vec<String> = effects.forward.into_iter().collect();
+        listener.on_outbox(&peers);
     }
 }

@@ -63,7 +63,8 @@ impl Forwarders {
         }
         let waker = Arc::new(Notify::new());
         wakers.insert(peer.to_string(), waker.clone());
-        tokio::spawn(run(Arc::downgrade(node), peer.to_string(), waker));
+        // The committer thread wakes forwarders too: it has no runtime of its own.
+        node.runtime.spawn(run(Arc::downgrade(node), peer.to_string(), waker));
     }
 
     /// Messages forwarded (and acknowledged) since the node started.

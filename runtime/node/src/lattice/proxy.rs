@@ -206,7 +206,7 @@ impl NodeInner {
     /// the background, best effort, counted as dropped if that fails.
     pub(crate) fn transient_remote(self: &Arc<Self>, owner: String, envelope: Envelope) {
         let node = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let to = envelope.to.clone();
             let request = ProxyRequest::Transient { envelope: envelope.encode() };
             if node.proxy(&owner, &to, request, Duration::from_secs(5)).await.is_err() {
