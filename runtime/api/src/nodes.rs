@@ -103,8 +103,14 @@ pub async fn list_nodes(State(s): State<AppState>) -> Json<NodeList> {
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{id}/forget", params(("id" = String, Path)),
-    responses((status = 200, body = Forgotten), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Forgotten), (status = 404, body = ErrorBody)))]
 pub async fn forget_node(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Forgotten>, ApiError> {
-    pigeon_node::pigeon_store::validate_node_id(&id).map_err(|e| ApiError::bad_request("invalid_node_id", e))?;
-    Ok(Json(Forgotten { known: s.node.forget_node(&id)? }))
+    if pigeon_node::pigeon_store::validate_node_id(&id).is_err() || !s.node.forget_node(&id)? {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "unknown_node",
+            format!("no node `{id}` is known here (`pigeon nodes` lists them)"),
+        ));
+    }
+    Ok(Json(Forgotten { known: true }))
 }

@@ -161,6 +161,8 @@ pub async fn deploy(
         .nodes
         .as_deref()
         .map(|n| n.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect::<Vec<_>>());
+    // `nodes=` names none: the default placement.
+    let nodes = nodes.filter(|n| !n.is_empty());
     let ty = s.node.deploy_on(&name, bytes.to_vec(), limits, links, nodes).await?;
     Ok(Json(TypeInfo::of(&ty, s.node.operations(&name))))
 }
@@ -286,7 +288,8 @@ pub struct InspectQuery {
     pub state_limit: Option<usize>,
     /// Show at most this many bytes of each state value and payload
     /// (default 4096; `truncated` marks a cut one).
-    pub value_limit: Option<usize>,
+    #[param(maximum = 2147483647)]
+    pub value_limit: Option<u32>,
 }
 
 /// Everything about one actor: mailbox, a page of its state, counters,
@@ -303,7 +306,7 @@ pub async fn inspect(
         limit @ 0..=10_000 => limit,
         limit => return Err(ApiError::bad_request("invalid_query", format!("state_limit {limit} is over 10000"))),
     };
-    let value_limit = query.value_limit.unwrap_or(INSPECT_VALUE_BYTES);
+    let value_limit = value_limit(query.value_limit, INSPECT_VALUE_BYTES)?;
     let store = s.node.store();
     let summary = store.actor_summary(addr.as_str())?;
     let known = s.node.type_names().iter().any(|t| t == addr.actor_type());
@@ -438,7 +441,8 @@ pub struct StateQuery {
     #[param(minimum = 1, maximum = 10_000)]
     pub limit: Option<usize>,
     /// Show at most this many bytes of each value (`truncated` marks a cut one).
-    pub value_limit: Option<usize>,
+    #[param(maximum = 2147483647)]
+    pub value_limit: Option<u32>,
 }
 
 /// A page of an actor's state entries, in key order (optionally those
@@ -454,7 +458,7 @@ pub async fn state(
     let limit = page_limit(query.limit)?;
     let prefix = query.prefix.as_deref().unwrap_or("");
     let entries = s.node.store().state_page(addr.as_str(), prefix, query.after.as_deref(), limit)?;
-    Ok(Json(state_entries(&entries, query.value_limit.unwrap_or(usize::MAX))))
+    Ok(Json(state_entries(&entries, value_limit(query.value_limit, usize::MAX)?)))
 }
 
 /// State entries for display, each value cut at `value_limit` bytes.
@@ -513,4 +517,14 @@ pub async fn publish(
     let envelope = envelope_of(json_body::<Outgoing>(body)?)?;
     let count = s.node.publish(&topic, envelope).await?;
     Ok(Json(Count { count }))
+}
+
+/// The `value_limit` query parameter (bytes shown of each value), as the
+/// document bounds it.
+fn value_limit(asked: Option<u32>, default: usize) -> Result<usize, ApiError> {
+    match asked {
+        None => Ok(default),
+        Some(v) if v <= i32::MAX as u32 => Ok(v as usize),
+        Some(v) => Err(ApiError::bad_request("invalid_query", format!("value_limit {v} is over 2147483647 bytes"))),
+    }
 }

@@ -150,6 +150,7 @@ pub(crate) struct NodeInner {
     /// The lattice, once joined.
     pub(crate) lattice: std::sync::OnceLock<pigeon_lattice::Lattice>,
     pub(crate) forwarders: lattice::Forwarders,
+    pub(crate) pulling: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -253,6 +254,7 @@ impl Node {
             crashes,
             lattice: std::sync::OnceLock::new(),
             forwarders: lattice::Forwarders::default(),
+            pulling: Mutex::default(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));

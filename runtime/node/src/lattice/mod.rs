@@ -141,13 +141,20 @@ pub(crate) fn start(node: &Arc<NodeInner>) {
 /// Keeps what the heartbeat says current: the types, the load, the outbox.
 async fn refresh_announcement(node: Weak<NodeInner>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
         let Some(lattice) = node.lattice.get() else { return };
         let types = node.type_infos();
         let outbox = node.store.outbox_depths().unwrap_or_default();
         let (active, forwarded) = (node.scheduler.slot_count() as u64, node.forwarders.total());
+        // A deploy notice can be lost (a peer busy or restarting): compare
+        // with every peer every few seconds, not only when one comes up.
+        if round % 10 == 9 {
+            for peer in lattice.peers().into_iter().filter(|p| p.state == PeerState::Up) {
+                replicate::catch_up(&node, peer.member);
+            }
+        }
         lattice.update(|me| {
             me.types = types;
             me.outbox = outbox;
@@ -160,6 +167,11 @@ async fn refresh_announcement(node: Weak<NodeInner>) {
 impl NodeInner {
     pub(crate) fn lattice(&self) -> Option<&Lattice> {
         self.lattice.get()
+    }
+
+    /// Types being fetched from peers right now.
+    pub(crate) fn pulling(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.pulling.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The types as heartbeats name them.

@@ -102,13 +102,13 @@ impl NodeInner {
     /// The placement a new deploy gets: `nodes` if given (each must be
     /// this node or a peer), else this node and every peer that is up.
     pub(crate) fn placement_for(&self, nodes: Option<&[String]>) -> Result<Placement, NodeError> {
+        let me = self.store.identity().node_id.clone();
         let Some(lattice) = self.lattice() else {
             return match nodes {
-                Some(_) => Err(NodeError::Lattice("--nodes needs a lattice: start the node with --nats".into())),
+                Some(nodes) => Err(NodeError::UnknownNodes { unknown: nodes.to_vec(), known: vec![me] }),
                 None => Ok(Placement::default()),
             };
         };
-        let me = self.store.identity().node_id.clone();
         match nodes {
             Some(nodes) => {
                 let unknown: Vec<&String> = nodes.iter().filter(|n| **n != me && lattice.peer(n).is_none()).collect();
@@ -218,11 +218,15 @@ async fn fetch_component(
     Ok(bytes)
 }
 
-/// A peer came up: pull every type it has newer than this node's.
+/// A peer came up (or a while passed): pull every type it has newer than
+/// this node's, unless a pull of that type is already under way.
 pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
     let node = node.clone();
-    tokio::spawn(async move {
+    node.runtime.clone().spawn(async move {
         for info in member.types {
+            if !node.pulling().insert(info.name.clone()) {
+                continue;
+            }
             let stale = match node.registry.get(&info.name) {
                 Some(local) => {
                     (info.deployed_at_ms, &info.hash) > (local.record.deployed_at_ms, &local.record.component_hash)
@@ -232,6 +236,7 @@ pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
             if stale && let Err(e) = pull(&node, &member.id, &info.name).await {
                 tracing::warn!("could not fetch type `{}` from node `{}`: {e}", info.name, member.id);
             }
+            node.pulling().remove(&info.name);
         }
     });
 }
