@@ -73,7 +73,7 @@ impl From<NodeError> for ApiError {
             NodeError::Lattice(_) => (S::SERVICE_UNAVAILABLE, "lattice"),
             NodeError::OwnerDown { .. } => (S::GATEWAY_TIMEOUT, "owner_down"),
             NodeError::Remote(_) => (S::BAD_GATEWAY, "remote_error"),
-            NodeError::UnknownNodes { .. } => (S::BAD_REQUEST, "unknown_node"),
+            NodeError::UnknownNodes { .. } => (S::BAD_REQUEST, "invalid_nodes"),
             NodeError::Link(_) => (S::UNPROCESSABLE_ENTITY, "link_error"),
             NodeError::Wave(_) => (S::BAD_REQUEST, "invalid_call"),
             NodeError::UnknownOperation { .. } => (S::NOT_FOUND, "unknown_operation"),

@@ -90,8 +90,8 @@ pub struct NodeList {
 /// What `forget` did.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Forgotten {
-    /// Whether the node was known.
-    pub known: bool,
+    /// The node forgotten: its next heartbeat is judged anew.
+    pub id: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = NodeList)))]
@@ -112,5 +112,5 @@ pub async fn forget_node(State(s): State<AppState>, Path(id): Path<String>) -> R
             format!("no node `{id}` is known here (`pigeon nodes` lists them)"),
         ));
     }
-    Ok(Json(Forgotten { known: true }))
+    Ok(Json(Forgotten { id }))
 }

@@ -45,11 +45,8 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn forget(client: &Client, id: &str) -> anyhow::Result<()> {
-    let answer: Forgotten = client.post(&format!("/nodes/{}/forget", segment(id)?), &serde_json::json!({})).await?;
-    if answer.known {
-        println!("forgot node {id}: its next heartbeat is admitted with whatever incarnation it has");
-    } else {
-        println!("node {id} was not known here; nothing to forget");
-    }
+    // An unknown id is an error of the API (404).
+    let done: Forgotten = client.post(&format!("/nodes/{}/forget", segment(id)?), &serde_json::json!({})).await?;
+    println!("forgot node {}: its next heartbeat is admitted with whatever incarnation it has", done.id);
     Ok(())
 }

@@ -258,13 +258,23 @@ async fn answer(node: &Inner, message: &async_nats::Message) -> Vec<u8> {
         Ok(frame) => frame,
         Err(e) => return reply::err(&e),
     };
-    if let Some(Peer { state: PeerState::Refused, refusal, .. }) = node.directory.get(&frame.from) {
-        return reply::err(&format!(
-            "node `{}` refuses node `{}`: {}",
-            node.me().id,
-            frame.from,
-            refusal.unwrap_or_default()
-        ));
+    match node.directory.get(&frame.from) {
+        Some(Peer { state: PeerState::Refused, refusal, .. }) => {
+            let reason = refusal.unwrap_or_default();
+            return reply::err(&format!("node `{}` refuses node `{}`: {reason}", node.me().id, frame.from));
+        }
+        // Asked before its first heartbeat under a new incarnation: not
+        // the node this one knows.
+        Some(peer) if peer.member.incarnation != frame.incarnation => {
+            return reply::err(&format!(
+                "node `{}` knows node `{}` as incarnation {}, not {}",
+                node.me().id,
+                frame.from,
+                peer.member.incarnation,
+                frame.incarnation
+            ));
+        }
+        _ => {}
     }
     match node.handler.handle(&frame.from, &frame.incarnation, op, frame.body).await {
         Ok(body) => reply::ok(body),

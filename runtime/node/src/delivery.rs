@@ -45,10 +45,8 @@ impl NodeInner {
         call: Envelope,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, CallFailure> {
-        match self.remote_owner(&call.to) {
-            Ok(Some(owner)) => return self.call_remote(&owner, call, timeout).await,
-            Ok(None) => {}
-            Err(e) => return Err(CallFailure::Refused(SendRefusal::Store(e.to_string()))),
+        if let Some(owner) = self.remote_owner(&call.to) {
+            return self.call_remote(&owner, call, timeout).await;
         }
         let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
         let answer = self.place_call(call, caller.as_ref().and_then(|slot| slot.dependency()), true, timeout).await?;
@@ -191,7 +189,7 @@ impl NodeInner {
     /// the receiver's queue is at its bound; the refusal says why it was
     /// dropped (a caller waiting on it is told instead of timing out).
     pub(crate) fn deliver_transient(self: &Arc<Self>, envelope: Envelope) -> Result<(), SendRefusal> {
-        if let Ok(Some(owner)) = self.remote_owner(&envelope.to) {
+        if let Some(owner) = self.remote_owner(&envelope.to) {
             self.transient_remote(owner, envelope);
             return Ok(());
         }

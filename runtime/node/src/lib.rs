@@ -225,7 +225,8 @@ impl Node {
             let component = tokio::task::spawn_blocking(move || loader.load(&bytes, &links))
                 .await
                 .map_err(|e| NodeError::Limits(format!("compilation panicked: {e}")))??;
-            registry.insert(record, component);
+            let placement = store.placement(&record.name)?;
+            registry.insert(record, component, placement);
         }
         let env = Arc::new(StoreEnv {
             store: store.clone(),
@@ -346,7 +347,8 @@ impl Node {
     /// and a redeploy must keep serving the types that link to `name`.
     ///
     /// In a lattice the type reaches every node, and its actors live on
-    /// the nodes of its placement: this node and every peer that is up.
+    /// the nodes of its placement: this node and every peer that is up
+    /// (a redeploy keeps the placement it has).
     pub async fn deploy(
         &self,
         name: &str,
@@ -368,7 +370,7 @@ impl Node {
         nodes: Option<Vec<String>>,
     ) -> Result<ActorType, NodeError> {
         validate_type_name(name).map_err(NodeError::TypeName)?;
-        let placement = self.inner.placement_for(nodes.as_deref())?;
+        let placement = self.inner.placement_for(name, nodes.as_deref())?;
         let record = self.deploy_checked(name, bytes, limits, links, now_ms(), placement).await?;
         self.inner.replicate_deploy(name).await;
         Ok(record)
@@ -429,7 +431,7 @@ impl Node {
         // go to the right owner.
         self.inner.store.put_placement(name, &placement)?;
         self.inner.store.put_type(&record, &bytes)?;
-        self.inner.registry.insert(record.clone(), component);
+        self.inner.registry.insert(record.clone(), component, placement);
         tokio::spawn(schedule_pending(self.inner.clone(), format!("{name}/")));
         Ok(record)
     }
@@ -488,7 +490,7 @@ impl Node {
     /// started (not finished), at most `timeout`. A duplicate returns at once.
     pub async fn send_delivered(&self, envelope: Envelope, timeout: Duration) -> Result<Sent, NodeError> {
         ActorAddr::parse(&envelope.to)?;
-        if let Some(owner) = self.inner.remote_owner(&envelope.to)? {
+        if let Some(owner) = self.inner.remote_owner(&envelope.to) {
             self.inner.check_message(&envelope)?;
             return self.inner.delivered_remote(&owner, envelope, timeout).await;
         }
@@ -540,7 +542,7 @@ impl Node {
     /// timeout leaves the message queued: it will still be handled.
     pub async fn request(&self, envelope: Envelope, timeout: Duration) -> Result<Option<Vec<u8>>, NodeError> {
         ActorAddr::parse(&envelope.to)?;
-        if let Some(owner) = self.inner.remote_owner(&envelope.to)? {
+        if let Some(owner) = self.inner.remote_owner(&envelope.to) {
             self.inner.check_message(&envelope)?;
             return self.inner.request_remote(&owner, envelope, timeout).await;
         }

@@ -8,13 +8,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use pigeon_host::ActorComponent;
-use pigeon_store::ActorType;
+use pigeon_store::{ActorType, Placement};
 
 /// A deployed type, ready to instantiate.
 pub(crate) struct LoadedType {
     pub(crate) record: ActorType,
     pub(crate) component: ActorComponent,
     pub(crate) generation: u64,
+    /// The nodes its actors live on (empty: this one), as the store has it.
+    pub(crate) placement: Placement,
 }
 
 /// Name → loaded type. Cheap to clone.
@@ -28,10 +30,10 @@ impl Registry {
         self.types.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
-    pub(crate) fn insert(&self, record: ActorType, component: ActorComponent) -> Arc<LoadedType> {
+    pub(crate) fn insert(&self, record: ActorType, component: ActorComponent, placement: Placement) -> Arc<LoadedType> {
         let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
         let generation = types.get(&record.name).map_or(1, |t| t.generation + 1);
-        let loaded = Arc::new(LoadedType { record, component, generation });
+        let loaded = Arc::new(LoadedType { record, component, generation, placement });
         types.insert(loaded.record.name.clone(), loaded.clone());
         loaded
     }

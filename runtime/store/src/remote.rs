@@ -104,8 +104,13 @@ impl Store {
         Ok(table.get(name)?.map(|v| decode_record(v.value(), "placements")).transpose()?.unwrap_or_default())
     }
 
-    /// Sets the placement of type `name` (an empty one is removed).
+    /// Sets the placement of type `name` (an empty one is removed). Writes
+    /// nothing when it is already that: a node outside a lattice deploys
+    /// without this extra commit.
     pub fn put_placement(&self, name: &str, placement: &Placement) -> Result<(), StoreError> {
+        if self.placement(name)? == *placement {
+            return Ok(());
+        }
         let txn = self.inner.db.get()?.begin_write()?;
         {
             let mut table = txn.open_table(PLACEMENTS)?;
@@ -118,13 +123,6 @@ impl Store {
         txn.commit()?;
         self.types_changed();
         Ok(())
-    }
-
-    /// The node that owns `actor`: `None` when it is this one.
-    pub fn remote_owner(&self, actor: &str) -> Result<Option<String>, StoreError> {
-        let ty = actor.split('/').next().unwrap_or_default();
-        let placement = self.placement(ty)?;
-        Ok(placement.owner(actor).filter(|owner| *owner != self.identity().node_id).map(str::to_string))
     }
 
     /// Up to `limit` messages (and about `max_bytes`, at least one) from

@@ -48,8 +48,7 @@ async fn a_message_for_another_owner_waits_in_the_outbox_in_priority_order() {
     let (a, b) = (node("a", &da, StoreOptions::default()), node("b", &db, StoreOptions::default()));
     let remote = owned_by("b", 1).remove(0);
     let local = owned_by("a", 1).remove(0);
-    assert_eq!(a.remote_owner(&remote).unwrap().as_deref(), Some("b"));
-    assert_eq!(a.remote_owner(&local).unwrap(), None);
+    assert_eq!(a.placement("counter").unwrap().owner(&remote), Some("b"));
     for (payload, priority) in [("low", 1u8), ("high", 8), ("mid", 4)] {
         a.enqueue(Envelope::new(&remote, payload).with_priority(priority)).await.unwrap();
     }

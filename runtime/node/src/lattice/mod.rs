@@ -188,12 +188,13 @@ impl NodeInner {
             .collect()
     }
 
-    /// The node that owns `actor`, when it is another one.
-    pub(crate) fn remote_owner(&self, actor: &str) -> Result<Option<String>, NodeError> {
-        if self.lattice.get().is_none() {
-            return Ok(None);
-        }
-        Ok(self.store.remote_owner(actor)?)
+    /// The node that owns `actor`, when it is another one (the store
+    /// routes by the same placement; this is its copy in the registry).
+    pub(crate) fn remote_owner(&self, actor: &str) -> Option<String> {
+        self.lattice.get()?;
+        let loaded = self.registry.get(actor.split('/').next().unwrap_or_default())?;
+        let owner = loaded.placement.owner(actor)?;
+        (owner != self.store.identity().node_id).then(|| owner.to_string())
     }
 }
 

@@ -99,9 +99,11 @@ impl NodeInner {
         }
     }
 
-    /// The placement a new deploy gets: `nodes` if given (each must be
-    /// this node or a peer), else this node and every peer that is up.
-    pub(crate) fn placement_for(&self, nodes: Option<&[String]>) -> Result<Placement, NodeError> {
+    /// The placement a deploy of `name` gets: `nodes` if given (each must
+    /// be this node or a peer); else the one it has, for a redeploy (a peer
+    /// that is down at that moment keeps its actors); else this node and
+    /// every peer that is up.
+    pub(crate) fn placement_for(&self, name: &str, nodes: Option<&[String]>) -> Result<Placement, NodeError> {
         let me = self.store.identity().node_id.clone();
         let Some(lattice) = self.lattice() else {
             return match nodes {
@@ -123,6 +125,11 @@ impl NodeInner {
                 Ok(Placement::new(nodes.iter().cloned()))
             }
             None => {
+                if let Some(loaded) = self.registry.get(name)
+                    && !loaded.placement.nodes.is_empty()
+                {
+                    return Ok(loaded.placement.clone());
+                }
                 let up = lattice.peers().into_iter().filter(|p| lattice.is_up(&p.member.id)).map(|p| p.member.id);
                 Ok(Placement::new(std::iter::once(me).chain(up)))
             }
@@ -150,8 +157,7 @@ pub(super) fn answer_component(node: &Arc<NodeInner>, body: &[u8]) -> Result<Vec
     match decode::<ComponentRequest>(body)? {
         ComponentRequest::Type { name } => {
             let loaded = node.registry.get(&name).ok_or_else(|| format!("unknown actor type `{name}`"))?;
-            let placement = node.store.placement(&name).map_err(|e| e.to_string())?;
-            Ok(encode(&TypeOffer { record: encode_record(&loaded.record), placement: placement.nodes }))
+            Ok(encode(&TypeOffer { record: encode_record(&loaded.record), placement: loaded.placement.nodes.clone() }))
         }
         ComponentRequest::Piece { hash, offset } => {
             let bytes = node.store.component(&hash).map_err(|e| e.to_string())?;

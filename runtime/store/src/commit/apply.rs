@@ -24,8 +24,8 @@ impl Worker {
         };
         // Dedup and the mailbox bound are the owner's to check.
         if let Some(peer) = self.route(t, &env.to)? {
-            self.check_remote(t, &peer, env, 1)?;
-            self.put_in_outbox(t, &peer, env, fx)?;
+            let record = self.outbox_record(t, &peer, env, 1)?;
+            self.put_in_outbox(t, &peer, &record, fx)?;
             return Ok(Reply::Done);
         }
         if self.is_duplicate(t, env)? {
@@ -72,10 +72,8 @@ impl Worker {
 
     /// Puts a message into its mailbox, or into `delayed` if not yet due,
     /// remembering its dedup key.
+    /// The caller has routed it: its owner is this node.
     pub(super) fn place(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
-        if let Some(peer) = self.route(t, &env.to)? {
-            return self.put_in_outbox(t, &peer, env, fx);
-        }
         if let Some(key) = env.dedup_key.as_deref() {
             let until = now_ms().saturating_add(self.options.dedup_retention_ms);
             t.dedup.insert((env.to.as_str(), key), until)?;
@@ -113,7 +111,7 @@ impl Worker {
         {
             return Err(StoreError::AlreadyAnswered { actor: c.actor.clone(), id: id.to_string() });
         }
-        self.check_bounds(t, c)?;
+        let outgoing = self.check_bounds(t, c)?;
         if let Some(key) = c.taken {
             t.take_from_mailbox(&c.actor, key, c.message_id.map(|(id, _)| id))?;
         }
@@ -123,9 +121,11 @@ impl Worker {
                 None => t.state.remove((c.actor.as_str(), key.as_str()))?,
             };
         }
-        for env in &c.sends {
-            if self.route(t, &env.to)?.is_some() || !self.is_duplicate(t, env)? {
-                self.place(t, env, fx)?;
+        for (env, outgoing) in c.sends.iter().zip(&outgoing) {
+            match outgoing {
+                Some((peer, record)) => self.put_in_outbox(t, peer, record, fx)?,
+                None if !self.is_duplicate(t, env)? => self.place(t, env, fx)?,
+                None => {}
             }
         }
         for id in &c.cancels {
@@ -158,18 +158,30 @@ impl Worker {
     /// Refuses a turn whose sends would take a mailbox past its type's
     /// bound. The host checked each send when the guest made it, but other
     /// turns may have filled the mailbox since: the turn is handled again,
-    /// and then its guest sees `mailbox-full`.
-    fn check_bounds(&mut self, t: &mut Tables<'_>, c: &TurnCommit) -> Result<(), StoreError> {
+    /// and then its guest sees `mailbox-full`. Sends to actors other nodes
+    /// own are checked against their outbox instead, and come back routed
+    /// and encoded, one entry per send (`None`: this node owns it).
+    #[allow(clippy::type_complexity)]
+    fn check_bounds(
+        &mut self,
+        t: &mut Tables<'_>,
+        c: &TurnCommit,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, StoreError> {
         let mut sent: HashMap<&str, u64> = HashMap::new();
         let mut remote: HashMap<String, u64> = HashMap::new();
+        let mut outgoing = Vec::with_capacity(c.sends.len());
         for env in &c.sends {
             if let Some(peer) = self.route(t, &env.to)? {
                 let count = remote.entry(peer.clone()).or_default();
                 *count += 1;
-                self.check_remote(t, &peer, env, *count)?;
-            } else if !self.is_duplicate(t, env)? {
+                let record = self.outbox_record(t, &peer, env, *count)?;
+                outgoing.push(Some((peer, record)));
+                continue;
+            }
+            if !self.is_duplicate(t, env)? {
                 *sent.entry(env.to.as_str()).or_default() += 1;
             }
+            outgoing.push(None);
         }
         for (to, count) in sent {
             let ty = to.split('/').next().unwrap_or_default();
@@ -183,7 +195,7 @@ impl Worker {
                 return Err(StoreError::MailboxFull { actor: to.to_string(), bound });
             }
         }
-        Ok(())
+        Ok(outgoing)
     }
 
     pub(super) fn fail_turn(
@@ -325,14 +337,15 @@ impl Worker {
             copy.to = subscriber;
             copy.kind = crate::MessageKind::Publish;
             copy.headers.push(("topic".into(), topic.to_string()));
-            // A subscriber on another node whose outbox is full is skipped
-            // like a full mailbox.
-            if let Some(peer) = self.route(t, &copy.to)?
-                && self.check_remote(t, &peer, &copy, 1).is_err()
-            {
-                continue;
+            match self.route(t, &copy.to)? {
+                // A subscriber on another node whose outbox is full is
+                // skipped like a full mailbox.
+                Some(peer) => match self.outbox_record(t, &peer, &copy, 1) {
+                    Ok(record) => self.put_in_outbox(t, &peer, &record, fx)?,
+                    Err(_) => continue,
+                },
+                None => self.place(t, &copy, fx)?,
             }
-            self.place(t, &copy, fx)?;
             delivered += 1;
         }
         Ok(Reply::Moved(delivered))

@@ -50,16 +50,19 @@ impl Worker {
         Ok(owner.filter(|owner| *owner != self.me).map(str::to_string))
     }
 
-    /// Refuses a message that cannot go to `peer`: too large for the
-    /// lattice, or `count` more would take its outbox past the bound.
-    pub(super) fn check_remote(
+    /// `env` as `peer`'s outbox stores it (`[9 - priority][envelope]`), or
+    /// the refusal of a message that cannot go there: too large for the
+    /// lattice, or `count` more would take the outbox past its bound.
+    pub(super) fn outbox_record(
         &self,
-        t: &Tables<'_>,
+        t: &mut Tables<'_>,
         peer: &str,
         env: &Envelope,
         count: u64,
-    ) -> Result<(), StoreError> {
-        let size = env.encode().len();
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut record = vec![slot(env.priority)];
+        record.extend(env.encode());
+        let size = record.len() - 1;
         if size > self.options.remote_message_bytes {
             return Err(StoreError::TooLargeForLattice {
                 actor: env.to.clone(),
@@ -67,29 +70,26 @@ impl Worker {
                 limit: self.options.remote_message_bytes,
             });
         }
-        let depth = t.outbox_depth.get(peer)?.map_or(0, |v| v.value());
+        let depth = t.outbox_depth(peer)?;
         if depth.saturating_add(count) > self.options.outbox_bound {
             return Err(StoreError::OutboxFull { peer: peer.to_string(), bound: self.options.outbox_bound });
         }
-        Ok(())
+        Ok(record)
     }
 
-    /// Commits `env` to `peer`'s outbox.
+    /// Commits a record from [`Worker::outbox_record`] to `peer`'s outbox.
     pub(super) fn put_in_outbox(
         &mut self,
         t: &mut Tables<'_>,
         peer: &str,
-        env: &Envelope,
+        record: &[u8],
         fx: &mut Effects,
     ) -> Result<(), StoreError> {
         let seq = self.take_seq();
-        let slot = slot(env.priority);
-        let mut record = vec![slot];
-        record.extend(env.encode());
-        t.outbox.insert((peer, seq), record.as_slice())?;
+        let slot = record.first().copied().unwrap_or_default();
+        t.outbox.insert((peer, seq), record)?;
         t.outbox_order.insert((peer, slot, seq), ())?;
-        let depth = t.outbox_depth.get(peer)?.map_or(0, |v| v.value());
-        t.outbox_depth.insert(peer, depth + 1)?;
+        t.count_outbox(peer, 1)?;
         fx.accepted += 1;
         fx.forward(peer);
         Ok(())
@@ -103,12 +103,7 @@ impl Worker {
             t.outbox_order.remove((peer, slot, *seq))?;
             removed += 1;
         }
-        let depth = t.outbox_depth.get(peer)?.map_or(0, |v| v.value()).saturating_sub(removed);
-        if depth == 0 {
-            t.outbox_depth.remove(peer)?;
-        } else {
-            t.outbox_depth.insert(peer, depth)?;
-        }
+        t.count_outbox(peer, -(removed as i64))?;
         Ok(Reply::Moved(removed as usize))
     }
 
@@ -141,8 +136,10 @@ impl Worker {
                     continue;
                 }
             };
-            match self.take_inbound(t, &env, fx) {
-                Ok(()) => {
+            // As a local send goes: the owner's dedup and bound apply (and
+            // on to another owner, if this node's placement says so).
+            match self.enqueue(t, &env, fx) {
+                Ok(_) => {
                     t.inbound.insert((inc, seq), ())?;
                     outcomes.push(InboundOutcome::Accepted(seq));
                 }
@@ -151,11 +148,5 @@ impl Worker {
             }
         }
         Ok(Reply::Inbound(outcomes))
-    }
-
-    /// One forwarded message into its mailbox, as a local send would go
-    /// (or on to its owner, if this node's placement says another one).
-    fn take_inbound(&mut self, t: &mut Tables<'_>, env: &Envelope, fx: &mut Effects) -> Result<(), StoreError> {
-        self.enqueue(t, env, fx).map(drop)
     }
 }

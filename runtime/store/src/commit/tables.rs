@@ -2,7 +2,8 @@
 //! bookkeeping that keeps the pending index and the counters in step with
 //! the mailboxes.
 //!
-//! The pending depths and the per-actor counters change with every message
+//! The pending depths, the outbox depths and the per-actor counters change
+//! with every message
 //! (a send adds one, its turn takes one away and counts itself), and a
 //! batch often holds both for the same actor. They are therefore kept in
 //! memory for the length of the batch and written once per actor when it
@@ -40,12 +41,14 @@ pub(super) struct Tables<'t> {
     pub(super) placements: Table<'t, &'static str, &'static [u8]>,
     pub(super) outbox: Table<'t, (&'static str, u64), &'static [u8]>,
     pub(super) outbox_order: Table<'t, (&'static str, u8, u64), ()>,
-    pub(super) outbox_depth: Table<'t, &'static str, u64>,
+    outbox_depth: Table<'t, &'static str, u64>,
     pub(super) inbound: Table<'t, (&'static str, u64), ()>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
     counters: HashMap<String, ActorStats>,
+    /// Outbox depths per peer read or changed in this batch, like `depths`.
+    outbox_depths: HashMap<String, (u64, bool)>,
 }
 
 impl<'t> Tables<'t> {
@@ -73,6 +76,7 @@ impl<'t> Tables<'t> {
             inbound: txn.open_table(INBOUND)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
+            outbox_depths: HashMap::new(),
         })
     }
 
@@ -126,6 +130,17 @@ impl<'t> Tables<'t> {
                 }
             }
         }
+        for (peer, (depth, changed)) in std::mem::take(&mut self.outbox_depths) {
+            match (changed, depth) {
+                (false, _) => {}
+                (true, 0) => {
+                    self.outbox_depth.remove(peer.as_str())?;
+                }
+                (true, depth) => {
+                    self.outbox_depth.insert(peer.as_str(), depth)?;
+                }
+            }
+        }
         for (actor, stats) in std::mem::take(&mut self.counters) {
             self.stats.insert(actor.as_str(), encode_record(&stats).as_slice())?;
         }
@@ -140,6 +155,23 @@ impl<'t> Tables<'t> {
         let depths = self.pending.get(actor)?.map(|v| v.value()).unwrap_or_default();
         self.depths.insert(actor.to_string(), (depths, false));
         Ok(depths)
+    }
+
+    /// Messages in `peer`'s outbox, as of this point in the batch.
+    pub(super) fn outbox_depth(&mut self, peer: &str) -> Result<u64, StoreError> {
+        if let Some((depth, _)) = self.outbox_depths.get(peer) {
+            return Ok(*depth);
+        }
+        let depth = self.outbox_depth.get(peer)?.map_or(0, |v| v.value());
+        self.outbox_depths.insert(peer.to_string(), (depth, false));
+        Ok(depth)
+    }
+
+    /// Adds `change` to `peer`'s outbox depth.
+    pub(super) fn count_outbox(&mut self, peer: &str, change: i64) -> Result<(), StoreError> {
+        let depth = self.outbox_depth(peer)?.saturating_add_signed(change);
+        self.outbox_depths.insert(peer.to_string(), (depth, true));
+        Ok(())
     }
 
     /// Adds `change` to `actor`'s pending count of `priority`.
