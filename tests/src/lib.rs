@@ -14,6 +14,7 @@ pub use pigeon_test_artifacts as artifacts;
 pub mod browser;
 pub mod crash;
 pub mod lattice;
+pub mod multicast;
 pub mod process;
 pub mod soak;
 

@@ -8,6 +8,12 @@
 //! - a call to an actor whose owner is down fails at its deadline saying
 //!   so, a redeploy meanwhile does not move that owner's actors, and they
 //!   answer from their state once it is back;
+//! - the same with nats-server killed for 10 s mid-load: the nodes say they
+//!   are disconnected, keep accepting, and catch up;
+//! - 600 publications through all three nodes to 30 subscribers with
+//!   filters, spread over the nodes, with a node SIGKILLed mid-publish:
+//!   every matching subscriber holds every acknowledged one exactly once;
+//! - a call cycle across two nodes is a deadlock error, not a hang;
 //! - a node that returns with a wiped store is refused, naming both
 //!   incarnations, until it is forgotten.
 
@@ -16,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pigeon_node::pigeon_store::Placement;
-use pigeon_tests::crash::{Outcome, drive};
+use pigeon_tests::crash::{Outcome, drive, op_id};
 use pigeon_tests::lattice::{LatticeNode, NatsServer, cluster, wait_for_peers};
+use pigeon_tests::multicast::{applied, check_subscriber, filter, headers};
 use pigeon_tests::process::{fails, ok, wait_until};
 use pigeon_tests::{PATIENCE, artifacts};
 use rand::Rng;
@@ -36,8 +43,10 @@ async fn get(http: &reqwest::Client, url: &str, path: &str) -> Value {
 }
 
 /// Deploys the counter once, on the first node, and waits until every node has it.
-fn deploy_counter(nodes: &[LatticeNode]) {
-    ok(&nodes[0].node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+fn deploy_counter(nodes: &[LatticeNode], flags: &[&str]) {
+    let mut args = vec!["deploy", artifacts::COUNTER, "--name", "counter"];
+    args.extend(flags);
+    ok(&nodes[0].node.cli(&args));
     for node in nodes {
         wait_until(&format!("{} to have the counter", node.id), || {
             String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).contains("counter")
@@ -60,45 +69,54 @@ async fn state_by_node(http: &reqwest::Client, urls: &[String], actor: &str) -> 
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_apply_every_acknowledged_send_once_across_sigkills() {
-    let Some(nats) = NatsServer::start() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let nodes = cluster(dir.path(), &nats.url, 3);
-    deploy_counter(&nodes);
-    let tokens: Vec<String> = nodes.iter().map(|n| n.node.token()).collect();
-    let urls: Vec<String> = nodes.iter().map(LatticeNode::url).collect();
-    let nodes = Arc::new(Mutex::new(nodes));
-    let client = http();
-
-    let send = {
+/// What [`drive`] needs to POST request `n` to node `n % nodes`: `route(n)`
+/// is the path and the body. A refusal fails the test; a cut connection is
+/// a cut.
+#[allow(clippy::type_complexity)]
+fn poster(
+    client: reqwest::Client,
+    tokens: Vec<String>,
+    route: fn(usize) -> (String, Value),
+) -> impl Fn(Vec<String>, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |urls: Vec<String>, id: String| {
         let (client, tokens) = (client.clone(), tokens.clone());
-        move |urls: Vec<String>, id: String| {
-            let (client, tokens) = (client.clone(), tokens.clone());
-            async move {
-                let n: usize = id.trim_start_matches("op").parse().unwrap();
-                let via = n % urls.len();
-                let body = json!({
-                    "to": format!("counter/a{}", n % ACTORS), "payload": "inc", "headers": { "op-id": id }
-                });
-                let request = client.post(format!("{}/api/v1/messages", urls[via])).bearer_auth(&tokens[via]);
-                match request.json(&body).send().await {
-                    Ok(response) if response.status().is_success() => match response.text().await {
-                        Ok(_) => Outcome::Acked,
-                        Err(_) => Outcome::Cut,
-                    },
-                    Ok(response) => {
-                        let status = response.status();
-                        panic!("send {id} refused: {status} {}", response.text().await.unwrap_or_default())
-                    }
+        Box::pin(async move {
+            let n: usize = id.trim_start_matches("op").parse().unwrap();
+            let via = n % urls.len();
+            let (path, body) = route(n);
+            let request = client.post(format!("{}{path}", urls[via])).bearer_auth(&tokens[via]);
+            match request.json(&body).send().await {
+                Ok(response) if response.status().is_success() => match response.text().await {
+                    Ok(_) => Outcome::Acked,
                     Err(_) => Outcome::Cut,
+                },
+                Ok(response) => {
+                    let status = response.status();
+                    panic!("request {id} refused: {status} {}", response.text().await.unwrap_or_default())
                 }
+                Err(_) => Outcome::Cut,
             }
-        }
-    };
-    let restart = || {
+        })
+    }
+}
+
+/// A persistent send with op-id `n` to one of the counters.
+fn counter_send(n: usize) -> (String, Value) {
+    let body = json!({ "to": format!("counter/a{}", n % ACTORS), "payload": "inc", "headers": { "op-id": op_id(n) } });
+    ("/api/v1/messages".to_string(), body)
+}
+
+/// SIGKILLs a random node and starts it again; answers the new URLs.
+fn restart_random(
+    nodes: Arc<Mutex<Vec<LatticeNode>>>,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>> {
+    move || {
         let nodes = nodes.clone();
-        async move {
+        Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut nodes = nodes.lock().unwrap();
                 let victim = rand::rng().random_range(0..nodes.len());
@@ -107,33 +125,40 @@ async fn three_nodes_apply_every_acknowledged_send_once_across_sigkills() {
             })
             .await
             .unwrap()
-        }
-    };
-    let (acked, kills, urls) = drive(MESSAGES, 8, 3, urls, send, restart).await;
+        })
+    }
+}
 
-    // Every outbox drains and every mailbox empties.
+/// Waits until every outbox and every mailbox of every node is empty.
+async fn wait_drained(client: &reqwest::Client, urls: &[String]) {
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     loop {
         let mut waiting = 0;
-        for url in &urls {
-            let list = get(&client, url, "/api/v1/nodes").await;
+        for url in urls {
+            let list = get(client, url, "/api/v1/nodes").await;
             let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
             waiting += nodes.iter().map(|n| n["outbox_to"].as_u64().unwrap_or(0)).sum::<u64>();
-            let actors = get(&client, url, "/api/v1/actors").await;
+            let actors = get(client, url, "/api/v1/actors").await;
             let actors = actors.as_array().cloned().unwrap_or_default();
             waiting += actors.iter().map(|a| a["pending"].as_u64().unwrap_or(0)).sum::<u64>();
         }
         if waiting == 0 {
-            break;
+            return;
         }
         assert!(tokio::time::Instant::now() < deadline, "{waiting} messages still wait in outboxes or mailboxes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 
+/// Checks the counters after a load of [`counter_send`]s: each has state
+/// on one node at most, every acknowledged send was applied exactly once
+/// at the actor it was sent to, and each application moved the count by
+/// one. Returns how many sends were applied.
+async fn check_counters(client: &reqwest::Client, urls: &[String], acked: &BTreeSet<String>, sent: usize) -> usize {
     let mut applied_anywhere = BTreeSet::new();
     for a in 0..ACTORS {
         let actor = format!("counter/a{a}");
-        let holders = state_by_node(&client, &urls, &actor).await;
+        let holders = state_by_node(client, urls, &actor).await;
         assert!(holders.len() <= 1, "{actor} has state on {} nodes: one owner only", holders.len());
         let Some(state) = holders.into_iter().next() else { continue };
         let count: usize = state.get("count").map_or(0, |c| c.parse().unwrap());
@@ -143,7 +168,7 @@ async fn three_nodes_apply_every_acknowledged_send_once_across_sigkills() {
             let (times, order) = value.split_once(' ').expect("`TIMES ORDER`");
             assert_eq!(times, "1", "{id} was applied {times} times at {actor}");
             let n: usize = id.trim_start_matches("op").parse().expect("an id we sent");
-            assert!(n < MESSAGES, "{id} was never sent");
+            assert!(n < sent, "{id} was never sent");
             assert_eq!(n % ACTORS, a, "{id} was applied at {actor}, not at the actor it was sent to");
             orders.insert(order.parse::<usize>().unwrap());
             applied_anywhere.insert(id.to_string());
@@ -152,11 +177,151 @@ async fn three_nodes_apply_every_acknowledged_send_once_across_sigkills() {
     }
     let lost: Vec<&String> = acked.iter().filter(|id| !applied_anywhere.contains(*id)).collect();
     assert!(lost.is_empty(), "{} acknowledged sends were lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    applied_anywhere.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_apply_every_acknowledged_send_once_across_sigkills() {
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &nats.url, 3);
+    deploy_counter(&nodes, &[]);
+    let tokens: Vec<String> = nodes.iter().map(|n| n.node.token()).collect();
+    let urls: Vec<String> = nodes.iter().map(LatticeNode::url).collect();
+    let nodes = Arc::new(Mutex::new(nodes));
+    let client = http();
+    let send = poster(client.clone(), tokens, counter_send);
+    let (acked, kills, urls) = drive(MESSAGES, 8, 3, urls, send, restart_random(nodes.clone())).await;
+    wait_drained(&client, &urls).await;
+    let applied = check_counters(&client, &urls, &acked, MESSAGES).await;
     eprintln!(
-        "{MESSAGES} sends through 3 nodes, {} acknowledged, {} applied once each, SIGKILLs at {kills:?}",
-        acked.len(),
-        applied_anywhere.len()
+        "{MESSAGES} sends through 3 nodes, {} acknowledged, {applied} applied once each, SIGKILLs at {kills:?}",
+        acked.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_for_ten_seconds_mid_load_loses_and_doubles_nothing() {
+    let Some(nats) = NatsServer::start() else { return };
+    let nats = Arc::new(Mutex::new(nats));
+    let dir = tempfile::tempdir().unwrap();
+    let url = nats.lock().unwrap().url.clone();
+    let nodes = cluster(dir.path(), &url, 3);
+    deploy_counter(&nodes, &[]);
+    let tokens: Vec<String> = nodes.iter().map(|n| n.node.token()).collect();
+    let urls: Vec<String> = nodes.iter().map(LatticeNode::url).collect();
+    let client = http();
+    let send = poster(client.clone(), tokens, counter_send);
+    let outage = {
+        let (nats, urls, client) = (nats.clone(), urls.clone(), client.clone());
+        move || {
+            let (nats, urls, client) = (nats.clone(), urls.clone(), client.clone());
+            async move {
+                nats.lock().unwrap().kill();
+                let started = tokio::time::Instant::now();
+                // Every node sees it and says so, while it keeps taking sends.
+                for url in &urls {
+                    lattice_connected_becomes(&client, url, false).await;
+                }
+                // The outage the acceptance names lasts 10 s (a fault, not a deadline).
+                tokio::time::sleep_until(started + Duration::from_secs(10)).await;
+                nats.lock().unwrap().resume();
+                urls
+            }
+        }
+    };
+    let (acked, _, urls) = drive(MESSAGES / 2, 8, 1, urls, send, outage).await;
+    for url in &urls {
+        lattice_connected_becomes(&client, url, true).await;
+    }
+    wait_drained(&client, &urls).await;
+    let applied = check_counters(&client, &urls, &acked, MESSAGES / 2).await;
+    assert_eq!(applied, acked.len(), "no send was cut, so every one was acknowledged and applied");
+    drop(nodes);
+}
+
+/// Waits until the node at `url` reports its lattice connection as `connected`.
+async fn lattice_connected_becomes(client: &reqwest::Client, url: &str, connected: bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let health = get(client, url, "/api/v1/health").await;
+        if health["lattice"]["connected"] == connected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{url}: lattice never became connected={connected}: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_reaches_every_matching_subscriber_on_every_node_once_across_a_sigkill() {
+    const PUBLISHES: usize = 600;
+    const SUBSCRIBERS: usize = 30;
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &nats.url, 3);
+    deploy_counter(&nodes, &["--mailbox-bound", "1000000"]);
+    // Each subscription is made through some node, whoever owns the subscriber.
+    for s in 0..SUBSCRIBERS {
+        let subscriber = format!("counter/s{s:02}");
+        ok(&nodes[s % 3].node.cli(&["subscribe", "ticks", &subscriber, "--filter", filter(s).0]));
+    }
+    let listed: Value = serde_json::from_str(&ok(&nodes[0].node.cli(&["--json", "topics"]))).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(SUBSCRIBERS), "every node's subscriptions are listed: {listed}");
+    let placement = Placement::new(["n1".to_string(), "n2".to_string(), "n3".to_string()]);
+    let owners: BTreeSet<&str> =
+        (0..SUBSCRIBERS).filter_map(|s| placement.owner(&format!("counter/s{s:02}"))).collect();
+    assert_eq!(owners.len(), 3, "the subscribers live on all three nodes");
+
+    let tokens: Vec<String> = nodes.iter().map(|n| n.node.token()).collect();
+    let urls: Vec<String> = nodes.iter().map(LatticeNode::url).collect();
+    let nodes = Arc::new(Mutex::new(nodes));
+    let client = http();
+    let publish =
+        |n: usize| ("/api/v1/topics/ticks/messages".to_string(), json!({ "payload": "inc", "headers": headers(n) }));
+    let send = poster(client.clone(), tokens, publish);
+    let (acked, kills, urls) = drive(PUBLISHES, 4, 1, urls, send, restart_random(nodes.clone())).await;
+    let acked: BTreeSet<usize> = acked.iter().map(|id| id.trim_start_matches("op").parse().unwrap()).collect();
+    wait_drained(&client, &urls).await;
+
+    let mut checked = 0;
+    for s in 0..SUBSCRIBERS {
+        let subscriber = format!("counter/s{s:02}");
+        let mut holders = Vec::new();
+        for url in &urls {
+            let state = get(&client, url, &format!("/api/v1/state/{subscriber}?prefix=applied/&limit=10000")).await;
+            if state.as_array().is_some_and(|a| !a.is_empty()) {
+                holders.push(state);
+            }
+        }
+        assert!(holders.len() <= 1, "{subscriber} has state on {} nodes: one owner only", holders.len());
+        let state = holders.pop().unwrap_or(Value::Null);
+        checked += check_subscriber(s, &applied(&state), &acked, PUBLISHES);
+    }
+    eprintln!(
+        "{PUBLISHES} publishes through 3 nodes, {} acknowledged, SIGKILL at {kills:?}; {checked} deliveries checked",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cycle_across_two_nodes_is_a_deadlock_error() {
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &nats.url, 2);
+    ok(&nodes[0].node.cli(&["deploy", artifacts::CALLER, "--name", "caller"]));
+    for node in &nodes {
+        wait_until(&format!("{} to have the caller", node.id), || {
+            String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).contains("caller")
+        });
+    }
+    let placement = Placement::new(["n1".to_string(), "n2".to_string()]);
+    let on = |owner: &str| (0..).map(|k| format!("caller/k{k}")).find(|a| placement.owner(a) == Some(owner)).unwrap();
+    let (a, b) = (on("n1"), on("n2"));
+    // a (on n1) → b (on n2) → a would wait forever; both nodes see the chain.
+    let answer = ok(&nodes[1].node.cli(&["call", &a, &format!("call {b} call {a} get")]));
+    let cycle = format!("Deadlock(\"{a} → {b} → {a}\")");
+    assert!(answer.starts_with("ok:error:CallError::") && answer.contains(&cycle), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +329,7 @@ async fn a_call_to_an_actor_whose_owner_is_down_says_so_and_a_redeploy_keeps_its
     let Some(nats) = NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = cluster(dir.path(), &nats.url, 2);
-    deploy_counter(&nodes);
+    deploy_counter(&nodes, &[]);
     // The placement is both nodes; every node computes owners alike.
     let placement = Placement::new(["n1".to_string(), "n2".to_string()]);
     let actors: Vec<String> = (0..20).map(|k| format!("counter/k{k}")).collect();

@@ -18,7 +18,7 @@ async fn a_publish_reaches_exactly_the_subscribers_whose_filter_matches() {
     n.subscribe("orders", "counter/eu", "region = 'eu' AND NOT EXISTS test").await.unwrap();
     n.subscribe("other", "counter/elsewhere", "").await.unwrap();
 
-    let count = |h: &'static [(&str, &str)]| async move { n.publish("orders", publication(h)).await.unwrap() };
+    let count = |h: &'static [(&str, &str)]| async move { n.publish("orders", publication(h)).await.unwrap().copies };
     assert_eq!(count(&[("amount", "250"), ("region", "eu")]).await, 3);
     assert_eq!(count(&[("amount", "99"), ("region", "eu")]).await, 2);
     assert_eq!(count(&[("amount", "1000"), ("region", "eu"), ("test", "1")]).await, 2);

@@ -318,7 +318,7 @@ impl MessageView {
                 MessageKind::Send => "send",
                 MessageKind::Call => "call",
                 MessageKind::Reply => "reply",
-                MessageKind::Publish => "publish",
+                MessageKind::Publish | MessageKind::Relay => "publish",
             }
             .into(),
             priority: e.priority,
@@ -481,6 +481,20 @@ impl DeadLetterSelection {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Count {
     pub count: usize,
+}
+
+/// The header that names the nodes a lattice-wide listing is missing.
+pub const UNREACHABLE: &str = "pigeon-unreachable";
+
+/// What a publication reached, once durable.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Published {
+    /// Subscribers on the node that took the publication that received a copy.
+    pub count: usize,
+    /// In a lattice, the other nodes it was relayed to: each puts a copy
+    /// into the mailbox of its own matching subscribers when it arrives.
+    #[serde(default)]
+    pub relayed_to: Vec<String>,
 }
 
 /// What a replay or purge did: how many dead letters it handled, and the

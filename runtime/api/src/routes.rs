@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use pigeon_node::pigeon_host::rpc::parse_link;
@@ -466,11 +467,22 @@ fn state_entries(entries: &[(String, Vec<u8>)], value_limit: usize) -> Vec<State
     entries.iter().map(|(k, v)| StateEntry { key: k.clone(), value: Body::capped(v, value_limit) }).collect()
 }
 
-/// Every subscription, by topic.
-#[utoipa::path(get, path = "/api/v1/topics", responses((status = 200, body = Vec<Subscription>)))]
-pub async fn list_subscriptions(State(s): State<AppState>) -> Result<Json<Vec<Subscription>>, ApiError> {
-    let subs = s.node.store().subscriptions()?;
-    Ok(Json(subs.into_iter().map(|(topic, subscriber, filter)| Subscription { topic, subscriber, filter }).collect()))
+/// Every subscription, by topic; in a lattice, those of every node that
+/// answers. The nodes that did not are named in the `Pigeon-Unreachable`
+/// header (comma-separated), absent when all answered.
+#[utoipa::path(get, path = "/api/v1/topics", responses((status = 200, body = Vec<Subscription>,
+    headers(("Pigeon-Unreachable" = String, description = "nodes whose subscriptions are missing")))))]
+pub async fn list_subscriptions(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let (subs, unreachable) = s.node.subscriptions().await?;
+    let list: Vec<Subscription> =
+        subs.into_iter().map(|(topic, subscriber, filter)| Subscription { topic, subscriber, filter }).collect();
+    let mut response = Json(list).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&unreachable.join(","))
+        && !unreachable.is_empty()
+    {
+        response.headers_mut().insert(UNREACHABLE, value);
+    }
+    Ok(response)
 }
 
 /// Subscribes an actor to a topic (the path's topic wins over the body's).
@@ -505,18 +517,20 @@ pub async fn unsubscribe(
     }
 }
 
-/// Publishes: a copy to every subscriber whose filter matches, in one
-/// transaction. Answers how many received it.
+/// Publishes: a copy to every subscriber on this node whose filter
+/// matches, and in a lattice a relay to every other node for its own
+/// subscribers, in one transaction. Answers what it reached.
 #[utoipa::path(post, path = "/api/v1/topics/{topic}/messages", params(("topic" = String, Path)),
-    request_body = Outgoing, responses((status = 200, body = Count), (status = 400, body = ErrorBody)))]
+    request_body = Outgoing, responses((status = 200, body = Published), (status = 400, body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn publish(
     State(s): State<AppState>,
     Path(topic): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Count>, ApiError> {
+) -> Result<Json<Published>, ApiError> {
     let envelope = envelope_of(json_body::<Outgoing>(body)?)?;
-    let count = s.node.publish(&topic, envelope).await?;
-    Ok(Json(Count { count }))
+    let published = s.node.publish(&topic, envelope).await?;
+    Ok(Json(Published { count: published.copies, relayed_to: published.relayed_to }))
 }
 
 /// The `value_limit` query parameter (bytes shown of each value), as the

@@ -38,6 +38,15 @@ impl Client {
     }
 
     async fn execute<T: DeserializeOwned>(&self, request: RequestBuilder) -> anyhow::Result<T> {
+        Ok(self.execute_with_header(request, "").await?.0)
+    }
+
+    /// [`Client::execute`], with the value of the answer's header `header`.
+    async fn execute_with_header<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        header: &str,
+    ) -> anyhow::Result<(T, Option<String>)> {
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow!("cannot reach the node at {}: is it running (`pigeon up`)? Or pass --node URL", self.base)
@@ -52,11 +61,21 @@ impl Client {
                 self.token_file.display()
             );
         }
-        decode(response).await
+        let value = response.headers().get(header).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok((decode(response).await?, value))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.execute(self.request(Method::GET, path)).await
+    }
+
+    /// A GET, with the value of the answer's header `header`.
+    pub async fn get_with_header<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        header: &str,
+    ) -> anyhow::Result<(T, Option<String>)> {
+        self.execute_with_header(self.request(Method::GET, path), header).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {

@@ -368,16 +368,24 @@ pub async fn publish(
         headers: headers.into_iter().collect(),
         ..Default::default()
     };
-    let count: Count = client.post(&format!("/topics/{}/messages", segment(topic)?), &body).await?;
+    let published: Published = client.post(&format!("/topics/{}/messages", segment(topic)?), &body).await?;
     if json {
-        return print_json(&count);
+        return print_json(&published);
     }
-    println!("delivered to {} subscriber{}", count.count, if count.count == 1 { "" } else { "s" });
+    let count = published.count;
+    let subscribers = format!("{count} subscriber{}", if count == 1 { "" } else { "s" });
+    match published.relayed_to.as_slice() {
+        [] => println!("delivered to {subscribers}"),
+        nodes => println!("delivered to {subscribers} here, relayed to {} for theirs", nodes.join(", ")),
+    }
     Ok(())
 }
 
 pub async fn topics(client: &Client, json: bool) -> anyhow::Result<()> {
-    let subs: Vec<Subscription> = client.get("/topics").await?;
+    let (subs, unreachable): (Vec<Subscription>, _) = client.get_with_header("/topics", UNREACHABLE).await?;
+    if let Some(nodes) = unreachable {
+        eprintln!("warning: nodes {nodes} did not answer: their subscriptions are not listed");
+    }
     if json {
         return print_json(&subs);
     }

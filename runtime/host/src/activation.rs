@@ -425,7 +425,7 @@ fn to_wit(m: &Envelope) -> wit::Envelope {
             MessageKind::Send => wit::MessageKind::Send,
             MessageKind::Call => wit::MessageKind::Call,
             MessageKind::Reply => wit::MessageKind::Reply,
-            MessageKind::Publish => wit::MessageKind::Publish,
+            MessageKind::Publish | MessageKind::Relay => wit::MessageKind::Publish,
         },
         priority: m.priority,
         delivery: match m.delivery {

@@ -28,6 +28,7 @@ mod registry;
 mod rpc;
 mod scheduler;
 mod timers;
+mod topics;
 mod turn;
 
 use std::collections::HashMap;
@@ -509,27 +510,6 @@ impl Node {
             Ok(Err(_)) => Err(NodeError::ShuttingDown),
             Err(_) => Err(NodeError::Timeout { to, waited: timeout }),
         }
-    }
-
-    /// Subscribes the actor `subscriber` to `topic`: it receives a copy of
-    /// every message published there whose headers pass `filter` (empty:
-    /// all). A malformed filter is refused with the position of the error.
-    pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), NodeError> {
-        ActorAddr::parse(subscriber)?;
-        Ok(self.inner.store.subscribe(topic, subscriber, filter).await?)
-    }
-
-    /// Ends `subscriber`'s subscription to `topic`; returns whether it had one.
-    pub async fn unsubscribe(&self, topic: &str, subscriber: &str) -> Result<bool, NodeError> {
-        Ok(self.inner.store.unsubscribe(topic, subscriber).await?)
-    }
-
-    /// Publishes to `topic`: one transaction puts a copy of `envelope`
-    /// (its `to` is ignored) into every matching subscriber's mailbox.
-    /// Returns how many received it.
-    pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, NodeError> {
-        self.inner.check_message(&envelope)?;
-        Ok(self.inner.store.publish(topic, envelope).await?)
     }
 
     /// Sends `payload` to `to` as a call and waits up to `timeout` for the

@@ -185,6 +185,18 @@ pub(crate) enum Reply {
     DeadLetters(Vec<u64>),
     /// What became of each message of an inbound batch.
     Inbound(Vec<InboundOutcome>),
+    /// What a publication reached.
+    Published(Published),
+}
+
+/// What a publication reached, once durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Subscribers on this node that received a copy.
+    pub copies: usize,
+    /// The nodes it was relayed to, each to copy it to its own subscribers
+    /// when it arrives there.
+    pub relayed_to: Vec<String>,
 }
 
 struct Job {
@@ -478,7 +490,7 @@ impl Worker {
                         let existed = t.unsubscribe(topic, subscriber)?;
                         Ok(Reply::Moved(usize::from(existed)))
                     }
-                    Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, effects),
+                    Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, true, effects),
                     Request::Crashed(ids) => self.record_crashes(&mut t, ids),
                     Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
                     Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),

@@ -29,6 +29,10 @@ pub enum MessageKind {
     Reply,
     /// A copy of a topic publication.
     Publish,
+    /// A publication on its way to another node, which copies it to its
+    /// own subscribers; `to` is then the topic. It only ever sits in an
+    /// outbox: no mailbox and no guest sees this kind.
+    Relay,
 }
 
 /// How a message survives failures.

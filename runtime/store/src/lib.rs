@@ -39,8 +39,8 @@ use storage::{DbSlot, DiskWatch};
 
 pub use address::{ActorAddr, MAX_ADDRESS_LEN, validate_type_name};
 pub use commit::{
-    BatchReport, Clear, CommitListener, CommitStats, Disposition, InboundBatch, InboundOutcome, Selected, TopicEffect,
-    TurnCommit, TurnFailure, TurnTicket,
+    BatchReport, Clear, CommitListener, CommitStats, Disposition, InboundBatch, InboundOutcome, Published, Selected,
+    TopicEffect, TurnCommit, TurnFailure, TurnTicket,
 };
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
@@ -222,10 +222,7 @@ impl Store {
     /// Subscribes `subscriber` (an actor) to `topic` with `filter` (empty:
     /// every message). The filter must parse. Replaces an earlier filter.
     pub async fn subscribe(&self, topic: &str, subscriber: &str, filter: &str) -> Result<(), StoreError> {
-        topic::validate_pattern(topic)?;
-        if !filter.trim().is_empty() {
-            filter::Filter::parse(filter)?;
-        }
+        topic::validate_subscription(topic, filter)?;
         let request =
             Request::Subscribe { topic: topic.into(), subscriber: subscriber.into(), filter: filter.trim().into() };
         self.submit(request).await.map(drop)
@@ -237,11 +234,15 @@ impl Store {
     }
 
     /// Copies `envelope` into the mailbox of every subscriber of `topic`
-    /// whose filter matches its headers, in one transaction; returns how
-    /// many received it.
-    pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<usize, StoreError> {
+    /// on this node whose filter matches its headers and relays it to every
+    /// node this one has met, in one transaction; returns, once durable,
+    /// what it reached.
+    pub async fn publish(&self, topic: &str, envelope: Envelope) -> Result<Published, StoreError> {
         topic::validate_topic(topic)?;
-        self.moved(Request::Publish { topic: topic.into(), envelope }).await
+        match self.submit(Request::Publish { topic: topic.into(), envelope }).await? {
+            Reply::Published(published) => Ok(published),
+            _ => Ok(Published::default()),
+        }
     }
 
     /// Subscriptions as `(topic, subscriber, filter)`, by topic.
@@ -289,6 +290,7 @@ impl Store {
         match self.submit(request).await? {
             Reply::Moved(n) => Ok(n),
             Reply::DeadLetters(ids) => Ok(ids.len()),
+            Reply::Published(p) => Ok(p.copies),
             Reply::Done | Reply::Duplicate | Reply::Inbound(_) => Ok(0),
         }
     }

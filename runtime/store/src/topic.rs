@@ -41,6 +41,16 @@ pub fn validate_pattern(pattern: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks a subscription: its topic or pattern, and its filter (empty:
+/// every message), which must parse.
+pub fn validate_subscription(pattern: &str, filter: &str) -> Result<(), StoreError> {
+    validate_pattern(pattern)?;
+    if !filter.trim().is_empty() {
+        crate::filter::Filter::parse(filter)?;
+    }
+    Ok(())
+}
+
 /// Checks a topic to publish to: a valid name without wildcard tokens.
 pub fn validate_topic(topic: &str) -> Result<(), StoreError> {
     validate_pattern(topic)?;

@@ -148,3 +148,48 @@ fn reopen(dir: &tempfile::TempDir, options: StoreOptions) -> Result<Store, Store
         }
     }
 }
+
+#[tokio::test]
+async fn a_publication_reaches_the_subscribers_of_every_node_once_with_their_filters() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (node("a", &da, StoreOptions::default()), node("b", &db, StoreOptions::default()));
+    a.remember_peer("b", &b.identity().incarnation).unwrap();
+    b.remember_peer("a", &a.identity().incarnation).unwrap();
+    let (on_a, on_b) = (owned_by("a", 1).remove(0), owned_by("b", 2));
+    // Each subscription lives with its subscriber's owner.
+    a.subscribe("orders.*", &on_a, "").await.unwrap();
+    b.subscribe("orders.eu", &on_b[0], "amount > 100").await.unwrap();
+    b.subscribe("orders.>", &on_b[1], "").await.unwrap();
+    b.subscribe("orders.eu", &on_b[1], "").await.unwrap();
+
+    let published = a.publish("orders.eu", Envelope::new("", "big").with_header("amount", "250")).await.unwrap();
+    assert_eq!((published.copies, published.relayed_to.clone()), (1, vec!["b".to_string()]));
+    a.publish("orders.eu", Envelope::new("", "small").with_header("amount", "5")).await.unwrap();
+    assert_eq!(a.mailbox_depth(&on_a).unwrap(), 2);
+    assert_eq!(a.outbox_depths().unwrap(), vec![("b".to_string(), 2)], "one relay per publication and node");
+
+    let batch = batch_for(&a, "b");
+    assert_eq!(accepted(&b.accept_inbound(batch.clone()).await.unwrap()).len(), 2);
+    assert_eq!(b.mailbox_depth(&on_b[0]).unwrap(), 1, "the filter keeps the small one out");
+    assert_eq!(b.mailbox_depth(&on_b[1]).unwrap(), 2, "two matching subscriptions, one copy each");
+    // The acknowledgement was lost: the relays come again and copy nothing more.
+    b.accept_inbound(batch).await.unwrap();
+    assert_eq!((b.mailbox_depth(&on_b[0]).unwrap(), b.mailbox_depth(&on_b[1]).unwrap()), (1, 2));
+    assert!(b.outbox_depths().unwrap().is_empty(), "a relay is relayed no further");
+    let copy = b.peek_mailbox(&on_b[1], 10).unwrap().remove(0);
+    assert_eq!((copy.kind, copy.header("topic")), (pigeon_store::MessageKind::Publish, Some("orders.eu")));
+}
+
+#[tokio::test]
+async fn a_publication_is_refused_whole_when_a_nodes_outbox_is_full() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node("a", &da, StoreOptions { outbox_bound: 1, ..StoreOptions::default() });
+    let b = node("b", &db, StoreOptions::default());
+    a.remember_peer("b", &b.identity().incarnation).unwrap();
+    let on_a = owned_by("a", 1).remove(0);
+    a.subscribe("t", &on_a, "").await.unwrap();
+    a.publish("t", Envelope::new("", "1")).await.unwrap();
+    let err = a.publish("t", Envelope::new("", "2")).await.unwrap_err();
+    assert!(matches!(err, StoreError::OutboxFull { ref peer, .. } if peer == "b"), "{err}");
+    assert_eq!(a.mailbox_depth(&on_a).unwrap(), 1, "no local copy of a refused publication");
+}

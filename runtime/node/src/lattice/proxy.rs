@@ -28,6 +28,10 @@ use crate::{NodeError, NodeInner, Sent};
 
 /// Pause between attempts while the owner does not answer.
 const RETRY: Duration = Duration::from_millis(100);
+/// How long a subscription change waits for the subscriber's owner.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a listing waits for each peer.
+const LIST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client operation for the owner to run.
 #[derive(Serialize, Deserialize)]
@@ -38,13 +42,24 @@ enum ProxyRequest {
     Request { envelope: Vec<u8>, timeout_ms: u64 },
     /// A transient message.
     Transient { envelope: Vec<u8> },
+    /// `Node::subscribe` for an actor the owner holds.
+    Subscribe { topic: String, subscriber: String, filter: String },
+    /// `Node::unsubscribe` likewise.
+    Unsubscribe { topic: String, subscriber: String },
+    /// The owner's own subscriptions.
+    Subscriptions,
 }
 
 /// What the owner answers.
 #[derive(Serialize, Deserialize)]
 enum ProxyAnswer {
-    Sent { duplicate: bool },
+    Sent {
+        duplicate: bool,
+    },
     Reply(Option<Vec<u8>>),
+    /// Whether there was a subscription (to end).
+    Subscribed(bool),
+    Subscriptions(Vec<crate::topics::Subscription>),
     Failed(RemoteFailure),
 }
 
@@ -216,6 +231,52 @@ impl NodeInner {
     }
 }
 
+impl NodeInner {
+    /// `Node::subscribe` for a subscriber `owner` holds.
+    pub(crate) async fn subscribe_remote(
+        &self,
+        owner: &str,
+        topic: &str,
+        subscriber: &str,
+        filter: &str,
+    ) -> Result<bool, NodeError> {
+        let request =
+            ProxyRequest::Subscribe { topic: topic.into(), subscriber: subscriber.into(), filter: filter.into() };
+        self.subscription_change(owner, subscriber, request).await
+    }
+
+    /// `Node::unsubscribe` for a subscriber `owner` holds.
+    pub(crate) async fn unsubscribe_remote(
+        &self,
+        owner: &str,
+        topic: &str,
+        subscriber: &str,
+    ) -> Result<bool, NodeError> {
+        let request = ProxyRequest::Unsubscribe { topic: topic.into(), subscriber: subscriber.into() };
+        self.subscription_change(owner, subscriber, request).await
+    }
+
+    async fn subscription_change(
+        &self,
+        owner: &str,
+        subscriber: &str,
+        request: ProxyRequest,
+    ) -> Result<bool, NodeError> {
+        match self.proxy(owner, subscriber, request, SUBSCRIBE_TIMEOUT).await? {
+            ProxyAnswer::Subscribed(existed) => Ok(existed),
+            _ => Err(NodeError::Lattice("unexpected answer to a subscription".into())),
+        }
+    }
+
+    /// The subscriptions `peer` holds.
+    pub(crate) async fn subscriptions_of(&self, peer: &str) -> Result<Vec<crate::topics::Subscription>, NodeError> {
+        match self.proxy(peer, peer, ProxyRequest::Subscriptions, LIST_TIMEOUT).await? {
+            ProxyAnswer::Subscriptions(list) => Ok(list),
+            _ => Err(NodeError::Lattice("unexpected answer to a listing".into())),
+        }
+    }
+}
+
 /// Runs a peer's turn call here, on the callee's node.
 pub(super) async fn answer_call(node: &Arc<NodeInner>, body: &[u8]) -> Result<Vec<u8>, String> {
     let request: CallRequest = decode(body)?;
@@ -252,6 +313,22 @@ pub(super) async fn answer_proxy(node: &Arc<NodeInner>, body: &[u8]) -> Result<V
         ProxyRequest::Transient { envelope: bytes } => match node.send(envelope(&bytes)?).await {
             Ok(sent) => ProxyAnswer::Sent { duplicate: sent.duplicate },
             Err(e) => ProxyAnswer::Failed(failure(e)),
+        },
+        // Stored here whatever this node's placement says: the sender
+        // routed it by the same placement.
+        ProxyRequest::Subscribe { topic, subscriber, filter } => {
+            match node.store().subscribe(&topic, &subscriber, &filter).await {
+                Ok(()) => ProxyAnswer::Subscribed(true),
+                Err(e) => ProxyAnswer::Failed(failure(e.into())),
+            }
+        }
+        ProxyRequest::Unsubscribe { topic, subscriber } => match node.store().unsubscribe(&topic, &subscriber).await {
+            Ok(existed) => ProxyAnswer::Subscribed(existed),
+            Err(e) => ProxyAnswer::Failed(failure(e.into())),
+        },
+        ProxyRequest::Subscriptions => match node.store().subscriptions() {
+            Ok(list) => ProxyAnswer::Subscriptions(list),
+            Err(e) => ProxyAnswer::Failed(failure(e.into())),
         },
     };
     Ok(encode(&answer))

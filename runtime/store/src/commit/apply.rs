@@ -138,7 +138,7 @@ impl Worker {
                     t.unsubscribe(topic, &c.actor)?;
                 }
                 TopicEffect::Publish { topic, envelope } => {
-                    self.publish(t, topic, envelope, fx)?;
+                    self.publish(t, topic, envelope, true, fx)?;
                 }
             }
         }
@@ -182,6 +182,13 @@ impl Worker {
                 *sent.entry(env.to.as_str()).or_default() += 1;
             }
             outgoing.push(None);
+        }
+        // Its publications' relays are checked here too: once the turn's
+        // writes begin, nothing may refuse it.
+        for effect in &c.topics {
+            if let TopicEffect::Publish { topic, envelope } = effect {
+                self.relays(t, topic, envelope, &mut remote)?;
+            }
         }
         for (to, count) in sent {
             let ty = to.split('/').next().unwrap_or_default();
@@ -303,16 +310,22 @@ impl Worker {
     }
 
     /// Copies `envelope` into the mailbox of every subscriber of `topic`
-    /// (or of a pattern it matches) whose filter matches its headers, once
-    /// per subscriber however many of its subscriptions match; a full
-    /// mailbox is skipped (and not counted). Returns how many received a copy.
+    /// (or of a pattern it matches) on this node whose filter matches its
+    /// headers, once per subscriber however many of its subscriptions
+    /// match; a full mailbox is skipped (and not counted). With `relay`, the
+    /// publication also goes into the outbox of every node this one has
+    /// met, which copies it to its own subscribers when it arrives (see
+    /// [`Worker::inbound`]); an outbox that cannot take it refuses the whole
+    /// publication before anything is written.
     pub(super) fn publish(
         &mut self,
         t: &mut Tables<'_>,
         topic: &str,
         envelope: &Envelope,
+        relay: bool,
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
+        let relays = if relay { self.relays(t, topic, envelope, &mut HashMap::new())? } else { Vec::new() };
         // Filters were validated at subscribe time; one that no longer
         // parses (a newer grammar?) matches nothing rather than all.
         let passes = |filter: &str| {
@@ -324,7 +337,7 @@ impl Worker {
                 receivers.insert(subscriber);
             }
         }
-        let mut delivered = 0;
+        let mut copies = 0;
         for subscriber in receivers {
             let ty = subscriber.split('/').next().unwrap_or_default();
             let Some(bound) = self.mailbox_bound(t, ty)? else { continue };
@@ -346,9 +359,41 @@ impl Worker {
                 },
                 None => self.place(t, &copy, fx)?,
             }
-            delivered += 1;
+            copies += 1;
         }
-        Ok(Reply::Moved(delivered))
+        let mut relayed_to = Vec::with_capacity(relays.len());
+        for (peer, record) in relays {
+            self.put_in_outbox(t, &peer, &record, fx)?;
+            relayed_to.push(peer);
+        }
+        Ok(Reply::Published(Published { copies, relayed_to }))
+    }
+
+    /// `envelope` as a relay of `topic` for the outbox of each node this
+    /// one has met, or the refusal of an outbox that cannot take it.
+    /// `counts` holds, per peer, what the same request already puts there.
+    pub(super) fn relays(
+        &mut self,
+        t: &mut Tables<'_>,
+        topic: &str,
+        envelope: &Envelope,
+        counts: &mut HashMap<String, u64>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let peers = t.peers(&self.me)?;
+        if peers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut relay = envelope.clone();
+        relay.kind = crate::MessageKind::Relay;
+        relay.to = topic.to_string();
+        let mut relays = Vec::with_capacity(peers.len());
+        for peer in peers {
+            let count = counts.entry(peer.clone()).or_default();
+            *count += 1;
+            let record = self.outbox_record(t, &peer, &relay, *count)?;
+            relays.push((peer, record));
+        }
+        Ok(relays)
     }
 
     /// Removes expired dedup keys and replies older than the retention

@@ -136,6 +136,14 @@ impl Worker {
                     continue;
                 }
             };
+            // A relayed publication reaches this node's subscribers, as a
+            // local one would (full mailboxes skipped); it is relayed no further.
+            if env.kind == crate::MessageKind::Relay {
+                self.publish(t, &env.to, &env, false, fx)?;
+                t.inbound.insert((inc, seq), ())?;
+                outcomes.push(InboundOutcome::Accepted(seq));
+                continue;
+            }
             // As a local send goes: the owner's dedup and bound apply (and
             // on to another owner, if this node's placement says so).
             match self.enqueue(t, &env, fx) {

@@ -43,6 +43,7 @@ pub(super) struct Tables<'t> {
     pub(super) outbox_order: Table<'t, (&'static str, u8, u64), ()>,
     outbox_depth: Table<'t, &'static str, u64>,
     pub(super) inbound: Table<'t, (&'static str, u64), ()>,
+    peers: Table<'t, &'static str, &'static str>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -74,6 +75,7 @@ impl<'t> Tables<'t> {
             outbox_order: txn.open_table(OUTBOX_ORDER)?,
             outbox_depth: txn.open_table(OUTBOX_DEPTH)?,
             inbound: txn.open_table(INBOUND)?,
+            peers: txn.open_table(PEERS)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
             outbox_depths: HashMap::new(),
@@ -115,6 +117,18 @@ impl<'t> Tables<'t> {
             }
         }
         Ok(found)
+    }
+
+    /// Every node this one has met, but `me`: where a publication is relayed.
+    pub(super) fn peers(&self, me: &str) -> Result<Vec<String>, StoreError> {
+        let mut peers = Vec::new();
+        for entry in self.peers.iter()? {
+            let id = entry?.0.value().to_string();
+            if id != me {
+                peers.push(id);
+            }
+        }
+        Ok(peers)
     }
 
     /// Writes what this batch changed of the depths and counters.
