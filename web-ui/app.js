@@ -8,6 +8,7 @@ import { ActorsPage } from './actors.js';
 import { ActorPage } from './actor.js';
 import { RoutingPage } from './routing.js';
 import { DeadLettersPage } from './dead.js';
+import { LatticePage } from './lattice.js';
 
 /** Points kept for the charts: 5 minutes of half-second ticks. */
 const HISTORY = 600;
@@ -77,7 +78,7 @@ function currentRoute() {
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
   const hash = decodeURIComponent(path);
   if (hash.startsWith('actors/')) return { page: 'actor', address: hash.slice('actors/'.length) };
-  if (['actors', 'routing', 'dead-letters'].includes(hash)) return { page: hash, query: new URLSearchParams(query || '') };
+  if (['actors', 'routing', 'lattice', 'dead-letters'].includes(hash)) return { page: hash, query: new URLSearchParams(query || '') };
   return { page: 'overview' };
 }
 
@@ -108,12 +109,18 @@ function Nav({ route, model, status, onToken }) {
   const link = (page, href, label, extra) =>
     html`<a href=${href} class=${route.page === page || (page === 'actors' && route.page === 'actor') ? 'active' : ''} data-test=${`nav-${page}`}>${label}${extra}</a>`;
   const dead = model.tick ? model.tick.dead_letters : model.dead.length;
+  const lattice = model.tick && model.tick.lattice;
+  const notUp = lattice ? lattice.nodes.filter((n) => n.state !== 'up').length : 0;
+  const latticeBadge = !lattice ? ''
+    : !lattice.lattice.connected ? html` <span class="badge bad" data-test="lattice-badge">disconnected</span>`
+    : notUp ? html` <span class="badge bad" data-test="lattice-badge">${notUp} down</span>` : '';
   return html`<header>
     <span class="brand">Pigeon</span>
     <nav>
       ${link('overview', '#/', 'Overview')}
       ${link('actors', '#/actors', 'Actors')}
       ${link('routing', '#/routing', 'Routing')}
+      ${link('lattice', '#/lattice', 'Lattice', latticeBadge)}
       ${link('dead-letters', '#/dead-letters', 'Dead letters', dead ? html` <span class="badge bad">${dead}</span>` : '')}
     </nav>
     <span class="spacer"></span>
@@ -212,6 +219,7 @@ function App() {
   if (route.page === 'actors') page = html`<${ActorsPage} ctx=${ctx} initialFilter=${route.query.get('filter') || ''} />`;
   else if (route.page === 'actor') page = html`<${ActorPage} ctx=${ctx} address=${route.address} />`;
   else if (route.page === 'routing') page = html`<${RoutingPage} ctx=${ctx} />`;
+  else if (route.page === 'lattice') page = html`<${LatticePage} ctx=${ctx} />`;
   else if (route.page === 'dead-letters') page = html`<${DeadLettersPage} ctx=${ctx} />`;
   else page = html`<${OverviewPage} ctx=${ctx} />`;
 

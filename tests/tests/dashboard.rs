@@ -387,3 +387,44 @@ async fn live_feed_batches_turns_into_ticks() {
     assert_eq!(last["interval_ms"], 500);
     assert_eq!(last["dead_letters"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lattice_page_and_pigeon_nodes_show_a_killed_node_go_down_and_come_back() {
+    use pigeon_tests::lattice::{NatsServer, cluster, wait_for_peers};
+    use pigeon_tests::process::wait_until;
+    let Some(nats) = NatsServer::start() else { return };
+    let Some(browser) = Browser::start().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut nodes = cluster(dir.path(), &nats.url, 2);
+    ok(&nodes[0].node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    let url = nodes[0].url();
+
+    browser.open(&format!("{url}/#/lattice")).await;
+    browser.wait_text("[data-test=lattice-connection]", |t| t == "connected").await;
+    browser.wait_text("[data-test=node-n1]", |t| t.contains("(this node)") && t.contains("up")).await;
+    browser.wait_text("[data-test=node-n2] [data-test=node-state]", |t| t == "up").await;
+    // n2 runs the counter once the deploy reached it: the page shows it live.
+    browser.wait_text("[data-test=node-n2]", |t| t.contains("counter")).await;
+    // A send through n1 to an actor n2 owns waits in n1's outbox while n2 is down.
+    let placement = pigeon_node::pigeon_store::Placement::new(["n1".to_string(), "n2".to_string()]);
+    let on_n2 = (0..).map(|k| format!("counter/k{k}")).find(|a| placement.owner(a) == Some("n2")).unwrap();
+
+    nodes[1].node.kill();
+    browser.wait_text("[data-test=node-n2] [data-test=node-state]", |t| t == "down").await;
+    browser.wait_text("[data-test=lattice-badge]", |t| t == "1 down").await;
+    wait_until("`pigeon nodes` to show n2 down", || {
+        String::from_utf8_lossy(&nodes[0].node.cli(&["nodes"]).stdout)
+            .lines()
+            .any(|l| l.starts_with("n2 ") && l.contains(" down"))
+    });
+    ok(&nodes[0].node.cli(&["send", &on_n2, "inc"]));
+    browser.wait_text("[data-test=node-n2] [data-test=node-outbox]", |t| t == "1").await;
+    browser.screenshot(&screenshots().join("lattice.png")).await;
+
+    nodes[1].restart();
+    browser.wait_text("[data-test=node-n2] [data-test=node-state]", |t| t == "up").await;
+    browser.wait_text("[data-test=node-n2] [data-test=node-outbox]", |t| t == "0").await;
+    wait_for_peers(&nodes[0], 2);
+    assert_eq!(ok(&nodes[0].node.cli(&["call", &on_n2, "get"])).trim(), "1", "the send waited for n2 and reached it");
+    browser.close().await;
+}

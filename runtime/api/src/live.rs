@@ -103,6 +103,10 @@ pub struct Tick {
     /// What is wrong with the disk under the store, when something is
     /// (see `Health::storage`).
     pub storage_problem: Option<String>,
+    /// In a lattice, its nodes as `GET /api/v1/nodes` lists them (absent
+    /// for a node on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lattice: Option<crate::nodes::NodeList>,
 }
 
 /// What the feed gathered since its last tick.
@@ -199,6 +203,7 @@ impl Feed {
             failures: std::mem::take(&mut self.failures),
             missed: std::mem::take(&mut self.missed),
             storage_problem: crate::model::StorageHealth::from(store.storage_status()).problem,
+            lattice: self.node.lattice_status().is_some().then(|| crate::nodes::NodeList::of(&self.node)),
         }
     }
 }

@@ -94,12 +94,19 @@ pub struct Forgotten {
     pub id: String,
 }
 
+impl NodeList {
+    /// What `node` knows of its lattice.
+    pub fn of(node: &pigeon_node::Node) -> Self {
+        Self {
+            lattice: node.lattice_status().map(LatticeInfo::from),
+            nodes: node.nodes().into_iter().map(NodeInfo::from).collect(),
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/nodes", responses((status = 200, body = NodeList)))]
 pub async fn list_nodes(State(s): State<AppState>) -> Json<NodeList> {
-    Json(NodeList {
-        lattice: s.node.lattice_status().map(LatticeInfo::from),
-        nodes: s.node.nodes().into_iter().map(NodeInfo::from).collect(),
-    })
+    Json(NodeList::of(&s.node))
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{id}/forget", params(("id" = String, Path)),

@@ -35,6 +35,7 @@ static FILES: &[File] = web_ui![
     "actor.js" => JS,
     "routing.js" => JS,
     "dead.js" => JS,
+    "lattice.js" => JS,
     "vendor/htm-preact-standalone.mjs" => JS,
     "vendor/uPlot.esm.js" => JS,
     "vendor/uPlot.min.css" => CSS,
@@ -79,6 +80,22 @@ mod tests {
                 _ => HTML,
             };
             assert_eq!(*kind, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_file_of_web_ui_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web-ui");
+        for dir in ["", "vendor"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let served =
+                    path.extension().is_some_and(|e| ["js", "mjs", "css", "html"].contains(&&*e.to_string_lossy()));
+                if path.is_file() && served {
+                    let name = path.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+                    assert!(FILES.iter().any(|(n, _, _)| *n == name), "web-ui/{name} is not served: add it to FILES");
+                }
+            }
         }
     }
 }
