@@ -383,3 +383,50 @@ async fn a_node_back_with_a_wiped_store_is_refused_until_forgotten() {
     wait_for_peers(first, 2);
     drop(fresh);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_inspects_lists_and_handles_the_dead_letters_of_any_actor() {
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &nats.url, 2);
+    ok(&nodes[0].node.cli(&["deploy", artifacts::FAULTY, "--name", "faulty", "--max-attempts", "1"]));
+    deploy_counter(&nodes, &[]);
+    let placement = Placement::new(["n1".to_string(), "n2".to_string()]);
+    let on = |ty: &str, owner: &str| (0..).map(|k| format!("{ty}/k{k}")).find(|a| placement.owner(a) == Some(owner));
+    let (counter, faulty) = (on("counter", "n2").unwrap(), on("faulty", "n2").unwrap());
+    let n1 = &nodes[0].node;
+    assert_eq!(ok(&n1.cli(&["call", &counter, "inc"])).trim(), "1");
+    ok(&n1.cli(&["send", &faulty, "trap", "--wait", "delivered"]));
+
+    // inspect through n1 shows n2's actor, its state and who answered.
+    let shown = ok(&n1.cli(&["inspect", &counter]));
+    assert!(shown.starts_with(&format!("{counter}  (on node n2)")), "{shown}");
+    assert!(shown.contains("processed  1") && shown.lines().any(|l| l.starts_with("count ")), "{shown}");
+    let state: Value = serde_json::from_str(&ok(&n1.cli(&["--json", "inspect", &counter]))).unwrap();
+    assert_eq!(state["state"][0]["key"], "count", "{state}");
+
+    // ls through n1 lists both nodes' actors, each with its node.
+    let listed: Value = serde_json::from_str(&ok(&n1.cli(&["--json", "ls"]))).unwrap();
+    let actors = listed["actors"].as_array().cloned().unwrap_or_default();
+    let row = actors.iter().find(|a| a["address"] == counter.as_str()).unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["node"], "n2", "{row}");
+    assert!(ok(&n1.cli(&["ls"])).lines().any(|l| l.starts_with("n2 ") && l.contains(&counter)));
+
+    // The dead letter is n2's: listed through n1, purged there with --on.
+    wait_until("the dead letter to be listed through n1", || {
+        let dead: Value = serde_json::from_slice(&n1.cli(&["--json", "dlq", "ls"]).stdout).unwrap_or_default();
+        dead.as_array().is_some_and(|d| d.iter().any(|d| d["node"] == "n2" && d["message"]["to"] == faulty.as_str()))
+    });
+    assert!(ok(&n1.cli(&["dlq", "ls"])).contains("pigeon --on NODE dlq replay ID"));
+    assert_eq!(ok(&n1.cli(&["--on", "n2", "dlq", "purge", "--all"])).trim(), "purged 1 dead letter");
+    let dead: Value = serde_json::from_str(&ok(&nodes[1].node.cli(&["--json", "dlq", "ls"]))).unwrap();
+    assert_eq!(dead.as_array().map(Vec::len), Some(0), "purged on n2 itself: {dead}");
+
+    // Deleting the state through n1 deletes it where it is.
+    ok(&n1.cli(&["forget", &counter]));
+    let state: Value = serde_json::from_str(&ok(&nodes[1].node.cli(&["--json", "inspect", &counter]))).unwrap();
+    assert_eq!(state["state"].as_array().map(Vec::len), Some(0), "{state}");
+
+    let error = fails(&n1.cli(&["--on", "n9", "ls"]));
+    assert!(error.contains("no node `n9`") && error.contains("[unknown_node]"), "{error}");
+}

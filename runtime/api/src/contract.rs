@@ -9,6 +9,9 @@
 //!   store, or the node stopping); one with parameters or a body also `400`;
 //!   one with a body `413`; one that stores new work `507` (the disk alarm).
 //!   Every error is an [`ErrorBody`](crate::model::ErrorBody);
+//! - **any node**: in a lattice, every operation but the live feed takes
+//!   `?node=ID` and may answer `404` (an unknown node), `502` and `504`
+//!   (see [`crate::forward`]);
 //! - **formats** the annotations cannot state: the patterns of addresses,
 //!   topics and type names, in paths and in the bodies that name actors.
 
@@ -47,20 +50,24 @@ impl utoipa::Modify for Contract {
                 set_pattern(schema, field, ADDRESS_PATTERN);
             }
         }
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let per_node = !path.ends_with("/events");
             let reads = [&mut item.get];
             let writes = [&mut item.put, &mut item.post, &mut item.delete];
             for op in reads.into_iter().flatten() {
-                finish(op, false);
+                finish(op, false, per_node);
             }
             for op in writes.into_iter().flatten() {
-                finish(op, true);
+                finish(op, true, per_node);
             }
         }
     }
 }
 
-fn finish(op: &mut Operation, writes: bool) {
+fn finish(op: &mut Operation, writes: bool, per_node: bool) {
+    if per_node {
+        on_any_node(op);
+    }
     let token = SecurityRequirement::new("token", Vec::<String>::new());
     op.security = Some(if writes { vec![token] } else { vec![SecurityRequirement::default(), token] });
     let has_body = op.request_body.is_some();
@@ -82,6 +89,28 @@ fn finish(op: &mut Operation, writes: bool) {
     }
     for parameter in op.parameters.iter_mut().flatten() {
         pattern_of(parameter);
+    }
+}
+
+/// The `node` query parameter (see [`crate::forward`]) and what it can answer.
+fn on_any_node(op: &mut Operation) {
+    let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(TYPE_NAME_PATTERN)).build();
+    let node = utoipa::openapi::path::ParameterBuilder::new()
+        .name("node")
+        .parameter_in(ParameterIn::Query)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "In a lattice: the node that runs the request (default: this one, or the owner of the actor it is about)",
+        ))
+        .schema(Some(Schema::Object(schema)))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(node);
+    for (status, description) in [
+        ("404", "Not found: the message names what (an unknown node, actor, dead letter...)"),
+        ("502", "The node that owns the request failed it"),
+        ("504", "The node that owns the request did not answer in time"),
+    ] {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| error_response(description));
     }
 }
 

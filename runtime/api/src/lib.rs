@@ -33,6 +33,7 @@ pub mod auth;
 mod contract;
 pub mod error;
 mod extract;
+pub mod forward;
 pub mod guard;
 pub mod live;
 pub mod model;
@@ -156,6 +157,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/nodes", get(nodes::list_nodes))
         .route("/nodes/{id}/forget", post(nodes::forget_node))
         .route("/events", get(live::events))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_owner))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .fallback(error::no_such_path)

@@ -11,12 +11,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A connection to one node's API.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
     /// Where the token was looked for when none was given.
     token_file: PathBuf,
+    /// The lattice node the requests are for, through this one (`?node=`).
+    on: Option<String>,
 }
 
 impl Client {
@@ -26,11 +29,25 @@ impl Client {
         let token_file = data.join(pigeon_api::auth::TOKEN_FILE);
         let token_file = std::path::absolute(&token_file).unwrap_or(token_file);
         let token = token.or_else(|| std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()));
-        Self { http: reqwest::Client::new(), base: node.trim_end_matches('/').to_string(), token, token_file }
+        let base = node.trim_end_matches('/').to_string();
+        Self { http: reqwest::Client::new(), base, token, token_file, on: None }
+    }
+
+    /// The same connection, for requests that lattice node `id` answers.
+    pub fn on(&self, id: Option<String>) -> Self {
+        Self { on: id, ..self.clone() }
+    }
+
+    /// The lattice node the requests are for, when not the one connected to.
+    pub fn target(&self) -> Option<&str> {
+        self.on.as_deref()
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(node) = &self.on {
+            request = request.query(&[("node", node)]);
+        }
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,

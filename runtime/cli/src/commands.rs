@@ -166,8 +166,13 @@ pub async fn send(client: &Client, args: SendArgs, reply_within: Option<Duration
 
 pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
     let types: Vec<TypeInfo> = client.get("/types").await?;
-    let actors: Vec<ActorInfo> = client.get("/actors").await?;
+    let per_node: Vec<(String, Vec<ActorInfo>)> = crate::nodes::each_node(client, "/actors").await?;
+    let in_lattice = per_node.iter().any(|(node, _)| !node.is_empty());
     if json {
+        let actors: Vec<serde_json::Value> = per_node
+            .iter()
+            .flat_map(|(node, actors)| actors.iter().map(move |a| crate::nodes::with_node(a, node)))
+            .collect();
         return print_json(&serde_json::json!({ "types": types, "actors": actors }));
     }
     let rows: Vec<Vec<String>> = types
@@ -188,20 +193,25 @@ pub async fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
         print!("\n{}\n{}", ty.name, type_rpc(ty));
     }
     println!();
-    let rows: Vec<Vec<String>> = actors
+    let rows: Vec<Vec<String>> = per_node
         .iter()
-        .map(|a| {
-            vec![
-                a.address.clone(),
-                a.pending.to_string(),
-                by_priority(&a.depths),
-                a.processed.to_string(),
-                a.failed.to_string(),
-                a.dead_lettered.to_string(),
-            ]
+        .flat_map(|(node, actors)| {
+            actors.iter().map(move |a| {
+                let row = vec![
+                    a.address.clone(),
+                    a.pending.to_string(),
+                    by_priority(&a.depths),
+                    a.processed.to_string(),
+                    a.failed.to_string(),
+                    a.dead_lettered.to_string(),
+                ];
+                if in_lattice { [vec![node.clone()], row].concat() } else { row }
+            })
         })
         .collect();
-    print!("{}", table::render(&["ACTOR", "PENDING", "BY PRIORITY", "PROCESSED", "FAILED", "DEAD"], &rows));
+    let columns = ["ACTOR", "PENDING", "BY PRIORITY", "PROCESSED", "FAILED", "DEAD"];
+    let columns: Vec<&str> = if in_lattice { [&["NODE"][..], &columns].concat() } else { columns.to_vec() };
+    print!("{}", table::render(&columns, &rows));
     Ok(())
 }
 
@@ -224,12 +234,16 @@ pub async fn inspect(client: &Client, address: &str, page: StatePage, json: bool
     if let Some(after) = &page.after {
         path.push_str(&format!("&state_after={}", crate::client::encode_query(after)));
     }
-    let detail: ActorDetail = client.get(&path).await?;
+    let (detail, answered_by): (ActorDetail, _) =
+        client.get_with_header(&path, pigeon_api::forward::ANSWERED_BY).await?;
     if json {
         return print_json(&detail);
     }
     let a = &detail.info;
-    println!("{}", a.address);
+    match answered_by {
+        Some(node) => println!("{}  (on node {node})", a.address),
+        None => println!("{}", a.address),
+    }
     let ty = a.address.split('/').next().unwrap_or_default();
     let types: Vec<TypeInfo> = client.get("/types").await?;
     if let Some(ty) = types.iter().find(|t| t.name == ty) {
@@ -281,34 +295,48 @@ pub async fn inspect(client: &Client, address: &str, page: StatePage, json: bool
     }
     if !detail.dead_letters.is_empty() {
         println!("\nDEAD LETTERS");
-        print!("{}", dead_letter_table(&detail.dead_letters));
+        print!("{}", dead_letter_table(&[(String::new(), detail.dead_letters)]));
     }
     Ok(())
 }
 
-fn dead_letter_table(dead: &[DeadLetterView]) -> String {
-    let rows: Vec<Vec<String>> = dead
+/// Dead letters by node (`""`: a node on its own, no NODE column).
+fn dead_letter_table(per_node: &[(String, Vec<DeadLetterView>)]) -> String {
+    let in_lattice = per_node.iter().any(|(node, _)| !node.is_empty());
+    let rows: Vec<Vec<String>> = per_node
         .iter()
-        .map(|d| {
-            vec![
-                d.id.to_string(),
-                d.message.to.clone(),
-                d.reason.clone(),
-                d.message.failures.to_string(),
-                d.message.call.clone().unwrap_or_else(|| show(&d.message.payload)),
-                d.error.clone(),
-            ]
+        .flat_map(|(node, dead)| {
+            dead.iter().map(move |d| {
+                let row = vec![
+                    d.id.to_string(),
+                    d.message.to.clone(),
+                    d.reason.clone(),
+                    d.message.failures.to_string(),
+                    d.message.call.clone().unwrap_or_else(|| show(&d.message.payload)),
+                    d.error.clone(),
+                ];
+                if in_lattice { [vec![node.clone()], row].concat() } else { row }
+            })
         })
         .collect();
-    table::render(&["ID", "ACTOR", "REASON", "ATTEMPTS", "PAYLOAD", "ERROR"], &rows)
+    let columns = ["ID", "ACTOR", "REASON", "ATTEMPTS", "PAYLOAD", "ERROR"];
+    let columns: Vec<&str> = if in_lattice { [&["NODE"][..], &columns].concat() } else { columns.to_vec() };
+    table::render(&columns, &rows)
 }
 
 pub async fn dlq_ls(client: &Client, json: bool) -> anyhow::Result<()> {
-    let dead: Vec<DeadLetterView> = client.get("/dead-letters").await?;
+    let per_node: Vec<(String, Vec<DeadLetterView>)> = crate::nodes::each_node(client, "/dead-letters").await?;
     if json {
+        let dead: Vec<serde_json::Value> = per_node
+            .iter()
+            .flat_map(|(node, dead)| dead.iter().map(move |d| crate::nodes::with_node(d, node)))
+            .collect();
         return print_json(&dead);
     }
-    print!("{}", dead_letter_table(&dead));
+    print!("{}", dead_letter_table(&per_node));
+    if per_node.iter().filter(|(_, dead)| !dead.is_empty()).any(|(node, _)| !node.is_empty()) {
+        println!("ids are per node: `pigeon --on NODE dlq replay ID` replays one where it is");
+    }
     Ok(())
 }
 

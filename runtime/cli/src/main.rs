@@ -61,6 +61,12 @@ pub struct Global {
     /// Print JSON instead of tables (read commands).
     #[arg(long, global = true)]
     json: bool,
+    /// In a lattice: run the command on node ID, through the node --node
+    /// names (e.g. `pigeon --on n2 dlq replay 3`). Without it, `ls` and
+    /// `dlq ls` list every node's, and commands about one actor go to its
+    /// owner by themselves.
+    #[arg(long, global = true, value_name = "ID")]
+    on: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -329,7 +335,7 @@ fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
-    let client = || client::Client::new(&g.node, g.token.clone(), &g.data);
+    let client = || client::Client::new(&g.node, g.token.clone(), &g.data).on(g.on.clone());
     match cli.command {
         Command::Up(options) => up::up(&g.data, options).await,
         Command::Deploy { file, name, max_attempts, memory, deadline, mailbox_bound, links, env, nodes } => {

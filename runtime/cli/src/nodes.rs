@@ -2,9 +2,47 @@
 //! `pigeon nodes forget ID` to admit a node that lost its store.
 
 use pigeon_api::nodes::{Forgotten, NodeList};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::client::{Client, segment};
 use crate::table;
+
+/// `GET path` on every node of the lattice that is up, as `(node id,
+/// answer)`; on a node outside a lattice, or with `--on`, just that
+/// node's answer under the id `""`. Nodes that are not up are named on
+/// stderr: what they hold is missing.
+pub async fn each_node<T: DeserializeOwned>(client: &Client, path: &str) -> anyhow::Result<Vec<(String, T)>> {
+    let list: NodeList = match client.target() {
+        Some(_) => NodeList { lattice: None, nodes: Vec::new() },
+        None => client.get("/nodes").await?,
+    };
+    if list.lattice.is_none() {
+        return Ok(vec![(String::new(), client.get(path).await?)]);
+    }
+    let mut answers = Vec::new();
+    for node in &list.nodes {
+        if node.state != "up" {
+            eprintln!("warning: node {} is {}: what it holds is not listed", node.id, node.state);
+            continue;
+        }
+        let answer = client.on(Some(node.id.clone())).get(path).await;
+        match answer {
+            Ok(answer) => answers.push((node.id.clone(), answer)),
+            Err(e) => eprintln!("warning: node {} did not answer ({e:#}): what it holds is not listed", node.id),
+        }
+    }
+    Ok(answers)
+}
+
+/// `value` as JSON with a `node` field (when `node` is not `""`).
+pub fn with_node<T: Serialize>(value: &T, node: &str) -> serde_json::Value {
+    let mut json = serde_json::to_value(value).unwrap_or_default();
+    if let (Some(object), false) = (json.as_object_mut(), node.is_empty()) {
+        object.insert("node".into(), node.into());
+    }
+    json
+}
 
 pub async fn list(client: &Client, json: bool) -> anyhow::Result<()> {
     let list: NodeList = client.get("/nodes").await?;

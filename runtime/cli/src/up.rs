@@ -124,7 +124,9 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
         run_demo(&node).await?;
     }
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let app = pigeon_api::router(node.clone(), token, bound, closing);
+    let app = pigeon_api::router(node.clone(), token.clone(), bound, closing);
+    // Kept for as long as the server runs: peers reach this node's API through it.
+    let _for_peers = pigeon_api::forward::serve_peers(&node, &app, &token);
     // The one line scripts and tests wait for.
     println!("pigeon node listening on http://{bound} (data in {})", data.display());
     println!("dashboard: http://{bound}/   metrics: http://{bound}/metrics");

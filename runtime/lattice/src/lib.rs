@@ -203,7 +203,11 @@ impl Lattice {
 
     /// The largest payload the NATS server takes (0 until connected).
     pub fn max_payload(&self) -> usize {
-        self.inner.client.server_info().max_payload
+        // Unknown until the server first answers: NATS's default till then.
+        match self.inner.client.server_info().max_payload {
+            0 => 1 << 20,
+            known => known,
+        }
     }
 
     /// Asks `peer` to do `op` with `body`; waits up to `timeout`.

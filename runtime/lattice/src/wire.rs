@@ -60,10 +60,12 @@ pub enum Op {
     Deploy,
     /// A piece of a component's bytes, by content hash.
     Component,
+    /// A request to the node's HTTP API, made through another node.
+    Api,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Deliver, Op::Call, Op::Proxy, Op::Deploy, Op::Component];
+    pub const ALL: [Op; 6] = [Op::Deliver, Op::Call, Op::Proxy, Op::Deploy, Op::Component, Op::Api];
 
     /// The op's subject token.
     pub fn token(self) -> &'static str {
@@ -73,6 +75,7 @@ impl Op {
             Op::Proxy => "proxy",
             Op::Deploy => "deploy",
             Op::Component => "component",
+            Op::Api => "api",
         }
     }
 

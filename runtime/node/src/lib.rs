@@ -47,7 +47,7 @@ use ulid::Ulid;
 
 pub use error::NodeError;
 pub use events::NodeEvent;
-pub use lattice::{LatticeSettings, LatticeStatus, NodeView};
+pub use lattice::{LatticeSettings, LatticeStatus, NodeView, PeerApi, PeerRequest, PeerResponse};
 pub use metrics::Counters;
 pub use pigeon_host;
 pub use pigeon_lattice;
@@ -152,6 +152,8 @@ pub(crate) struct NodeInner {
     pub(crate) lattice: std::sync::OnceLock<pigeon_lattice::Lattice>,
     pub(crate) forwarders: lattice::Forwarders,
     pub(crate) pulling: Mutex<std::collections::HashSet<String>>,
+    /// The API this node serves to its peers.
+    pub(crate) peer_api: lattice::PeerApiSlot,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -257,6 +259,7 @@ impl Node {
             lattice: std::sync::OnceLock::new(),
             forwarders: lattice::Forwarders::default(),
             pulling: Mutex::default(),
+            peer_api: lattice::PeerApiSlot::default(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));

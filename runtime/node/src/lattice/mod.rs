@@ -6,13 +6,15 @@
 //! - `replicate`: deploy once, run everywhere — a deploy reaches every
 //!   node, and a node that joins or returns fetches what it lacks;
 //! - `proxy`: calls made by turns and client operations that wait on an
-//!   actor another node owns.
+//!   actor another node owns;
+//! - `peer_api`: a node's HTTP API reached through another node.
 //!
 //! A peer that returns under a known id with a new incarnation lost its
 //! store: it is refused (its actors' messages keep waiting in outboxes)
 //! until an operator says otherwise.
 
 mod forward;
+mod peer_api;
 mod proxy;
 mod replicate;
 
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::{NodeError, NodeInner};
 
 pub(crate) use forward::Forwarders;
+pub(crate) use peer_api::PeerApiSlot;
+pub use peer_api::{PeerApi, PeerRequest, PeerResponse};
 
 /// How a node joins a lattice.
 #[derive(Clone, Debug)]
@@ -79,6 +83,7 @@ impl Handler for NodeHandler {
                 Op::Proxy => proxy::answer_proxy(&node, &body).await,
                 Op::Deploy => replicate::answer_deploy(&node, from, &body).await,
                 Op::Component => replicate::answer_component(&node, &body),
+                Op::Api => peer_api::answer_api(&node, &body).await,
             }
         })
     }
@@ -199,6 +204,11 @@ impl NodeInner {
 }
 
 impl crate::Node {
+    /// The node that owns `actor`, when it is not this one.
+    pub fn owner_elsewhere(&self, actor: &str) -> Option<String> {
+        self.inner.remote_owner(actor)
+    }
+
     /// The lattice this node is in, if any.
     pub fn lattice_status(&self) -> Option<LatticeStatus> {
         let lattice = self.inner.lattice()?;

@@ -92,7 +92,7 @@ enum CallAnswer {
 }
 
 /// Why a request to an owner ended without its answer.
-enum Unanswered {
+pub(super) enum Unanswered {
     /// The owner did not answer before the deadline.
     OwnerDown(String),
     /// The transport or the owner refused it.
@@ -100,7 +100,7 @@ enum Unanswered {
 }
 
 /// Sends `body` to `owner` until it answers or `deadline` passes.
-async fn ask(
+pub(super) async fn ask(
     node: &NodeInner,
     owner: &str,
     op: Op,
