@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 pub use pigeon_test_artifacts as artifacts;
 
+pub mod bank;
 pub mod browser;
 pub mod crash;
 pub mod lattice;

@@ -14,6 +14,10 @@
 //!   filters, spread over the nodes, with a node SIGKILLed mid-publish:
 //!   every matching subscriber holds every acknowledged one exactly once;
 //! - a call cycle across two nodes is a deadlock error, not a hang;
+//! - the bank with its accounts on one node and its transfer desks on the
+//!   other, both SIGKILLed in turn: money is conserved and every balance is
+//!   what the recorded outcomes imply;
+//! - any node inspects, lists and handles the dead letters of any actor;
 //! - a node that returns with a wiped store is refused, naming both
 //!   incarnations, until it is forgotten.
 
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pigeon_node::pigeon_store::Placement;
+use pigeon_tests::bank::{ACCOUNTS, OPENING, check, settle, transfer_message};
 use pigeon_tests::crash::{Outcome, drive, op_id};
 use pigeon_tests::lattice::{LatticeNode, NatsServer, cluster, wait_for_peers};
 use pigeon_tests::multicast::{applied, check_subscriber, filter, headers};
@@ -129,25 +134,97 @@ fn restart_random(
     }
 }
 
+/// Messages waiting in every outbox and every mailbox of every node.
+async fn waiting(client: &reqwest::Client, urls: &[String]) -> u64 {
+    let mut waiting = 0;
+    for url in urls {
+        let list = get(client, url, "/api/v1/nodes").await;
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        waiting += nodes.iter().map(|n| n["outbox_to"].as_u64().unwrap_or(0)).sum::<u64>();
+        let actors = get(client, url, "/api/v1/actors").await;
+        let actors = actors.as_array().cloned().unwrap_or_default();
+        waiting += actors.iter().map(|a| a["pending"].as_u64().unwrap_or(0)).sum::<u64>();
+    }
+    waiting
+}
+
 /// Waits until every outbox and every mailbox of every node is empty.
 async fn wait_drained(client: &reqwest::Client, urls: &[String]) {
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     loop {
-        let mut waiting = 0;
-        for url in urls {
-            let list = get(client, url, "/api/v1/nodes").await;
-            let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
-            waiting += nodes.iter().map(|n| n["outbox_to"].as_u64().unwrap_or(0)).sum::<u64>();
-            let actors = get(client, url, "/api/v1/actors").await;
-            let actors = actors.as_array().cloned().unwrap_or_default();
-            waiting += actors.iter().map(|a| a["pending"].as_u64().unwrap_or(0)).sum::<u64>();
-        }
-        if waiting == 0 {
+        let left = waiting(client, urls).await;
+        if left == 0 {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{waiting} messages still wait in outboxes or mailboxes");
+        assert!(tokio::time::Instant::now() < deadline, "{left} messages still wait in outboxes or mailboxes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SIGKILLs the nodes in turn (the first, then the second, ...) and starts
+/// each again; answers the new URLs.
+fn restart_in_turn(
+    nodes: Arc<Mutex<Vec<LatticeNode>>>,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>> {
+    let mut next = 0;
+    move || {
+        let (nodes, victim) = (nodes.clone(), next);
+        next += 1;
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut nodes = nodes.lock().unwrap();
+                let victim = victim % nodes.len();
+                nodes[victim].restart();
+                nodes.iter().map(LatticeNode::url).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_transfers_between_nodes_conserve_money_across_sigkills_of_both_sides() {
+    const TRANSFERS: usize = 400;
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &nats.url, 2);
+    // The accounts live on n2, the transfer desks on n1: every withdraw and
+    // deposit is a typed call from one node to the other.
+    let n1 = &nodes[0].node;
+    ok(&n1.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account", "--nodes", "n2"]));
+    let link = "acme:bank/account=account";
+    ok(&n1.cli(&["deploy", artifacts::BANK_TRANSFER, "--name", "transfer", "--link", link, "--nodes", "n1"]));
+    for node in &nodes {
+        wait_until(&format!("{} to have both bank types", node.id), || {
+            let listed = String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).to_string();
+            listed.contains("account") && listed.contains("transfer")
+        });
+    }
+    for a in 0..ACCOUNTS {
+        let out = ok(&n1.cli(&["call", &format!("account/a{a}"), &format!("account.deposit({OPENING})")]));
+        assert_eq!(out.trim(), format!("ok({OPENING})"), "a typed call from n1's CLI to n2's account");
+    }
+    let tokens: Vec<String> = nodes.iter().map(|n| n.node.token()).collect();
+    let urls: Vec<String> = nodes.iter().map(LatticeNode::url).collect();
+    let nodes = Arc::new(Mutex::new(nodes));
+    let client = http();
+    let send = poster(client.clone(), tokens, |n| ("/api/v1/messages".to_string(), transfer_message(&op_id(n))));
+    let (acked, kills, urls) = drive(TRANSFERS, 8, 2, urls, send, restart_in_turn(nodes.clone())).await;
+
+    // Every read goes through n1, which asks n2 for its actors' state.
+    let get_state = |path: String| {
+        let (client, url) = (client.clone(), urls[0].clone());
+        async move { get(&client, &url, &path).await }
+    };
+    let (outcomes, balances) = settle(get_state, || waiting(&client, &urls), &acked).await;
+    let moved = check(&outcomes, &balances, TRANSFERS);
+    assert!(moved > TRANSFERS / 4, "most transfers went through ({moved})");
+    eprintln!(
+        "{TRANSFERS} transfers n1 → n2, {} acknowledged, {} recorded ({moved} moved money), SIGKILLs of n1 then n2 at {kills:?}",
+        acked.len(),
+        outcomes.len()
+    );
 }
 
 /// Checks the counters after a load of [`counter_send`]s: each has state
