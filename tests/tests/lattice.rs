@@ -507,3 +507,23 @@ async fn any_node_inspects_lists_and_handles_the_dead_letters_of_any_actor() {
     let error = fails(&n1.cli(&["--on", "n9", "ls"]));
     assert!(error.contains("no node `n9`") && error.contains("[unknown_node]"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeploy_reaches_a_node_that_was_down_and_nothing_brings_the_type_back() {
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), &nats.url, 2);
+    deploy_counter(&nodes, &[]);
+    let has_counter = |node: &LatticeNode| String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).contains("counter");
+    let mut second = nodes.remove(1);
+    second.node.kill();
+    let first = &nodes[0];
+    ok(&first.node.cli(&["undeploy", "counter"]));
+    second.restart();
+    wait_for_peers(first, 2);
+    wait_until("n2 to learn of the undeploy it missed", || !has_counter(&second));
+    assert!(!has_counter(first), "n1 did not fetch the undeployed type back from n2");
+    // A deploy after the undeploy is newer than it, and reaches both again.
+    ok(&first.node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    wait_until("n2 to have the counter again", || has_counter(&second));
+}

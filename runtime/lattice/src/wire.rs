@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The wire protocol's version.
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 
 /// What a node announces about itself in every heartbeat.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub struct Member {
     pub version: String,
     /// The types it has deployed.
     pub types: Vec<TypeInfo>,
+    /// The types undeployed there (and not deployed since), each with the
+    /// time of its undeploy as `deployed_at_ms` and no hash.
+    pub removed: Vec<TypeInfo>,
     /// Actors with a live or queued task.
     pub active_actors: u64,
     /// Messages waiting in its outbox, per peer.

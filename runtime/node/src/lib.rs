@@ -443,17 +443,21 @@ impl Node {
     /// Removes the type `name`. Its mailboxes and state are kept, and its
     /// actors resume if it is deployed again.
     pub async fn undeploy(&self, name: &str) -> Result<(), NodeError> {
-        self.undeploy_here(name).await?;
-        self.inner.replicate_undeploy(name).await;
+        let at_ms = now_ms();
+        self.undeploy_here(name, at_ms).await?;
+        self.inner.replicate_undeploy(name, at_ms).await;
         Ok(())
     }
 
-    /// Removes the type `name` from this node only.
-    pub(crate) async fn undeploy_here(&self, name: &str) -> Result<(), NodeError> {
-        if self.inner.registry.get(name).is_some() {
-            self.inner.check_dependents(name, None)?;
+    /// Removes the type `name`, undeployed at `at_ms`, from this node only
+    /// (a deploy here after that time stays).
+    pub(crate) async fn undeploy_here(&self, name: &str, at_ms: u64) -> Result<(), NodeError> {
+        match self.inner.registry.get(name) {
+            Some(loaded) if loaded.record.deployed_at_ms > at_ms => return Ok(()),
+            Some(_) => self.inner.check_dependents(name, None)?,
+            None => {}
         }
-        if !self.inner.store.remove_type(name)? {
+        if !self.inner.store.remove_type(name, at_ms)? {
             return Err(NodeError::UnknownType(name.to_string()));
         }
         self.inner.registry.remove(name);

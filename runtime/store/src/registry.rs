@@ -9,7 +9,7 @@
 use redb::ReadableTable;
 
 use crate::envelope::{decode_record, encode_record};
-use crate::schema::{ActorType, COMPONENTS, TYPES};
+use crate::schema::{ActorType, COMPONENTS, REMOVED_TYPES, TYPES};
 use crate::{Store, StoreError};
 
 impl Store {
@@ -23,6 +23,7 @@ impl Store {
                 components.insert(ty.component_hash.as_str(), component)?;
             }
             txn.open_table(TYPES)?.insert(ty.name.as_str(), encode_record(ty).as_slice())?;
+            txn.open_table(REMOVED_TYPES)?.remove(ty.name.as_str())?;
         }
         txn.commit()?;
         self.types_changed();
@@ -47,14 +48,38 @@ impl Store {
         Ok(table.get(hash)?.map(|v| v.value().to_vec()))
     }
 
-    /// Removes the type `name`; returns whether it existed. Its actors'
+    /// Removes the type `name`, undeployed at `at_ms`, and remembers when
+    /// (the latest time wins); returns whether it existed. Its actors'
     /// mailboxes and state stay until it is deployed again.
-    pub fn remove_type(&self, name: &str) -> Result<bool, StoreError> {
+    pub fn remove_type(&self, name: &str, at_ms: u64) -> Result<bool, StoreError> {
         let txn = self.inner.db.get()?.begin_write()?;
         let existed = txn.open_table(TYPES)?.remove(name)?.is_some();
+        {
+            let mut removed = txn.open_table(REMOVED_TYPES)?;
+            let known = removed.get(name)?.map_or(0, |v| v.value());
+            removed.insert(name, at_ms.max(known))?;
+        }
         txn.commit()?;
         self.types_changed();
         Ok(existed)
+    }
+
+    /// The types undeployed and not deployed since, with when, by name.
+    pub fn removed_types(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let table = self.read()?.open_table(REMOVED_TYPES)?;
+        table
+            .iter()?
+            .map(|entry| {
+                let (name, at) = entry?;
+                Ok((name.value().to_string(), at.value()))
+            })
+            .collect()
+    }
+
+    /// When type `name` was last undeployed, unless deployed since.
+    pub fn removed_at(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let table = self.read()?.open_table(REMOVED_TYPES)?;
+        Ok(table.get(name)?.map(|v| v.value()))
     }
 
     pub(crate) fn types_changed(&self) {

@@ -108,6 +108,9 @@ pub(crate) const OUTBOX_DEPTH: TableDefinition<&str, u64> = TableDefinition::new
 pub(crate) const INBOUND: TableDefinition<(&str, u64), ()> = TableDefinition::new("inbound");
 /// Peer node id → the incarnation it had when this node first met it.
 pub(crate) const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
+/// Type name → when it was undeployed (ms since the Unix epoch): what keeps
+/// a lattice node that was down from bringing an undeployed type back.
+pub(crate) const REMOVED_TYPES: TableDefinition<&str, u64> = TableDefinition::new("removed_types");
 
 /// `identity` key of the node's id.
 pub(crate) const NODE_ID: &str = "node_id";
@@ -385,6 +388,7 @@ pub(crate) fn create_tables(db: &redb::Database) -> Result<(), crate::StoreError
     txn.open_table(OUTBOX_DEPTH)?;
     txn.open_table(INBOUND)?;
     txn.open_table(PEERS)?;
+    txn.open_table(REMOVED_TYPES)?;
     index_delayed(&txn)?;
     txn.commit()?;
     Ok(())

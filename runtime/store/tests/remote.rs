@@ -7,17 +7,20 @@ use pigeon_store::{
     TypeLimits, now_ms,
 };
 
-fn node(id: &str, dir: &tempfile::TempDir, options: StoreOptions) -> Store {
-    let store = Store::open_with(dir.path(), StoreOptions { node_id: Some(id.into()), ..options }).unwrap();
-    let ty = ActorType {
+fn counter_type() -> ActorType {
+    ActorType {
         name: "counter".into(),
         component_hash: "00".into(),
         component_size: 1,
         limits: TypeLimits { mailbox_bound: 3, ..TypeLimits::default() },
         deployed_at_ms: now_ms(),
         links: Vec::new(),
-    };
-    store.put_type(&ty, b"component").unwrap();
+    }
+}
+
+fn node(id: &str, dir: &tempfile::TempDir, options: StoreOptions) -> Store {
+    let store = Store::open_with(dir.path(), StoreOptions { node_id: Some(id.into()), ..options }).unwrap();
+    store.put_type(&counter_type(), b"component").unwrap();
     store.put_placement("counter", &Placement::new(["a".to_string(), "b".to_string()])).unwrap();
     store
 }
@@ -192,4 +195,18 @@ async fn a_publication_is_refused_whole_when_a_nodes_outbox_is_full() {
     let err = a.publish("t", Envelope::new("", "2")).await.unwrap_err();
     assert!(matches!(err, StoreError::OutboxFull { ref peer, .. } if peer == "b"), "{err}");
     assert_eq!(a.mailbox_depth(&on_a).unwrap(), 1, "no local copy of a refused publication");
+}
+
+#[tokio::test]
+async fn an_undeploy_leaves_a_tombstone_until_the_type_is_deployed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node("a", &dir, StoreOptions::default());
+    assert!(a.remove_type("counter", 200).unwrap());
+    assert!(!a.remove_type("counter", 100).unwrap(), "already gone");
+    assert_eq!(a.removed_types().unwrap(), vec![("counter".to_string(), 200)], "the latest undeploy wins");
+    assert!(!a.remove_type("never", 50).unwrap());
+    assert_eq!(a.removed_at("never").unwrap(), Some(50), "a peer's undeploy is remembered even here");
+    assert!(a.list_types().unwrap().is_empty());
+    a.put_type(&counter_type(), b"component").unwrap();
+    assert_eq!(a.removed_at("counter").unwrap(), None, "deploying it again clears its tombstone");
 }

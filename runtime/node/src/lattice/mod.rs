@@ -151,6 +151,12 @@ async fn refresh_announcement(node: Weak<NodeInner>) {
         let Some(node) = node.upgrade() else { return };
         let Some(lattice) = node.lattice.get() else { return };
         let types = node.type_infos();
+        let removed = node.store.removed_types().unwrap_or_default();
+        let removed = removed.into_iter().map(|(name, at)| pigeon_lattice::TypeInfo {
+            name,
+            hash: String::new(),
+            deployed_at_ms: at,
+        });
         let outbox = node.store.outbox_depths().unwrap_or_default();
         let (active, forwarded) = (node.scheduler.slot_count() as u64, node.forwarders.total());
         // A deploy notice can be lost (a peer busy or restarting): compare
@@ -162,6 +168,7 @@ async fn refresh_announcement(node: Weak<NodeInner>) {
         }
         lattice.update(|me| {
             me.types = types;
+            me.removed = removed.collect();
             me.outbox = outbox;
             me.active_actors = active;
             me.forwarded = forwarded;

@@ -10,8 +10,12 @@
 //! and deploy time) with its own registry when that peer comes up, and
 //! pulls whatever is newer. The newest deploy time wins.
 //!
-//! An undeploy reaches the nodes that are up; one that was down keeps the
-//! type (see docs/lattice.md).
+//! An undeploy reaches the nodes that are up at once. Every node keeps the
+//! time of each undeploy (a tombstone, until the type is deployed again)
+//! and announces it: a node that was down removes the type when it hears
+//! of a later undeploy, and no node pulls a type back from a peer whose
+//! deploy is older than its own tombstone. So the latest of deploys and
+//! undeploys wins everywhere.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +39,7 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Serialize, Deserialize)]
 enum DeployNotice {
     Deployed { name: String },
-    Undeployed { name: String },
+    Undeployed { name: String, at_ms: u64 },
 }
 
 /// What a node asks a peer that has a type.
@@ -90,9 +94,10 @@ impl NodeInner {
         results
     }
 
-    /// Replicates the undeploy of `name` to every peer that is up.
-    pub(crate) async fn replicate_undeploy(&self, name: &str) {
-        for (peer, result) in self.notify_peers(DeployNotice::Undeployed { name: name.to_string() }).await {
+    /// Replicates the undeploy of `name` at `at_ms` to every peer that is up.
+    pub(crate) async fn replicate_undeploy(&self, name: &str, at_ms: u64) {
+        let notice = DeployNotice::Undeployed { name: name.to_string(), at_ms };
+        for (peer, result) in self.notify_peers(notice).await {
             if let Err(e) = result {
                 tracing::warn!("node `{peer}` did not take the undeploy of `{name}`: {e}");
             }
@@ -141,9 +146,9 @@ impl NodeInner {
 pub(super) async fn answer_deploy(node: &Arc<NodeInner>, from: String, body: &[u8]) -> Result<Vec<u8>, String> {
     match decode::<DeployNotice>(body)? {
         DeployNotice::Deployed { name } => pull(node, &from, &name).await.map_err(|e| e.to_string())?,
-        DeployNotice::Undeployed { name } => {
+        DeployNotice::Undeployed { name, at_ms } => {
             let node = crate::Node { inner: node.clone() };
-            match node.undeploy_here(&name).await {
+            match node.undeploy_here(&name, at_ms).await {
                 Ok(()) | Err(NodeError::UnknownType(_)) => {}
                 Err(e) => return Err(e.to_string()),
             }
@@ -181,6 +186,9 @@ async fn pull(node: &Arc<NodeInner>, peer: &str, name: &str) -> Result<(), NodeE
     if let Some(local) = node.registry.get(name)
         && !newer(&record, &local.record)
     {
+        return Ok(());
+    }
+    if node.store.removed_at(name)?.is_some_and(|at| at >= record.deployed_at_ms) {
         return Ok(());
     }
     let bytes = match node.store.component(&record.component_hash)? {
@@ -229,6 +237,14 @@ async fn fetch_component(
 pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
     let node = node.clone();
     node.runtime.clone().spawn(async move {
+        let me = crate::Node { inner: node.clone() };
+        for removed in member.removed {
+            let older =
+                node.registry.get(&removed.name).is_some_and(|t| t.record.deployed_at_ms < removed.deployed_at_ms);
+            if older && let Err(e) = me.undeploy_here(&removed.name, removed.deployed_at_ms).await {
+                tracing::warn!("could not undeploy `{}` as node `{}` did: {e}", removed.name, member.id);
+            }
+        }
         for info in member.types {
             if !node.pulling().insert(info.name.clone()) {
                 continue;
@@ -237,7 +253,7 @@ pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
                 Some(local) => {
                     (info.deployed_at_ms, &info.hash) > (local.record.deployed_at_ms, &local.record.component_hash)
                 }
-                None => true,
+                None => !node.store.removed_at(&info.name).ok().flatten().is_some_and(|at| at >= info.deployed_at_ms),
             };
             if stale && let Err(e) = pull(&node, &member.id, &info.name).await {
                 tracing::warn!("could not fetch type `{}` from node `{}`: {e}", info.name, member.id);
