@@ -253,7 +253,7 @@ pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
                 Some(local) => {
                     (info.deployed_at_ms, &info.hash) > (local.record.deployed_at_ms, &local.record.component_hash)
                 }
-                None => !node.store.removed_at(&info.name).ok().flatten().is_some_and(|at| at >= info.deployed_at_ms),
+                None => node.store.removed_at(&info.name).ok().flatten().is_none_or(|at| at < info.deployed_at_ms),
             };
             if stale && let Err(e) = pull(&node, &member.id, &info.name).await {
                 tracing::warn!("could not fetch type `{}` from node `{}`: {e}", info.name, member.id);
