@@ -8,7 +8,10 @@
 //!    with publisher confirms (`rabbitmq`) and NATS JetStream with
 //!    `sync_interval: always` (`jetstream`);
 //! 2. durable processing, 3. call latency, 4. activation, 5. footprint,
-//! 6. recovery — on a real node running the example counter guest (`node`).
+//! 6. recovery — on a real node running the example counter guest (`node`);
+//! 7. the lattice — two nodes on a real nats-server: durable accept to a
+//!    remote owner and calls between actors on different nodes, next to
+//!    the same on one node and to raw NATS request–reply (`lattice`).
 //!
 //! Every figure is a warm-up and then the median of [`REPS`] repetitions
 //! with their spread. The table goes to stdout and, with the machine's
@@ -19,6 +22,7 @@ mod accept;
 mod disk;
 mod footprint;
 mod jetstream;
+mod lattice;
 mod measure;
 mod node;
 mod rabbitmq;
@@ -54,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         Some(i) => Some(
             args.get(i + 1)
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("--only takes a scenario number, 1 to 6"))?,
+                .ok_or_else(|| anyhow::anyhow!("--only takes a scenario number, 1 to 7"))?,
         ),
         None => None,
     };

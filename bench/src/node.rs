@@ -40,14 +40,19 @@ pub fn limits() -> TypeLimits {
 /// A node on `dir`, with room for `max_instances` live actors and the
 /// compiled guests cached in `cache`.
 pub async fn start(dir: &Path, cache: &Path, max_instances: u32) -> anyhow::Result<Node> {
-    let host = HostConfig {
-        cache_dir: Some(cache.to_path_buf()),
-        max_instances,
-        max_memory_bytes: 64 << 20,
-        ..HostConfig::default()
-    };
+    let host = HostConfig { max_instances, ..start_config(cache) };
     let config = NodeConfig { host, ..NodeConfig::new(dir) };
     Ok(Node::start(config).await?)
+}
+
+/// The engine settings of the bench's nodes of scenarios 2–4 and 7.
+pub fn start_config(cache: &Path) -> HostConfig {
+    HostConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        max_instances: SCENARIO_INSTANCES,
+        max_memory_bytes: 64 << 20,
+        ..HostConfig::default()
+    }
 }
 
 /// A node on a fresh directory under `scratch` with the counter, caller and
@@ -86,6 +91,9 @@ pub fn scenarios(
     }
     if wanted(5) || wanted(6) {
         footprint::scenarios(runtime, scratch, report)?;
+    }
+    if wanted(7) {
+        crate::lattice::scenario(runtime, scratch, report, fsync)?;
     }
     Ok(())
 }
@@ -211,8 +219,19 @@ fn latency(
 /// The caller guest calls `counter/lat` `n` times inside one turn and
 /// reports each round trip as its clock saw it.
 async fn guest_timed(node: &Node, delivery: Delivery, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut envelope =
-        Envelope::new("caller/lat", format!("time-calls {n} counter/lat get")).with_kind(MessageKind::Call);
+    timed_calls(node, "caller/lat", "counter/lat", delivery, n).await
+}
+
+/// The caller guest `caller` calls `callee` (a counter) `n` times inside
+/// one turn and reports each round trip as its clock saw it.
+pub async fn timed_calls(
+    node: &Node,
+    caller: &str,
+    callee: &str,
+    delivery: Delivery,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut envelope = Envelope::new(caller, format!("time-calls {n} {callee} get")).with_kind(MessageKind::Call);
     envelope.delivery = delivery;
     let reply = node.request(envelope, PATIENCE).await?.unwrap_or_default();
     let text = String::from_utf8(reply)?;

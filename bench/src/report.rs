@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The peers' columns, in order.
-pub const PEERS: [&str; 5] = ["fdatasync 4 KiB", "redb 1 commit/msg", "redb batched", "RabbitMQ", "JetStream"];
+pub const PEERS: [&str; 7] =
+    ["fdatasync 4 KiB", "redb 1 commit/msg", "redb batched", "RabbitMQ", "JetStream", "one node", "NATS request–reply"];
 
 /// One measured figure, already formatted (`36,204/s ±4%`, `p50 9 µs`).
 #[derive(Clone, Debug)]
@@ -31,19 +32,14 @@ pub enum Peer {
 pub struct Row {
     pub scenario: String,
     pub pigeon: Cell,
-    pub peers: [Peer; 5],
+    pub peers: [Peer; 7],
     /// Whether a larger value is better (rates) or worse (latencies).
     pub higher_is_better: bool,
 }
 
 impl Row {
     pub fn new(scenario: impl Into<String>, pigeon: Cell, higher_is_better: bool) -> Self {
-        Self {
-            scenario: scenario.into(),
-            pigeon,
-            peers: [Peer::None, Peer::None, Peer::None, Peer::None, Peer::None],
-            higher_is_better,
-        }
+        Self { scenario: scenario.into(), pigeon, peers: std::array::from_fn(|_| Peer::None), higher_is_better }
     }
 
     pub fn with(mut self, column: usize, peer: Peer) -> Self {
@@ -77,6 +73,8 @@ fn short(peer: &str) -> &str {
         "fdatasync 4 KiB" => "fsync",
         "redb 1 commit/msg" => "redb-1",
         "redb batched" => "redb-batched",
+        "one node" => "one node",
+        "NATS request–reply" => "NATS",
         other => other,
     }
 }

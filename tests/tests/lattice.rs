@@ -52,9 +52,15 @@ fn deploy_counter(nodes: &[LatticeNode], flags: &[&str]) {
     let mut args = vec!["deploy", artifacts::COUNTER, "--name", "counter"];
     args.extend(flags);
     ok(&nodes[0].node.cli(&args));
+    wait_for_types(nodes, &["counter"]);
+}
+
+/// Waits until every node lists the types `names`.
+fn wait_for_types(nodes: &[LatticeNode], names: &[&str]) {
     for node in nodes {
-        wait_until(&format!("{} to have the counter", node.id), || {
-            String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).contains("counter")
+        wait_until(&format!("{} to have {names:?}", node.id), || {
+            let listed = String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).to_string();
+            names.iter().all(|name| listed.contains(name))
         });
     }
 }
@@ -115,16 +121,18 @@ fn counter_send(n: usize) -> (String, Value) {
     ("/api/v1/messages".to_string(), body)
 }
 
-/// SIGKILLs a random node and starts it again; answers the new URLs.
-fn restart_random(
-    nodes: Arc<Mutex<Vec<LatticeNode>>>,
-) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>> {
+/// What a restart answers, in time: every node's URL.
+type NewUrls = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>>;
+
+/// SIGKILLs node `pick(n)` of the `n` nodes at each call and starts it
+/// again; answers the new URLs.
+fn restarter(nodes: Arc<Mutex<Vec<LatticeNode>>>, mut pick: impl FnMut(usize) -> usize) -> impl FnMut() -> NewUrls {
     move || {
         let nodes = nodes.clone();
+        let victim = pick(nodes.lock().unwrap().len());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut nodes = nodes.lock().unwrap();
-                let victim = rand::rng().random_range(0..nodes.len());
                 nodes[victim].restart();
                 nodes.iter().map(LatticeNode::url).collect::<Vec<_>>()
             })
@@ -132,6 +140,20 @@ fn restart_random(
             .unwrap()
         })
     }
+}
+
+/// A random node at each call.
+fn restart_random(nodes: Arc<Mutex<Vec<LatticeNode>>>) -> impl FnMut() -> NewUrls {
+    restarter(nodes, |n| rand::rng().random_range(0..n))
+}
+
+/// The first node, then the second, and so on.
+fn restart_in_turn(nodes: Arc<Mutex<Vec<LatticeNode>>>) -> impl FnMut() -> NewUrls {
+    let mut next = 0;
+    restarter(nodes, move |n| {
+        next += 1;
+        (next - 1) % n
+    })
 }
 
 /// Messages waiting in every outbox and every mailbox of every node.
@@ -161,28 +183,6 @@ async fn wait_drained(client: &reqwest::Client, urls: &[String]) {
     }
 }
 
-/// SIGKILLs the nodes in turn (the first, then the second, ...) and starts
-/// each again; answers the new URLs.
-fn restart_in_turn(
-    nodes: Arc<Mutex<Vec<LatticeNode>>>,
-) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>> {
-    let mut next = 0;
-    move || {
-        let (nodes, victim) = (nodes.clone(), next);
-        next += 1;
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut nodes = nodes.lock().unwrap();
-                let victim = victim % nodes.len();
-                nodes[victim].restart();
-                nodes.iter().map(LatticeNode::url).collect::<Vec<_>>()
-            })
-            .await
-            .unwrap()
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_transfers_between_nodes_conserve_money_across_sigkills_of_both_sides() {
     const TRANSFERS: usize = 400;
@@ -195,12 +195,7 @@ async fn bank_transfers_between_nodes_conserve_money_across_sigkills_of_both_sid
     ok(&n1.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account", "--nodes", "n2"]));
     let link = "acme:bank/account=account";
     ok(&n1.cli(&["deploy", artifacts::BANK_TRANSFER, "--name", "transfer", "--link", link, "--nodes", "n1"]));
-    for node in &nodes {
-        wait_until(&format!("{} to have both bank types", node.id), || {
-            let listed = String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).to_string();
-            listed.contains("account") && listed.contains("transfer")
-        });
-    }
+    wait_for_types(&nodes, &["account", "transfer"]);
     for a in 0..ACCOUNTS {
         let out = ok(&n1.cli(&["call", &format!("account/a{a}"), &format!("account.deposit({OPENING})")]));
         assert_eq!(out.trim(), format!("ok({OPENING})"), "a typed call from n1's CLI to n2's account");
@@ -387,11 +382,7 @@ async fn a_call_cycle_across_two_nodes_is_a_deadlock_error() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(dir.path(), &nats.url, 2);
     ok(&nodes[0].node.cli(&["deploy", artifacts::CALLER, "--name", "caller"]));
-    for node in &nodes {
-        wait_until(&format!("{} to have the caller", node.id), || {
-            String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).contains("caller")
-        });
-    }
+    wait_for_types(&nodes, &["caller"]);
     let placement = Placement::new(["n1".to_string(), "n2".to_string()]);
     let on = |owner: &str| (0..).map(|k| format!("caller/k{k}")).find(|a| placement.owner(a) == Some(owner)).unwrap();
     let (a, b) = (on("n1"), on("n2"));
