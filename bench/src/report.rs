@@ -96,12 +96,25 @@ pub struct Report {
 
 impl Report {
     pub fn row(&mut self, row: Row) {
-        println!("  {} — {}", row.scenario, row.pigeon.text);
+        let peers: Vec<String> = PEERS
+            .iter()
+            .zip(&row.peers)
+            .filter_map(|(name, peer)| match peer {
+                Peer::Measured(cell) => Some(format!("{name} {}", cell.text)),
+                _ => None,
+            })
+            .collect();
+        match peers.is_empty() {
+            true => println!("  {} — {}", row.scenario, row.pigeon.text),
+            false => println!("  {} — {} (vs {}: {})", row.scenario, row.pigeon.text, peers.join(", "), row.ratios()),
+        }
         self.rows.push(row);
     }
 
     pub fn aim(&mut self, aim: impl Into<String>, measured: impl Into<String>, met: bool) {
-        self.aims.push(Aim { aim: aim.into(), measured: measured.into(), met });
+        let (aim, measured) = (aim.into(), measured.into());
+        println!("  aim: {aim} — {measured}, {}", if met { "met" } else { "missed" });
+        self.aims.push(Aim { aim, measured, met });
     }
 
     pub fn note(&mut self, note: impl Into<String>) {
