@@ -65,19 +65,32 @@ fn wait_for_types(nodes: &[LatticeNode], names: &[&str]) {
     }
 }
 
-/// The state of `actor` on each node that has any.
-async fn state_by_node(http: &reqwest::Client, urls: &[String], actor: &str) -> Vec<BTreeMap<String, String>> {
+/// The state pages (`query`: `prefix=..&limit=..`) of `actor` in the
+/// stores of the nodes that hold any. `urls[i]` is node `n{i+1}`; naming
+/// each node itself with `?node=` reads its own store, where a plain read
+/// would be answered by the actor's owner.
+async fn own_state(http: &reqwest::Client, urls: &[String], actor: &str, query: &str) -> Vec<Value> {
     let mut found = Vec::new();
-    for url in urls {
-        let page = get(http, url, &format!("/api/v1/state/{actor}?limit=10000")).await;
-        let entries = page.as_array().cloned().unwrap_or_default();
-        if entries.is_empty() {
-            continue;
+    for (i, url) in urls.iter().enumerate() {
+        let page = get(http, url, &format!("/api/v1/state/{actor}?{query}&node=n{}", i + 1)).await;
+        if page.as_array().is_some_and(|entries| !entries.is_empty()) {
+            found.push(page);
         }
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        found.push(entries.iter().map(|e| (text(&e["key"]), text(&e["value"]["text"]))).collect());
     }
     found
+}
+
+/// The state of `actor` on each node that has any, as text.
+async fn state_by_node(http: &reqwest::Client, urls: &[String], actor: &str) -> Vec<BTreeMap<String, String>> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let pages = own_state(http, urls, actor, "limit=10000").await;
+    pages
+        .iter()
+        .map(|page| {
+            let entries = page.as_array().cloned().unwrap_or_default();
+            entries.iter().map(|e| (text(&e["key"]), text(&e["value"]["text"]))).collect()
+        })
+        .collect()
 }
 
 /// What [`drive`] needs to POST request `n` to node `n % nodes`: `route(n)`
@@ -359,13 +372,7 @@ async fn a_publication_reaches_every_matching_subscriber_on_every_node_once_acro
     let mut checked = 0;
     for s in 0..SUBSCRIBERS {
         let subscriber = format!("counter/s{s:02}");
-        let mut holders = Vec::new();
-        for url in &urls {
-            let state = get(&client, url, &format!("/api/v1/state/{subscriber}?prefix=applied/&limit=10000")).await;
-            if state.as_array().is_some_and(|a| !a.is_empty()) {
-                holders.push(state);
-            }
-        }
+        let mut holders = own_state(&client, &urls, &subscriber, "prefix=applied/&limit=10000").await;
         assert!(holders.len() <= 1, "{subscriber} has state on {} nodes: one owner only", holders.len());
         let state = holders.pop().unwrap_or(Value::Null);
         checked += check_subscriber(s, &applied(&state), &acked, PUBLISHES);
