@@ -33,6 +33,7 @@ use redb::ReadableTable;
 use tokio::sync::oneshot;
 
 mod apply;
+mod handoff;
 mod outcome;
 mod recovery;
 mod remote;
@@ -153,6 +154,17 @@ pub(crate) enum Request {
         peer: String,
         seqs: Vec<u64>,
     },
+    /// An actor handed off to this node (see the store's `handoff` module).
+    AcceptHandoff {
+        rows: Box<crate::handoff::ActorRows>,
+        epoch: u64,
+    },
+    /// An actor that moved to node `to`: this node's copy goes.
+    ReleaseActor {
+        actor: String,
+        to: String,
+        epoch: u64,
+    },
 }
 
 /// What [`crate::Store::clear`] removes of an actor.
@@ -187,6 +199,8 @@ pub(crate) enum Reply {
     Inbound(Vec<InboundOutcome>),
     /// What a publication reached.
     Published(Published),
+    /// What became of a handoff.
+    Handoff(crate::handoff::HandoffOutcome),
 }
 
 /// What a publication reached, once durable.
@@ -497,6 +511,8 @@ impl Worker {
                     Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
                     Request::Inbound(batch) => self.inbound(&mut t, batch, effects),
                     Request::Forwarded { peer, seqs } => self.forwarded(&mut t, peer, seqs),
+                    Request::AcceptHandoff { rows, epoch } => self.accept_handoff(&mut t, rows, *epoch, effects),
+                    Request::ReleaseActor { actor, to, epoch } => self.release_actor(&mut t, actor, to, *epoch),
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

@@ -20,6 +20,7 @@ pub mod commit;
 mod envelope;
 mod error;
 pub mod filter;
+pub mod handoff;
 mod limits;
 pub mod placement;
 mod reads;
@@ -291,7 +292,7 @@ impl Store {
             Reply::Moved(n) => Ok(n),
             Reply::DeadLetters(ids) => Ok(ids.len()),
             Reply::Published(p) => Ok(p.copies),
-            Reply::Done | Reply::Duplicate | Reply::Inbound(_) => Ok(0),
+            Reply::Done | Reply::Duplicate | Reply::Inbound(_) | Reply::Handoff(_) => Ok(0),
         }
     }
 

@@ -108,6 +108,11 @@ pub(crate) const OUTBOX_DEPTH: TableDefinition<&str, u64> = TableDefinition::new
 pub(crate) const INBOUND: TableDefinition<(&str, u64), ()> = TableDefinition::new("inbound");
 /// Peer node id → the incarnation it had when this node first met it.
 pub(crate) const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
+/// `(actor, placement epoch)` of every handoff this node took in: a second
+/// copy of one is acknowledged without being applied (see `handoff`).
+pub(crate) const HANDOFFS: TableDefinition<(&str, u64), ()> = TableDefinition::new("handoffs");
+/// Actor → the node it moved to and the placement epoch of the move.
+pub(crate) const MOVED_ACTORS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("moved_actors");
 /// Type name → when it was undeployed (ms since the Unix epoch): what keeps
 /// a lattice node that was down from bringing an undeployed type back.
 pub(crate) const REMOVED_TYPES: TableDefinition<&str, u64> = TableDefinition::new("removed_types");
@@ -389,6 +394,8 @@ pub(crate) fn create_tables(db: &redb::Database) -> Result<(), crate::StoreError
     txn.open_table(INBOUND)?;
     txn.open_table(PEERS)?;
     txn.open_table(REMOVED_TYPES)?;
+    txn.open_table(HANDOFFS)?;
+    txn.open_table(MOVED_ACTORS)?;
     index_delayed(&txn)?;
     txn.commit()?;
     Ok(())

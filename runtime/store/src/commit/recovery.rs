@@ -23,6 +23,7 @@ impl Request {
                 | Request::Subscribe { .. }
                 | Request::Publish { .. }
                 | Request::Inbound(_)
+                | Request::AcceptHandoff { .. }
         )
     }
 }

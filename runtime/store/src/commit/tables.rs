@@ -44,6 +44,8 @@ pub(super) struct Tables<'t> {
     outbox_depth: Table<'t, &'static str, u64>,
     pub(super) inbound: Table<'t, (&'static str, u64), ()>,
     peers: Table<'t, &'static str, &'static str>,
+    pub(super) handoffs: Table<'t, (&'static str, u64), ()>,
+    pub(super) moved_actors: Table<'t, &'static str, (&'static str, u64)>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -76,6 +78,8 @@ impl<'t> Tables<'t> {
             outbox_depth: txn.open_table(OUTBOX_DEPTH)?,
             inbound: txn.open_table(INBOUND)?,
             peers: txn.open_table(PEERS)?,
+            handoffs: txn.open_table(HANDOFFS)?,
+            moved_actors: txn.open_table(MOVED_ACTORS)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
             outbox_depths: HashMap::new(),

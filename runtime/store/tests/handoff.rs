@@ -1,0 +1,78 @@
+//! Moving an actor between two stores, without a network: what moves with
+//! it, that the new owner takes a handoff in once however often it comes,
+//! and that the old owner keeps nothing of the actor but where it went.
+
+use pigeon_store::handoff::HandoffOutcome;
+use pigeon_store::{ActorType, Enqueued, Envelope, Store, StoreOptions, TurnCommit, TypeLimits, now_ms};
+
+fn store(dir: &tempfile::TempDir) -> Store {
+    let store = Store::open_with(dir.path(), StoreOptions::default()).unwrap();
+    let ty = ActorType {
+        name: "counter".into(),
+        component_hash: "00".into(),
+        component_size: 1,
+        limits: TypeLimits::default(),
+        deployed_at_ms: now_ms(),
+        links: Vec::new(),
+    };
+    store.put_type(&ty, b"component").unwrap();
+    store
+}
+
+/// `counter/x` with state, messages of three priorities, a delayed one and a dedup key.
+async fn busy_actor(store: &Store) {
+    let state_writes = vec![("count".into(), Some(b"7".to_vec())), ("name".into(), Some(b"x".to_vec()))];
+    store.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
+    for (payload, priority) in [("low", 1u8), ("high", 8), ("mid", 4), ("mid-2", 4)] {
+        store.enqueue(Envelope::new("counter/x", payload).with_priority(priority)).await.unwrap();
+    }
+    let mut later = Envelope::new("counter/x", "later");
+    later.not_before_ms = Some(now_ms() + 3_600_000);
+    store.enqueue(later).await.unwrap();
+    let mut keyed = Envelope::new("counter/x", "keyed");
+    keyed.dedup_key = Some("order-1".into());
+    store.enqueue(keyed).await.unwrap();
+    // Another actor's rows stay where they are.
+    store.enqueue(Envelope::new("counter/xy", "not me")).await.unwrap();
+}
+
+fn payloads(envelopes: &[Envelope]) -> Vec<String> {
+    envelopes.iter().map(|e| String::from_utf8_lossy(&e.payload).into_owned()).collect()
+}
+
+#[tokio::test]
+async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (old, new) = (store(&da), store(&db));
+    busy_actor(&old).await;
+    let rows = old.actor_rows("counter/x").unwrap();
+    assert_eq!(rows.state, vec![("count".into(), b"7".to_vec()), ("name".into(), b"x".to_vec())]);
+    assert_eq!(payloads(&rows.mailbox), ["high", "mid", "mid-2", "keyed", "low"], "handling order");
+    assert_eq!(payloads(&rows.delayed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()), ["later"]);
+    assert_eq!(rows.dedup.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["order-1"]);
+
+    assert_eq!(new.accept_handoff(rows.clone(), 2).await.unwrap(), HandoffOutcome::Applied);
+    let arrived = new.peek_mailbox("counter/x", 100).unwrap();
+    assert_eq!(payloads(&arrived), payloads(&rows.mailbox), "the mailbox keeps its order");
+    assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"7".to_vec()));
+    assert_eq!(payloads(&new.delayed(10).unwrap().into_iter().map(|(_, e)| e).collect::<Vec<_>>()), ["later"]);
+    let mut again = Envelope::new("counter/x", "keyed again");
+    again.dedup_key = Some("order-1".into());
+    assert_eq!(new.enqueue(again).await.unwrap(), Enqueued::Duplicate, "the dedup key moved with the actor");
+
+    // The acknowledgement was lost: the same handoff again changes nothing,
+    // not even state the new owner has written since.
+    let state_writes = vec![("count".into(), Some(b"8".to_vec()))];
+    new.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
+    assert_eq!(new.accept_handoff(rows, 2).await.unwrap(), HandoffOutcome::AlreadyHad);
+    assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"8".to_vec()), "state never goes back");
+    assert_eq!(new.mailbox_depth("counter/x").unwrap(), 5);
+
+    // The old owner lets go: nothing of the actor stays but where it went.
+    assert!(old.release_actor("counter/x", "n2", 2).await.unwrap() >= 9);
+    let left = old.actor_rows("counter/x").unwrap();
+    assert!(left.state.is_empty() && left.mailbox.is_empty() && left.delayed.is_empty() && left.dedup.is_empty());
+    assert_eq!(old.mailbox_depth("counter/x").unwrap(), 0);
+    assert_eq!(old.moved_to("counter/x").unwrap(), Some(("n2".to_string(), 2)));
+    assert_eq!(old.mailbox_depth("counter/xy").unwrap(), 1, "an actor whose name extends it stays");
+}
