@@ -4,7 +4,8 @@
 //!
 //! 1. The old owner reads everything of the actor that moves
 //!    ([`Store::actor_rows`]): its state, its mailbox in handling order,
-//!    its delayed messages (timers, retries in backoff) and its dedup keys.
+//!    its delayed messages (timers, retries in backoff), its dedup keys and
+//!    the stored replies of the calls it answered.
 //! 2. The new owner commits them ([`Store::accept_handoff`]) with the
 //!    pair `(actor, placement epoch)`, in one transaction: a second copy of
 //!    the same handoff (the acknowledgement was lost) is acknowledged and
@@ -35,6 +36,10 @@ pub struct ActorRows {
     pub delayed: Vec<(u64, Envelope)>,
     /// Its dedup keys, each with until when it holds.
     pub dedup: Vec<(String, u64)>,
+    /// The stored replies of the calls it answered, by call id (as the
+    /// store encodes them): a caller that retries gets the same answer
+    /// from the new owner.
+    pub replies: Vec<(u128, Vec<u8>)>,
 }
 
 /// What the new owner made of a handoff.
@@ -70,6 +75,13 @@ impl Store {
             let (key, until) = entry?;
             rows.dedup.push((key.value().1.to_string(), until.value()));
         }
+        let replies = txn.open_table(REPLIES)?;
+        for entry in txn.open_table(REPLIES_BY_ACTOR)?.range((actor, 0u128)..=(actor, u128::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(stored) = replies.get(id)? {
+                rows.replies.push((id, stored.value().to_vec()));
+            }
+        }
         Ok(rows)
     }
 
@@ -83,7 +95,7 @@ impl Store {
     }
 
     /// Deletes this store's copy of `actor` (state, mailbox, delayed
-    /// messages, dedup keys) and records that it went to node `to` under
+    /// messages, dedup keys, stored replies) and records that it went to node `to` under
     /// placement `epoch`; returns how many rows went.
     pub async fn release_actor(&self, actor: &str, to: &str, epoch: u64) -> Result<usize, StoreError> {
         let request = Request::ReleaseActor { actor: actor.to_string(), to: to.to_string(), epoch };

@@ -108,6 +108,11 @@ pub(crate) const OUTBOX_DEPTH: TableDefinition<&str, u64> = TableDefinition::new
 pub(crate) const INBOUND: TableDefinition<(&str, u64), ()> = TableDefinition::new("inbound");
 /// Peer node id → the incarnation it had when this node first met it.
 pub(crate) const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
+/// `(callee, call id)` of every stored reply, and the reverse: the replies
+/// that move with an actor (see `handoff`). Replies stored before these
+/// tables existed are not in them; they expire with the retention window.
+pub(crate) const REPLIES_BY_ACTOR: TableDefinition<(&str, u128), ()> = TableDefinition::new("replies_by_actor");
+pub(crate) const REPLY_OWNERS: TableDefinition<u128, &str> = TableDefinition::new("reply_owners");
 /// `(actor, placement epoch)` of every handoff this node took in: a second
 /// copy of one is acknowledged without being applied (see `handoff`).
 pub(crate) const HANDOFFS: TableDefinition<(&str, u64), ()> = TableDefinition::new("handoffs");
@@ -395,6 +400,8 @@ pub(crate) fn create_tables(db: &redb::Database) -> Result<(), crate::StoreError
     txn.open_table(PEERS)?;
     txn.open_table(REMOVED_TYPES)?;
     txn.open_table(HANDOFFS)?;
+    txn.open_table(REPLIES_BY_ACTOR)?;
+    txn.open_table(REPLY_OWNERS)?;
     txn.open_table(MOVED_ACTORS)?;
     index_delayed(&txn)?;
     txn.commit()?;

@@ -3,6 +3,7 @@
 //! and that the old owner keeps nothing of the actor but where it went.
 
 use pigeon_store::handoff::HandoffOutcome;
+use pigeon_store::ulid::Ulid;
 use pigeon_store::{ActorType, Enqueued, Envelope, Store, StoreOptions, TurnCommit, TypeLimits, now_ms};
 
 fn store(dir: &tempfile::TempDir) -> Store {
@@ -19,10 +20,19 @@ fn store(dir: &tempfile::TempDir) -> Store {
     store
 }
 
-/// `counter/x` with state, messages of three priorities, a delayed one and a dedup key.
-async fn busy_actor(store: &Store) {
+/// `counter/x` with state, the stored reply of a call it answered, messages
+/// of three priorities, a delayed one and a dedup key; returns the call's id.
+async fn busy_actor(store: &Store) -> Ulid {
     let state_writes = vec![("count".into(), Some(b"7".to_vec())), ("name".into(), Some(b"x".to_vec()))];
-    store.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
+    let call = Ulid::new();
+    let turn = TurnCommit {
+        actor: "counter/x".into(),
+        state_writes,
+        message_id: Some((call, true)),
+        reply: Some(b"42".to_vec()),
+        ..TurnCommit::default()
+    };
+    store.commit_turn(turn).await.unwrap();
     for (payload, priority) in [("low", 1u8), ("high", 8), ("mid", 4), ("mid-2", 4)] {
         store.enqueue(Envelope::new("counter/x", payload).with_priority(priority)).await.unwrap();
     }
@@ -34,6 +44,7 @@ async fn busy_actor(store: &Store) {
     store.enqueue(keyed).await.unwrap();
     // Another actor's rows stay where they are.
     store.enqueue(Envelope::new("counter/xy", "not me")).await.unwrap();
+    call
 }
 
 fn payloads(envelopes: &[Envelope]) -> Vec<String> {
@@ -44,8 +55,9 @@ fn payloads(envelopes: &[Envelope]) -> Vec<String> {
 async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (old, new) = (store(&da), store(&db));
-    busy_actor(&old).await;
+    let call = busy_actor(&old).await;
     let rows = old.actor_rows("counter/x").unwrap();
+    assert_eq!(rows.replies.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [call.0]);
     assert_eq!(rows.state, vec![("count".into(), b"7".to_vec()), ("name".into(), b"x".to_vec())]);
     assert_eq!(payloads(&rows.mailbox), ["high", "mid", "mid-2", "keyed", "low"], "handling order");
     assert_eq!(payloads(&rows.delayed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()), ["later"]);
@@ -59,6 +71,7 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     let mut again = Envelope::new("counter/x", "keyed again");
     again.dedup_key = Some("order-1".into());
     assert_eq!(new.enqueue(again).await.unwrap(), Enqueued::Duplicate, "the dedup key moved with the actor");
+    assert_eq!(new.reply(call).unwrap(), Some(Ok(Some(b"42".to_vec()))), "a retried caller gets the same answer");
 
     // The acknowledgement was lost: the same handoff again changes nothing,
     // not even state the new owner has written since.
@@ -69,9 +82,10 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     assert_eq!(new.mailbox_depth("counter/x").unwrap(), 5);
 
     // The old owner lets go: nothing of the actor stays but where it went.
-    assert!(old.release_actor("counter/x", "n2", 2).await.unwrap() >= 9);
+    assert!(old.release_actor("counter/x", "n2", 2).await.unwrap() >= 10);
     let left = old.actor_rows("counter/x").unwrap();
-    assert!(left.state.is_empty() && left.mailbox.is_empty() && left.delayed.is_empty() && left.dedup.is_empty());
+    assert_eq!(left, pigeon_store::handoff::ActorRows { actor: "counter/x".into(), ..Default::default() });
+    assert_eq!(old.reply(call).unwrap(), None, "its replies went with it");
     assert_eq!(old.mailbox_depth("counter/x").unwrap(), 0);
     assert_eq!(old.moved_to("counter/x").unwrap(), Some(("n2".to_string(), 2)));
     assert_eq!(old.mailbox_depth("counter/xy").unwrap(), 1, "an actor whose name extends it stays");

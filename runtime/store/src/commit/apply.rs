@@ -145,7 +145,7 @@ impl Worker {
         // A call's reply is stored even when empty, so that a retried
         // caller is always answered; with its time, for the retention sweep.
         if let Some((id, true)) = c.message_id {
-            t.replies.insert(id.0, encode_reply(now_ms(), c.reply.as_deref()).as_slice())?;
+            t.put_reply(&c.actor, id.0, &encode_reply(now_ms(), c.reply.as_deref()))?;
         }
         // Like a turn that is not submitted at all (see
         // `Store::submit_turn`), one that writes nothing is not counted.
@@ -240,7 +240,7 @@ impl Worker {
                 // gets this failure at once, not another round of attempts.
                 if f.envelope.kind == crate::MessageKind::Call && f.envelope.delivery == crate::Delivery::Persistent {
                     let failed = super::encode_failed_reply(now_ms(), &error);
-                    t.replies.insert(f.envelope.id.0, failed.as_slice())?;
+                    t.put_reply(&f.actor, f.envelope.id.0, &failed)?;
                 }
             }
         }
@@ -300,7 +300,7 @@ impl Worker {
             env.not_before_ms = None;
             // A replayed call runs afresh: its stored failure goes.
             if env.kind == crate::MessageKind::Call {
-                t.replies.remove(env.id.0)?;
+                t.remove_reply(env.id.0)?;
             }
             let seq = self.take_seq();
             t.put_in_mailbox(&env, seq)?;
@@ -439,7 +439,7 @@ impl Worker {
             self.reply_cursor = None;
         }
         for id in &old {
-            t.replies.remove(id)?;
+            t.remove_reply(*id)?;
         }
         removed += old.len();
 

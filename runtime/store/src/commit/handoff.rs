@@ -38,6 +38,9 @@ impl Worker {
             let known = t.dedup.get((actor, key.as_str()))?.map_or(0, |v| v.value());
             t.dedup.insert((actor, key.as_str()), (*until).max(known))?;
         }
+        for (id, stored) in &rows.replies {
+            t.put_reply(actor, *id, stored)?;
+        }
         t.handoffs.insert((actor, epoch), ())?;
         Ok(Reply::Handoff(HandoffOutcome::Applied))
     }
@@ -54,6 +57,10 @@ impl Worker {
         let end = format!("{actor}\0");
         for entry in t.dedup.extract_from_if((actor, "")..(end.as_str(), ""), |_, _| true)? {
             entry?;
+            removed += 1;
+        }
+        for id in t.replies_of(actor)? {
+            t.remove_reply(id)?;
             removed += 1;
         }
         t.moved_actors.insert(actor, (to, epoch))?;

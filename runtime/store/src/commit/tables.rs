@@ -45,6 +45,8 @@ pub(super) struct Tables<'t> {
     pub(super) inbound: Table<'t, (&'static str, u64), ()>,
     peers: Table<'t, &'static str, &'static str>,
     pub(super) handoffs: Table<'t, (&'static str, u64), ()>,
+    replies_by_actor: Table<'t, (&'static str, u128), ()>,
+    reply_owners: Table<'t, u128, &'static str>,
     pub(super) moved_actors: Table<'t, &'static str, (&'static str, u64)>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
@@ -79,6 +81,8 @@ impl<'t> Tables<'t> {
             inbound: txn.open_table(INBOUND)?,
             peers: txn.open_table(PEERS)?,
             handoffs: txn.open_table(HANDOFFS)?,
+            replies_by_actor: txn.open_table(REPLIES_BY_ACTOR)?,
+            reply_owners: txn.open_table(REPLY_OWNERS)?,
             moved_actors: txn.open_table(MOVED_ACTORS)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
@@ -121,6 +125,33 @@ impl<'t> Tables<'t> {
             }
         }
         Ok(found)
+    }
+
+    /// Stores the reply `actor` gave to call `id`, indexed by actor.
+    pub(super) fn put_reply(&mut self, actor: &str, id: u128, stored: &[u8]) -> Result<(), StoreError> {
+        self.replies.insert(id, stored)?;
+        self.replies_by_actor.insert((actor, id), ())?;
+        self.reply_owners.insert(id, actor)?;
+        Ok(())
+    }
+
+    /// Removes the stored reply to call `id` and its index rows.
+    pub(super) fn remove_reply(&mut self, id: u128) -> Result<(), StoreError> {
+        self.replies.remove(id)?;
+        let owner = self.reply_owners.remove(id)?.map(|v| v.value().to_string());
+        if let Some(actor) = owner {
+            self.replies_by_actor.remove((actor.as_str(), id))?;
+        }
+        Ok(())
+    }
+
+    /// The call ids of the replies `actor` gave.
+    pub(super) fn replies_of(&self, actor: &str) -> Result<Vec<u128>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.replies_by_actor.range((actor, 0u128)..=(actor, u128::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        Ok(ids)
     }
 
     /// Every node this one has met, but `me`: where a publication is relayed.
