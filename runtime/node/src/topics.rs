@@ -57,8 +57,11 @@ impl Node {
         let mut all = self.inner.store.subscriptions()?;
         let mut missing = Vec::new();
         for peer in self.known_peers() {
-            let up = self.inner.lattice().is_some_and(|l| l.is_up(&peer));
-            match if up { self.inner.subscriptions_of(&peer).await } else { Err(NodeError::Lattice(peer.clone())) } {
+            if !self.inner.lattice().is_some_and(|l| l.is_up(&peer)) {
+                missing.push(peer);
+                continue;
+            }
+            match self.inner.subscriptions_of(&peer).await {
                 Ok(theirs) => all.extend(theirs),
                 Err(_) => missing.push(peer),
             }
