@@ -165,6 +165,18 @@ pub(crate) enum Request {
         to: String,
         epoch: u64,
     },
+    /// A type's placement is now this (see the store's `placement` module).
+    PutPlacement {
+        name: String,
+        placement: crate::placement::Placement,
+    },
+    /// Node `from` has handed off every actor of `name` it had to move in
+    /// placement `epoch`.
+    HandoffsDone {
+        name: String,
+        epoch: u64,
+        from: String,
+    },
 }
 
 /// What [`crate::Store::clear`] removes of an actor.
@@ -513,6 +525,11 @@ impl Worker {
                     Request::Forwarded { peer, seqs } => self.forwarded(&mut t, peer, seqs),
                     Request::AcceptHandoff { rows, epoch } => self.accept_handoff(&mut t, rows, *epoch, effects),
                     Request::ReleaseActor { actor, to, epoch } => self.release_actor(&mut t, actor, to, *epoch),
+                    Request::PutPlacement { name, placement } => self.put_placement(&mut t, name, placement),
+                    Request::HandoffsDone { name, epoch, from } => {
+                        t.handoffs_done.insert((name.as_str(), *epoch, from.as_str()), ())?;
+                        Ok(Reply::Done)
+                    }
                 };
                 // A storage error poisons the transaction: give up on the batch.
                 if let Err(StoreError::Storage(e)) = &result {

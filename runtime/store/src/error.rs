@@ -70,6 +70,14 @@ pub enum StoreError {
     /// was handled first.
     #[error("call {id} to `{actor}` was already answered: this second handling is discarded")]
     AlreadyAnswered { actor: String, id: String },
+    /// The actor's owner is another node now (its placement changed while
+    /// the turn ran): the turn is discarded, its message moves with it.
+    #[error("`{actor}` is owned by node `{owner}` now: this node's turn is discarded, its message moves there")]
+    ActorElsewhere { actor: String, owner: String },
+    /// The actor's state is still on its previous owner (a handoff is under
+    /// way): its messages wait here until it arrives.
+    #[error("`{actor}` is still being handed off from node `{from}`: its turn waits until its state is here")]
+    ActorHeld { actor: String, from: String },
     /// No dead letter with that id.
     #[error("no dead letter with id {0}: list them with `pigeon dlq ls`")]
     UnknownDeadLetter(String),

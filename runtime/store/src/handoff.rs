@@ -18,10 +18,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use redb::ReadableTable;
+
 use crate::Store;
 use crate::commit::{Reply, Request};
 use crate::envelope::Envelope;
 use crate::error::StoreError;
+use crate::placement::Placement;
 use crate::schema::*;
 
 /// Everything of one actor that moves with it.
@@ -40,6 +43,32 @@ pub struct ActorRows {
     /// store encodes them): a caller that retries gets the same answer
     /// from the new owner.
     pub replies: Vec<(u128, Vec<u8>)>,
+    /// Its subscriptions, as `(topic, filter)`.
+    #[serde(default)]
+    pub subscriptions: Vec<(String, String)>,
+}
+
+impl ActorRows {
+    /// Roughly what the rows weigh: keys, values and envelopes' payloads.
+    pub fn bytes(&self) -> u64 {
+        let state: usize = self.state.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let queued: usize =
+            self.mailbox.iter().chain(self.delayed.iter().map(|(_, e)| e)).map(|e| e.payload.len() + 64).sum();
+        let rest: usize = self.dedup.iter().map(|(k, _)| k.len() + 8).sum::<usize>()
+            + self.replies.iter().map(|(_, r)| r.len() + 16).sum::<usize>()
+            + self.subscriptions.iter().map(|(t, f)| t.len() + f.len()).sum::<usize>();
+        (state + queued + rest) as u64
+    }
+
+    /// Whether there is nothing of the actor here.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+            && self.mailbox.is_empty()
+            && self.delayed.is_empty()
+            && self.dedup.is_empty()
+            && self.replies.is_empty()
+            && self.subscriptions.is_empty()
+    }
 }
 
 /// What the new owner made of a handoff.
@@ -82,7 +111,75 @@ impl Store {
                 rows.replies.push((id, stored.value().to_vec()));
             }
         }
+        for entry in txn.open_table(SUBSCRIPTIONS)?.iter()? {
+            let (key, filter) = entry?;
+            let (topic, subscriber) = key.value();
+            if subscriber == actor {
+                rows.subscriptions.push((topic.to_string(), filter.value().to_string()));
+            }
+        }
         Ok(rows)
+    }
+
+    /// Every actor of type `ty` this store holds something of: state,
+    /// messages (queued or delayed), dedup keys, stored replies or
+    /// subscriptions. These are the actors a placement change may have to
+    /// move away from here.
+    pub fn actors_of(&self, ty: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.read()?;
+        // Every `ty/key` sorts from `ty/` up to `ty0` (`0` follows `/`).
+        let (start, end) = (format!("{ty}/"), format!("{ty}0"));
+        let (start, end) = (start.as_str(), end.as_str());
+        let mut actors = std::collections::BTreeSet::new();
+        for entry in txn.open_table(STATE)?.range((start, "")..(end, ""))? {
+            actors.insert(entry?.0.value().0.to_string());
+        }
+        for entry in txn.open_table(PENDING)?.range(start..end)? {
+            actors.insert(entry?.0.value().to_string());
+        }
+        for entry in txn.open_table(DELAYED_BY_ACTOR)?.range((start, 0u64, 0u64)..(end, 0u64, 0u64))? {
+            actors.insert(entry?.0.value().0.to_string());
+        }
+        for entry in txn.open_table(DEDUP)?.range((start, "")..(end, ""))? {
+            actors.insert(entry?.0.value().0.to_string());
+        }
+        for entry in txn.open_table(REPLIES_BY_ACTOR)?.range((start, 0u128)..(end, 0u128))? {
+            actors.insert(entry?.0.value().0.to_string());
+        }
+        for entry in txn.open_table(SUBSCRIPTIONS)?.iter()? {
+            let subscriber = entry?.0.value().1.to_string();
+            if subscriber.starts_with(start) {
+                actors.insert(subscriber);
+            }
+        }
+        Ok(actors.into_iter().collect())
+    }
+
+    /// The node `actor`'s state is still on, when a placement change is
+    /// moving it here and it has not arrived: its turns wait until then.
+    pub fn held_from(&self, actor: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.read()?;
+        let ty = actor.split('/').next().unwrap_or_default();
+        let placement = match txn.open_table(PLACEMENTS)?.get(ty)? {
+            Some(v) => Placement::decode(v.value())?,
+            None => return Ok(None),
+        };
+        let handoffs = txn.open_table(HANDOFFS)?;
+        let done = txn.open_table(HANDOFFS_DONE)?;
+        held_from(&placement, &self.identity().node_id, actor, &handoffs, &done)
+    }
+
+    /// Whether node `from` told this one it has handed off every actor of
+    /// `ty` it had to move in placement `epoch`.
+    pub fn handoffs_done(&self, ty: &str, epoch: u64, from: &str) -> Result<bool, StoreError> {
+        Ok(self.read()?.open_table(HANDOFFS_DONE)?.get((ty, epoch, from))?.is_some())
+    }
+
+    /// Records that node `from` has handed off every actor of `ty` it had
+    /// to move in placement `epoch` (durable when this returns).
+    pub async fn mark_handoffs_done(&self, ty: &str, epoch: u64, from: &str) -> Result<(), StoreError> {
+        let request = Request::HandoffsDone { name: ty.to_string(), epoch, from: from.to_string() };
+        self.submit(request).await.map(drop)
     }
 
     /// Commits `rows`, handed off under placement `epoch`, unless this
@@ -110,4 +207,23 @@ impl Store {
             (to.to_string(), epoch)
         }))
     }
+}
+
+/// The node `actor`'s state is still on (see [`Store::held_from`]): its
+/// previous owner, when that is another node that has neither handed it
+/// off here nor said it had nothing to hand off.
+pub(crate) fn held_from(
+    placement: &Placement,
+    me: &str,
+    actor: &str,
+    handoffs: &impl ReadableTable<(&'static str, u64), ()>,
+    done: &impl ReadableTable<(&'static str, u64, &'static str), ()>,
+) -> Result<Option<String>, StoreError> {
+    let Some((from, to)) = placement.moving(actor) else { return Ok(None) };
+    if to != me {
+        return Ok(None);
+    }
+    let ty = actor.split('/').next().unwrap_or_default();
+    let arrived = handoffs.get((actor, placement.epoch))?.is_some() || done.get((ty, placement.epoch, from))?.is_some();
+    Ok((!arrived).then(|| from.to_string()))
 }

@@ -27,7 +27,6 @@
 use redb::ReadableTable;
 
 use crate::commit::{InboundBatch, InboundOutcome, Reply, Request};
-use crate::envelope::{decode_record, encode_record};
 use crate::error::StoreError;
 use crate::placement::Placement;
 use crate::schema::*;
@@ -101,28 +100,19 @@ impl Store {
     /// The placement of type `name` (empty: this node owns its actors).
     pub fn placement(&self, name: &str) -> Result<Placement, StoreError> {
         let table = self.read()?.open_table(PLACEMENTS)?;
-        Ok(table.get(name)?.map(|v| decode_record(v.value(), "placements")).transpose()?.unwrap_or_default())
+        Ok(table.get(name)?.map(|v| Placement::decode(v.value())).transpose()?.unwrap_or_default())
     }
 
-    /// Sets the placement of type `name` (an empty one is removed). Writes
-    /// nothing when it is already that: a node outside a lattice deploys
-    /// without this extra commit.
-    pub fn put_placement(&self, name: &str, placement: &Placement) -> Result<(), StoreError> {
+    /// Sets the placement of type `name` (an empty one is removed), in
+    /// order with the commits: one applied after this is routed and
+    /// fenced by it. Writes nothing when it is already that: a node
+    /// outside a lattice deploys without this extra commit.
+    pub async fn put_placement(&self, name: &str, placement: &Placement) -> Result<(), StoreError> {
         if self.placement(name)? == *placement {
             return Ok(());
         }
-        let txn = self.inner.db.get()?.begin_write()?;
-        {
-            let mut table = txn.open_table(PLACEMENTS)?;
-            if placement.nodes.is_empty() {
-                table.remove(name)?;
-            } else {
-                table.insert(name, encode_record(placement).as_slice())?;
-            }
-        }
-        txn.commit()?;
-        self.types_changed();
-        Ok(())
+        let request = Request::PutPlacement { name: name.to_string(), placement: placement.clone() };
+        self.submit(request).await.map(drop)
     }
 
     /// Up to `limit` messages (and about `max_bytes`, at least one) from

@@ -116,6 +116,10 @@ pub(crate) const REPLY_OWNERS: TableDefinition<u128, &str> = TableDefinition::ne
 /// `(actor, placement epoch)` of every handoff this node took in: a second
 /// copy of one is acknowledged without being applied (see `handoff`).
 pub(crate) const HANDOFFS: TableDefinition<(&str, u64), ()> = TableDefinition::new("handoffs");
+/// `(type, placement epoch, node)`: that node of the type's previous node
+/// set has handed off every actor it had to move in that epoch, so an
+/// actor it did not send had nothing to send.
+pub(crate) const HANDOFFS_DONE: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("handoffs_done");
 /// Actor → the node it moved to and the placement epoch of the move.
 pub(crate) const MOVED_ACTORS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("moved_actors");
 /// Type name → when it was undeployed (ms since the Unix epoch): what keeps

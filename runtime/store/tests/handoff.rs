@@ -4,7 +4,9 @@
 
 use pigeon_store::handoff::HandoffOutcome;
 use pigeon_store::ulid::Ulid;
-use pigeon_store::{ActorType, Enqueued, Envelope, Store, StoreOptions, TurnCommit, TypeLimits, now_ms};
+use pigeon_store::{
+    ActorType, Enqueued, Envelope, Placement, Store, StoreError, StoreOptions, TurnCommit, TypeLimits, now_ms,
+};
 
 fn store(dir: &tempfile::TempDir) -> Store {
     let store = Store::open_with(dir.path(), StoreOptions::default()).unwrap();
@@ -89,4 +91,72 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     assert_eq!(old.mailbox_depth("counter/x").unwrap(), 0);
     assert_eq!(old.moved_to("counter/x").unwrap(), Some(("n2".to_string(), 2)));
     assert_eq!(old.mailbox_depth("counter/xy").unwrap(), 1, "an actor whose name extends it stays");
+}
+
+fn node(id: &str, dir: &tempfile::TempDir) -> Store {
+    let store = Store::open_with(dir.path(), StoreOptions { node_id: Some(id.into()), ..StoreOptions::default() });
+    let store = store.unwrap();
+    let ty = ActorType {
+        name: "counter".into(),
+        component_hash: "00".into(),
+        component_size: 1,
+        limits: TypeLimits::default(),
+        deployed_at_ms: now_ms(),
+        links: Vec::new(),
+    };
+    store.put_type(&ty, b"component").unwrap();
+    store
+}
+
+fn count(store: &Store, actor: &str) -> Result<(), StoreError> {
+    let state_writes = vec![("count".into(), Some(b"1".to_vec()))];
+    let turn = TurnCommit { actor: actor.into(), state_writes, ..TurnCommit::default() };
+    block_on(store.commit_turn(turn))
+}
+
+/// Runs a store future to completion on the test's runtime.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_change_fences_the_old_owner_and_holds_the_new_one_until_the_state_arrives() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (node("a", &da), node("b", &db));
+    let before = Placement::new(["a".to_string()]);
+    let after = before.changed_to(["b".to_string()]);
+    for store in [&a, &b] {
+        store.put_placement("counter", &before).await.unwrap();
+    }
+    count(&a, "counter/x").unwrap();
+    a.enqueue(Envelope::new("counter/x", "first")).await.unwrap();
+    a.subscribe("news", "counter/x", "").await.unwrap();
+    assert_eq!(a.actors_of("counter").unwrap(), ["counter/x"]);
+
+    for store in [&a, &b] {
+        store.put_placement("counter", &after).await.unwrap();
+    }
+    // The old owner runs no turn for it any more; the new one none yet.
+    assert!(matches!(count(&a, "counter/x"), Err(StoreError::ActorElsewhere { owner, .. }) if owner == "b"));
+    b.enqueue(Envelope::new("counter/x", "held")).await.unwrap();
+    assert_eq!(b.held_from("counter/x").unwrap().as_deref(), Some("a"));
+    assert!(matches!(count(&b, "counter/x"), Err(StoreError::ActorHeld { from, .. }) if from == "a"));
+
+    let rows = a.actor_rows("counter/x").unwrap();
+    assert_eq!(rows.subscriptions, [("news".to_string(), String::new())]);
+    assert_eq!(b.accept_handoff(rows, after.epoch).await.unwrap(), HandoffOutcome::Applied);
+    assert_eq!(b.held_from("counter/x").unwrap(), None);
+    let queued = b.peek_mailbox("counter/x", 10).unwrap();
+    assert_eq!(payloads(&queued), ["first", "held"], "what the old owner had comes first");
+    assert_eq!(b.subscriptions().unwrap(), [("news".to_string(), "counter/x".to_string(), String::new())]);
+    count(&b, "counter/x").unwrap();
+    a.release_actor("counter/x", "b", after.epoch).await.unwrap();
+    assert!(a.actors_of("counter").unwrap().is_empty(), "the old owner keeps nothing of it");
+    assert!(a.subscriptions().unwrap().is_empty());
+
+    // An actor the old owner had nothing of is released by its word.
+    let other = (0..).map(|i| format!("counter/{i}")).find(|x| after.moving(x).is_some()).unwrap();
+    assert_eq!(b.held_from(&other).unwrap().as_deref(), Some("a"));
+    b.mark_handoffs_done("counter", after.epoch, "a").await.unwrap();
+    assert_eq!(b.held_from(&other).unwrap(), None);
 }

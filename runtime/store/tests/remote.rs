@@ -18,10 +18,10 @@ fn counter_type() -> ActorType {
     }
 }
 
-fn node(id: &str, dir: &tempfile::TempDir, options: StoreOptions) -> Store {
+async fn node(id: &str, dir: &tempfile::TempDir, options: StoreOptions) -> Store {
     let store = Store::open_with(dir.path(), StoreOptions { node_id: Some(id.into()), ..options }).unwrap();
     store.put_type(&counter_type(), b"component").unwrap();
-    store.put_placement("counter", &Placement::new(["a".to_string(), "b".to_string()])).unwrap();
+    store.put_placement("counter", &Placement::new(["a".to_string(), "b".to_string()])).await.unwrap();
     store
 }
 
@@ -48,7 +48,7 @@ fn accepted(outcomes: &[InboundOutcome]) -> Vec<u64> {
 #[tokio::test]
 async fn a_message_for_another_owner_waits_in_the_outbox_in_priority_order() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (node("a", &da, StoreOptions::default()), node("b", &db, StoreOptions::default()));
+    let (a, b) = (node("a", &da, StoreOptions::default()).await, node("b", &db, StoreOptions::default()).await);
     let remote = owned_by("b", 1).remove(0);
     let local = owned_by("a", 1).remove(0);
     assert_eq!(a.placement("counter").unwrap().owner(&remote), Some("b"));
@@ -82,7 +82,7 @@ async fn a_message_for_another_owner_waits_in_the_outbox_in_priority_order() {
 #[tokio::test]
 async fn a_full_mailbox_defers_and_a_retransmission_is_taken_once() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (node("a", &da, StoreOptions::default()), node("b", &db, StoreOptions::default()));
+    let (a, b) = (node("a", &da, StoreOptions::default()).await, node("b", &db, StoreOptions::default()).await);
     let remote = owned_by("b", 1).remove(0);
     for i in 0..4 {
         a.enqueue(Envelope::new(&remote, format!("m{i}"))).await.unwrap();
@@ -112,7 +112,8 @@ async fn a_full_mailbox_defers_and_a_retransmission_is_taken_once() {
 #[tokio::test]
 async fn outbox_bound_and_lattice_message_size_refuse_with_clear_errors() {
     let (da, _db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node("a", &da, StoreOptions { outbox_bound: 2, remote_message_bytes: 512, ..StoreOptions::default() });
+    let a =
+        node("a", &da, StoreOptions { outbox_bound: 2, remote_message_bytes: 512, ..StoreOptions::default() }).await;
     let remote = owned_by("b", 1).remove(0);
     let err = a.enqueue(Envelope::new(&remote, vec![0u8; 1000])).await.unwrap_err();
     assert!(matches!(err, StoreError::TooLargeForLattice { .. }), "{err}");
@@ -155,7 +156,7 @@ fn reopen(dir: &tempfile::TempDir, options: StoreOptions) -> Result<Store, Store
 #[tokio::test]
 async fn a_publication_reaches_the_subscribers_of_every_node_once_with_their_filters() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (node("a", &da, StoreOptions::default()), node("b", &db, StoreOptions::default()));
+    let (a, b) = (node("a", &da, StoreOptions::default()).await, node("b", &db, StoreOptions::default()).await);
     a.remember_peer("b", &b.identity().incarnation).unwrap();
     b.remember_peer("a", &a.identity().incarnation).unwrap();
     let (on_a, on_b) = (owned_by("a", 1).remove(0), owned_by("b", 2));
@@ -186,8 +187,8 @@ async fn a_publication_reaches_the_subscribers_of_every_node_once_with_their_fil
 #[tokio::test]
 async fn a_publication_is_refused_whole_when_a_nodes_outbox_is_full() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node("a", &da, StoreOptions { outbox_bound: 1, ..StoreOptions::default() });
-    let b = node("b", &db, StoreOptions::default());
+    let a = node("a", &da, StoreOptions { outbox_bound: 1, ..StoreOptions::default() }).await;
+    let b = node("b", &db, StoreOptions::default()).await;
     a.remember_peer("b", &b.identity().incarnation).unwrap();
     let on_a = owned_by("a", 1).remove(0);
     a.subscribe("t", &on_a, "").await.unwrap();
@@ -200,7 +201,7 @@ async fn a_publication_is_refused_whole_when_a_nodes_outbox_is_full() {
 #[tokio::test]
 async fn an_undeploy_leaves_a_tombstone_until_the_type_is_deployed_again() {
     let dir = tempfile::tempdir().unwrap();
-    let a = node("a", &dir, StoreOptions::default());
+    let a = node("a", &dir, StoreOptions::default()).await;
     assert!(a.remove_type("counter", 200).unwrap());
     assert!(!a.remove_type("counter", 100).unwrap(), "already gone");
     assert_eq!(a.removed_types().unwrap(), vec![("counter".to_string(), 200)], "the latest undeploy wins");

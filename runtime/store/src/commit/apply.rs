@@ -104,6 +104,7 @@ impl Worker {
         {
             return Err(StoreError::DependencyLost { actor: c.actor.clone() });
         }
+        self.fence(t, &c.actor)?;
         // The same call handled twice (a copy delivered while the first
         // one's commit was on its way): the first answer stands.
         if let Some((id, true)) = c.message_id
@@ -211,6 +212,7 @@ impl Worker {
         f: &TurnFailure,
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
+        self.fence(t, &f.actor)?;
         let seq = match f.taken {
             Some(key) => {
                 t.take_from_mailbox(&f.actor, key, Some(f.envelope.id))?;

@@ -4,7 +4,9 @@ use redb::ReadableTable;
 
 use super::tables::Tables;
 use super::*;
+use crate::envelope::encode_record;
 use crate::handoff::{ActorRows, HandoffOutcome};
+use crate::placement::Placement;
 
 impl Worker {
     /// Commits a handed-off actor once per `(actor, epoch)`.
@@ -22,12 +24,20 @@ impl Worker {
         for (key, value) in &rows.state {
             t.state.insert((actor, key.as_str()), value.as_slice())?;
         }
-        // Fresh sequence numbers in the order they came: the handling
-        // order is kept within each priority.
+        // Fresh sequence numbers in the order they came, the messages the
+        // old owner had first and those held here since after them: the
+        // handling order is kept within each priority.
+        let held = t.take_mailbox(actor)?;
         for env in &rows.mailbox {
             let seq = self.take_seq();
             t.put_in_mailbox(env, seq)?;
             fx.arrived(env);
+        }
+        for bytes in held {
+            let env = Envelope::decode(&bytes, "mailbox")?;
+            let seq = self.take_seq();
+            t.put_in_mailbox(&env, seq)?;
+            fx.arrived(&env);
         }
         for (due, env) in &rows.delayed {
             let seq = self.take_seq();
@@ -40,6 +50,9 @@ impl Worker {
         }
         for (id, stored) in &rows.replies {
             t.put_reply(actor, *id, stored)?;
+        }
+        for (topic, filter) in &rows.subscriptions {
+            t.subscribe(topic, actor, filter)?;
         }
         t.handoffs.insert((actor, epoch), ())?;
         Ok(Reply::Handoff(HandoffOutcome::Applied))
@@ -63,7 +76,50 @@ impl Worker {
             t.remove_reply(id)?;
             removed += 1;
         }
+        for (topic, _) in t.subscriptions_of(actor)? {
+            t.unsubscribe(&topic, actor)?;
+            removed += 1;
+        }
         t.moved_actors.insert(actor, (to, epoch))?;
         Ok(Reply::Moved(removed))
+    }
+
+    /// Sets a type's placement, in order with every other write: a turn
+    /// commit applied after it is fenced by it (see [`Worker::fence`]).
+    pub(super) fn put_placement(
+        &mut self,
+        t: &mut Tables<'_>,
+        name: &str,
+        placement: &Placement,
+    ) -> Result<Reply, StoreError> {
+        if placement.nodes.is_empty() {
+            t.placements.remove(name)?;
+        } else {
+            t.placements.insert(name, encode_record(placement).as_slice())?;
+        }
+        self.refresh_type_caches();
+        self.placements.insert(name.to_string(), placement.clone());
+        Ok(Reply::Done)
+    }
+
+    /// Refuses a turn's commit for an actor this node does not own now, or
+    /// whose state has not arrived from its previous owner: so a turn runs
+    /// for an actor on one node only, whatever the timing of a change.
+    pub(super) fn fence(&mut self, t: &Tables<'_>, actor: &str) -> Result<(), StoreError> {
+        let me = self.me.clone();
+        let placement = self.placement_of(t, actor)?;
+        if let Some(owner) = placement.owner(actor)
+            && owner != me
+        {
+            return Err(StoreError::ActorElsewhere { actor: actor.to_string(), owner: owner.to_string() });
+        }
+        if placement.previous.is_none() {
+            return Ok(());
+        }
+        let placement = placement.clone();
+        match crate::handoff::held_from(&placement, &me, actor, &t.handoffs, &t.handoffs_done)? {
+            Some(from) => Err(StoreError::ActorHeld { actor: actor.to_string(), from }),
+            None => Ok(()),
+        }
     }
 }

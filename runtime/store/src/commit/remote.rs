@@ -6,7 +6,7 @@ use redb::ReadableTable;
 
 use super::tables::Tables;
 use super::*;
-use crate::envelope::{Envelope, decode_record};
+use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::placement::Placement;
 
@@ -37,17 +37,22 @@ pub enum InboundOutcome {
 impl Worker {
     /// The node that owns `actor`, when it is not this one.
     pub(super) fn route(&mut self, t: &Tables<'_>, actor: &str) -> Result<Option<String>, StoreError> {
+        let owner = self.placement_of(t, actor)?.owner(actor).map(str::to_string);
+        Ok(owner.filter(|owner| *owner != self.me))
+    }
+
+    /// The placement of `actor`'s type, cached.
+    pub(super) fn placement_of(&mut self, t: &Tables<'_>, actor: &str) -> Result<&Placement, StoreError> {
         self.refresh_type_caches();
         let ty = actor.split('/').next().unwrap_or_default();
         if !self.placements.contains_key(ty) {
             let placement = match t.placements.get(ty)? {
-                Some(v) => decode_record::<Placement>(v.value(), "placements")?,
+                Some(v) => Placement::decode(v.value())?,
                 None => Placement::default(),
             };
             self.placements.insert(ty.to_string(), placement);
         }
-        let owner = self.placements.get(ty).and_then(|p| p.owner(actor));
-        Ok(owner.filter(|owner| *owner != self.me).map(str::to_string))
+        Ok(self.placements.entry(ty.to_string()).or_default())
     }
 
     /// `env` as `peer`'s outbox stores it (`[9 - priority][envelope]`), or

@@ -48,6 +48,7 @@ pub(super) struct Tables<'t> {
     replies_by_actor: Table<'t, (&'static str, u128), ()>,
     reply_owners: Table<'t, u128, &'static str>,
     pub(super) moved_actors: Table<'t, &'static str, (&'static str, u64)>,
+    pub(super) handoffs_done: Table<'t, (&'static str, u64, &'static str), ()>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -84,6 +85,7 @@ impl<'t> Tables<'t> {
             replies_by_actor: txn.open_table(REPLIES_BY_ACTOR)?,
             reply_owners: txn.open_table(REPLY_OWNERS)?,
             moved_actors: txn.open_table(MOVED_ACTORS)?,
+            handoffs_done: txn.open_table(HANDOFFS_DONE)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
             outbox_depths: HashMap::new(),
@@ -302,16 +304,7 @@ impl<'t> Tables<'t> {
     /// Empties `actor`'s mailbox and its delayed messages; returns how many
     /// messages went.
     pub(super) fn clear_mailbox(&mut self, actor: &str) -> Result<usize, StoreError> {
-        let mut queued = 0;
-        for entry in self.mailbox.extract_from_if((actor, 0, 0)..=(actor, u8::MAX, u64::MAX), |_, _| true)? {
-            entry?;
-            queued += 1;
-        }
-        self.depths(actor)?;
-        if let Some((depths, changed)) = self.depths.get_mut(actor) {
-            *depths = Depths::default();
-            *changed = true;
-        }
+        let queued = self.take_mailbox(actor)?.len();
         let mut delayed = Vec::new();
         for entry in self.delayed_by_actor.range((actor, 0, 0)..=(actor, u64::MAX, u64::MAX))? {
             let (key, _) = entry?;
@@ -322,6 +315,36 @@ impl<'t> Tables<'t> {
             self.remove_delayed(*key)?;
         }
         Ok(queued + delayed.len())
+    }
+
+    /// Takes every message out of `actor`'s mailbox, in handling order (the
+    /// encoded envelopes).
+    pub(super) fn take_mailbox(&mut self, actor: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut taken = Vec::new();
+        for entry in self.mailbox.extract_from_if((actor, 0, 0)..=(actor, u8::MAX, u64::MAX), |_, _| true)? {
+            taken.push(entry?.1.value().to_vec());
+        }
+        self.depths(actor)?;
+        if let Some((depths, changed)) = self.depths.get_mut(actor) {
+            *depths = Depths::default();
+            *changed = true;
+        }
+        Ok(taken)
+    }
+
+    /// `actor`'s subscriptions as `(topic, filter)`. Subscriptions are
+    /// keyed by topic, so this reads them all: it runs once per actor that
+    /// moves, not on the message path.
+    pub(super) fn subscriptions_of(&self, actor: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.subscriptions.iter()? {
+            let (key, filter) = entry?;
+            let (topic, subscriber) = key.value();
+            if subscriber == actor {
+                found.push((topic.to_string(), filter.value().to_string()));
+            }
+        }
+        Ok(found)
     }
 
     /// Deletes every state entry of `actor`; returns how many went.
