@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 pub use pigeon_test_artifacts as artifacts;
 
 pub mod bank;
+pub mod cluster;
 pub mod browser;
 pub mod crash;
 pub mod lattice;

@@ -9,12 +9,21 @@
 //! `times` counts how often this id was applied (exactly-once means 1) and
 //! `order` is the count right after it was applied (so tests can recover the
 //! order in which messages were handled).
+//!
+//! Two more, for the tests of actors that move between nodes:
+//! - a message with the headers `op-id` and `report-to` also sends, in
+//!   the same turn, `note <op-id>@<node>` to the `report-to` actor, where
+//!   `<node>` is the environment variable `NODE` (a node grants it with
+//!   `pigeon up --guest-env NODE=...`): a ledger of where each message
+//!   was handled that does not move with the actor;
+//! - `note TEXT` counts `TEXT` in the state key `note/<TEXT>`.
 
 wit_bindgen::generate!({ world: "actor", path: "../../wit" });
 
 use exports::pigeon::actor::handler::Guest;
+use pigeon::actor::messaging;
 use pigeon::actor::state;
-use pigeon::actor::types::Envelope;
+use pigeon::actor::types::{Delivery, Envelope, SendOptions};
 
 struct Counter;
 
@@ -30,13 +39,18 @@ impl Guest for Counter {
                 count.saturating_add(n)
             }
             (Some("get"), None) => return Ok(Some(count.to_string().into_bytes())),
+            (Some("note"), Some(what)) => return Ok(Some(note(what).to_string().into_bytes())),
             _ => {
                 return Err(format!("counter: unknown command `{text}` (try inc, add N, get)"));
             }
         };
         state::set("count", new_count.to_string().as_bytes());
-        if let Some(op) = message.headers.iter().find(|h| h.name == "op-id") {
-            record_applied(&op.value, new_count);
+        let header = |name: &str| message.headers.iter().find(|h| h.name == name).map(|h| h.value.clone());
+        if let Some(op) = header("op-id") {
+            record_applied(&op, new_count);
+            if let Some(ledger) = header("report-to") {
+                report(&ledger, &op)?;
+            }
         }
         Ok(Some(new_count.to_string().into_bytes()))
     }
@@ -53,6 +67,30 @@ fn record_applied(op_id: &str, order: u64) {
         .and_then(|s| s.split(' ').next().and_then(|t| t.parse::<u64>().ok()))
         .unwrap_or(0);
     state::set(&key, format!("{} {order}", times + 1).as_bytes());
+}
+
+/// Counts `what` in `note/<what>`; returns the new count.
+fn note(what: &str) -> u64 {
+    let key = format!("note/{what}");
+    let seen = state::get(&key).and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0u64);
+    state::set(&key, (seen + 1).to_string().as_bytes());
+    seen + 1
+}
+
+/// Tells `ledger` that this turn handled `op_id`, and on which node.
+fn report(ledger: &str, op_id: &str) -> Result<(), String> {
+    let node = std::env::var("NODE").unwrap_or_else(|_| "?".to_string());
+    let options = SendOptions {
+        priority: 4,
+        delivery: Delivery::Persistent,
+        headers: Vec::new(),
+        delay_ms: None,
+        ttl_ms: None,
+        dedup_key: None,
+    };
+    messaging::send(ledger, format!("note {op_id}@{node}").as_bytes(), &options)
+        .map(drop)
+        .map_err(|e| format!("counter: cannot report to `{ledger}`: {e:?}"))
 }
 
 export!(Counter);

@@ -54,17 +54,18 @@ impl utoipa::Modify for Contract {
             let per_node = !path.ends_with("/events");
             let reads = [&mut item.get];
             let writes = [&mut item.put, &mut item.post, &mut item.delete];
+            let of_nodes = path.starts_with("/api/v1/nodes/");
             for op in reads.into_iter().flatten() {
-                finish(op, false, per_node);
+                finish(op, false, per_node, of_nodes);
             }
             for op in writes.into_iter().flatten() {
-                finish(op, true, per_node);
+                finish(op, true, per_node, of_nodes);
             }
         }
     }
 }
 
-fn finish(op: &mut Operation, writes: bool, per_node: bool) {
+fn finish(op: &mut Operation, writes: bool, per_node: bool, of_nodes: bool) {
     if per_node {
         on_any_node(op);
     }
@@ -88,7 +89,7 @@ fn finish(op: &mut Operation, writes: bool, per_node: bool) {
         }
     }
     for parameter in op.parameters.iter_mut().flatten() {
-        pattern_of(parameter);
+        pattern_of(parameter, of_nodes);
     }
 }
 
@@ -141,8 +142,9 @@ fn error_response(description: &str) -> RefOr<Response> {
     RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
 }
 
-/// The pattern of a path parameter, by its name.
-fn pattern_of(parameter: &mut Parameter) {
+/// The pattern of a path parameter, by its name (`id` of a node under
+/// `/nodes/`, of a message elsewhere).
+fn pattern_of(parameter: &mut Parameter, of_nodes: bool) {
     if parameter.parameter_in != ParameterIn::Path {
         return;
     }
@@ -150,6 +152,8 @@ fn pattern_of(parameter: &mut Parameter) {
         "key" => KEY_PATTERN,
         "topic" => TOPIC_PATTERN,
         "name" | "type" => TYPE_NAME_PATTERN,
+        // Node ids follow the rules of type names.
+        "id" if of_nodes => TYPE_NAME_PATTERN,
         "id" => ULID_PATTERN,
         _ => return,
     };

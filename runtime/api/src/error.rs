@@ -74,6 +74,8 @@ impl From<NodeError> for ApiError {
             NodeError::OwnerDown { .. } => (S::GATEWAY_TIMEOUT, "owner_down"),
             NodeError::Remote(_) => (S::BAD_GATEWAY, "remote_error"),
             NodeError::UnknownNodes { .. } => (S::BAD_REQUEST, "invalid_nodes"),
+            NodeError::PlacementConflict(_) => (S::CONFLICT, "placement_conflict"),
+            NodeError::NotInLattice(_) => (S::BAD_REQUEST, "not_in_lattice"),
             NodeError::Link(_) => (S::UNPROCESSABLE_ENTITY, "link_error"),
             NodeError::Wave(_) => (S::BAD_REQUEST, "invalid_call"),
             NodeError::UnknownOperation { .. } => (S::NOT_FOUND, "unknown_operation"),

@@ -8,6 +8,7 @@
 //! | GET | `/types` | deployed types |
 //! | PUT | `/types/{name}` | deploy the body (`.wasm`), limits as query parameters |
 //! | DELETE | `/types/{name}` | undeploy |
+//! | GET, PUT | `/types/{name}/placement` | a type's nodes and moves; change them (see [`placement`]) |
 //! | POST | `/messages` | send; `wait: replied` waits for the reply |
 //! | GET | `/actors` | actors with mailbox depths and counters |
 //! | GET | `/actors/{type}/{key}` | one actor: mailbox, state, errors |
@@ -20,6 +21,7 @@
 //! | POST | `/topics/{topic}/messages` | publish to every matching subscriber |
 //! | GET | `/nodes` | the lattice's nodes: up, down, refused, outbox depths |
 //! | POST | `/nodes/{id}/forget` | admit a node again under a new incarnation |
+//! | POST | `/nodes/{id}/drain` | move every actor off a node |
 //! | GET | `/events` | live feed: server-sent `tick` events (see [`live`]) |
 //! | GET | `/openapi.json` | this API, described |
 //!
@@ -38,6 +40,7 @@ pub mod guard;
 pub mod live;
 pub mod model;
 pub mod nodes;
+pub mod placement;
 mod prometheus_text;
 mod routes;
 mod ui;
@@ -94,6 +97,9 @@ pub struct AppState {
         routes::publish,
         nodes::list_nodes,
         nodes::forget_node,
+        placement::show,
+        placement::change,
+        placement::drain,
         live::events,
     ),
     modifiers(&Contract)
@@ -141,6 +147,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
             "/types/{name}",
             put(routes::deploy).delete(routes::undeploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )
+        .route("/types/{name}/placement", get(placement::show).put(placement::change))
         .route("/messages", post(routes::send))
         .route("/actors", get(routes::list_actors))
         .route("/actors/{*address}", get(routes::inspect))
@@ -156,6 +163,7 @@ pub fn router(node: Node, token: String, listen: SocketAddr, closing: tokio::syn
         .route("/topics/{topic}/messages", post(routes::publish))
         .route("/nodes", get(nodes::list_nodes))
         .route("/nodes/{id}/forget", post(nodes::forget_node))
+        .route("/nodes/{id}/drain", post(placement::drain))
         .route("/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_owner))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))

@@ -99,6 +99,10 @@ impl Client {
         self.execute(self.request(Method::POST, path).json(body)).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.execute(self.request(Method::PUT, path).json(body)).await
+    }
+
     pub async fn put_bytes<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<T> {
         let request = self.request(Method::PUT, path).header("content-type", "application/wasm").body(bytes);
         self.execute(request).await

@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod guest_build;
 mod nodes;
+mod placement;
 mod scaffold;
 mod table;
 mod units;
@@ -217,6 +218,35 @@ enum Command {
         #[command(subcommand)]
         action: Option<NodesAction>,
     },
+    /// Shows or changes the nodes an actor type lives on.
+    ///
+    /// With --nodes, the actors whose owner changes move to their new
+    /// owner with their state, mailbox, timers and dedup keys, while they
+    /// keep taking messages; the command follows the moves with a progress
+    /// bar until every actor has arrived. Adding a node moves actors only
+    /// to it. E.g. `pigeon placement counter --nodes a,b,c`.
+    Placement {
+        /// The actor type.
+        name: String,
+        /// The node ids it is to live on, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Option<Vec<String>>,
+        /// Return once the change is made, without following the moves.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Moves every actor off a node, so it can be stopped for good.
+    ///
+    /// Every type placed on the node gets a node set without it, and its
+    /// actors move to the other nodes with their state and mailboxes
+    /// (progress bar until done). Stop the node once this returns.
+    Drain {
+        /// The node's id (`pigeon nodes` lists them).
+        node: String,
+        /// Return once the changes are made, without following the moves.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Writes a new actor project: its WIT, a handler that echoes, the build
     /// set-up and a README.
     ///
@@ -368,6 +398,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topics => commands::topics(&client(), g.json).await,
         Command::Nodes { action: None } => nodes::list(&client(), g.json).await,
         Command::Nodes { action: Some(NodesAction::Forget { id }) } => nodes::forget(&client(), &id).await,
+        Command::Placement { name, nodes: None, .. } => placement::show(&client(), &name, g.json).await,
+        Command::Placement { name, nodes: Some(nodes), no_wait } => {
+            placement::change(&client(), &name, nodes, !no_wait, g.json).await
+        }
+        Command::Drain { node, no_wait } => placement::drain(&client(), &node, !no_wait, g.json).await,
         Command::New { language, name } => {
             let files = scaffold::new(language, &name, Path::new("."))?;
             print_created(language, &name, &files, g.json)

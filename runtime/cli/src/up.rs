@@ -69,6 +69,12 @@ pub struct UpOptions {
     /// message for another node must fit in it.
     #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
     pub nats_max_payload: u64,
+    /// An environment variable every guest on this node sees, beside what
+    /// its type was granted with `deploy --env` (which wins), e.g.
+    /// `--guest-env ZONE=eu-1` (repeatable): a label of the machine that
+    /// actors may read, never a secret.
+    #[arg(long = "guest-env", value_name = "NAME=VALUE", value_parser = units::parse_env)]
+    pub guest_env: Vec<(String, String)>,
 }
 
 /// Starts the node on `data`, serves the API on `listen`, and runs until a
@@ -88,6 +94,7 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
         lattice,
         node_id,
         nats_max_payload,
+        guest_env,
     } = options;
     // Bind first: a busy port should fail before any work is done.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -106,6 +113,10 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
     config.quarantine_after = quarantine_after;
     config.store.disk_free_limit = disk_free_limit;
     config.store.node_id = node_id;
+    pigeon_node::pigeon_store::WasiGrant { env: guest_env.clone() }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--guest-env: {e}"))?;
+    config.guest_env = guest_env;
     if let Some(url) = nats {
         // Room for the batch framing around one message.
         config.store.remote_message_bytes =

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The wire protocol's version.
-pub const PROTOCOL: u8 = 2;
+pub const PROTOCOL: u8 = 3;
 
 /// What a node announces about itself in every heartbeat.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,9 @@ pub struct TypeInfo {
     /// Content hash of the component.
     pub hash: String,
     pub deployed_at_ms: u64,
+    /// The epoch of its placement there: a peer that knows an older one
+    /// asks for the newer (see the node's `handoff`).
+    pub placement_epoch: u64,
 }
 
 /// The requests a node answers.
@@ -65,10 +68,13 @@ pub enum Op {
     Component,
     /// A request to the node's HTTP API, made through another node.
     Api,
+    /// Moving actors after a placement change: the change itself, the
+    /// actors handed off, how far the moves are.
+    Handoff,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [Op::Deliver, Op::Call, Op::Proxy, Op::Deploy, Op::Component, Op::Api];
+    pub const ALL: [Op; 7] = [Op::Deliver, Op::Call, Op::Proxy, Op::Deploy, Op::Component, Op::Api, Op::Handoff];
 
     /// The op's subject token.
     pub fn token(self) -> &'static str {
@@ -79,6 +85,7 @@ impl Op {
             Op::Deploy => "deploy",
             Op::Component => "component",
             Op::Api => "api",
+            Op::Handoff => "handoff",
         }
     }
 

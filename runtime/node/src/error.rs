@@ -63,6 +63,13 @@ pub enum NodeError {
     /// A placement named nodes the lattice does not know.
     #[error("unknown node(s) {}: the lattice has {}", .unknown.join(", "), .known.join(", "))]
     UnknownNodes { unknown: Vec<String>, known: Vec<String> },
+    /// A placement change that cannot be made now (another one of the
+    /// type is still moving actors, or a deploy would change the nodes).
+    #[error("{0}")]
+    PlacementConflict(String),
+    /// The operation needs the node to be in a lattice.
+    #[error("{0} needs a lattice: start the nodes with `pigeon up --nats URL` (see docs/lattice.md)")]
+    NotInLattice(&'static str),
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -47,7 +47,9 @@ use ulid::Ulid;
 
 pub use error::NodeError;
 pub use events::NodeEvent;
-pub use lattice::{LatticeSettings, LatticeStatus, NodeView, PeerApi, PeerRequest, PeerResponse};
+pub use lattice::{
+    LatticeSettings, LatticeStatus, MoveProgress, NodeView, PeerApi, PeerRequest, PeerResponse, PlacementStatus,
+};
 pub use metrics::Counters;
 pub use pigeon_host;
 pub use pigeon_lattice;
@@ -74,6 +76,10 @@ pub struct NodeConfig {
     pub quarantine_after: u64,
     /// The lattice to join (none: a node on its own).
     pub lattice: Option<LatticeSettings>,
+    /// Environment variables every guest on this node sees beside those
+    /// its type was granted (which win): labels of the machine, such as
+    /// its zone, never secrets.
+    pub guest_env: Vec<(String, String)>,
 }
 
 impl NodeConfig {
@@ -88,6 +94,7 @@ impl NodeConfig {
             limits: Limits::default(),
             quarantine_after: 2,
             lattice: None,
+            guest_env: Vec::new(),
         }
     }
 }
@@ -154,6 +161,10 @@ pub(crate) struct NodeInner {
     pub(crate) pulling: Mutex<std::collections::HashSet<String>>,
     /// The API this node serves to its peers.
     pub(crate) peer_api: lattice::PeerApiSlot,
+    /// Actors moving after placement changes.
+    pub(crate) moves: lattice::Moves,
+    /// What every guest here sees in its environment (see [`NodeConfig`]).
+    pub(crate) guest_env: Vec<(String, String)>,
 }
 
 /// Wakes the scheduler and the timer task after each group commit.
@@ -260,6 +271,8 @@ impl Node {
             forwarders: lattice::Forwarders::default(),
             pulling: Mutex::default(),
             peer_api: lattice::PeerApiSlot::default(),
+            moves: lattice::Moves::default(),
+            guest_env: config.guest_env.clone(),
         });
         store.set_listener(Arc::new(Wake(Arc::downgrade(&inner))));
         let _ = inner.env.node.set(Arc::downgrade(&inner));
@@ -388,6 +401,12 @@ impl Node {
         placement: pigeon_store::Placement,
     ) -> Result<ActorType, NodeError> {
         let ActorType { name, limits, links, deployed_at_ms, .. } = record;
+        // A placement change this node knows and the deploying one did not
+        // yet stays: the highest epoch wins.
+        let placement = match self.inner.registry.get(&name) {
+            Some(local) if local.placement.epoch >= placement.epoch => local.placement.clone(),
+            _ => placement,
+        };
         self.deploy_checked(&name, bytes, limits, links, deployed_at_ms, placement).await
     }
 
@@ -433,7 +452,7 @@ impl Node {
         };
         // The placement first: a message accepted in between must already
         // go to the right owner.
-        self.inner.store.put_placement(name, &placement)?;
+        self.inner.store.put_placement(name, &placement).await?;
         self.inner.store.put_type(&record, &bytes)?;
         self.inner.registry.insert(record.clone(), component, placement);
         tokio::spawn(schedule_pending(self.inner.clone(), format!("{name}/")));
@@ -599,7 +618,7 @@ impl NodeInner {
 
 /// Schedules every actor with pending messages whose address starts with
 /// `prefix`, paging through the store's pending index.
-async fn schedule_pending(node: Arc<NodeInner>, prefix: String) {
+pub(crate) async fn schedule_pending(node: Arc<NodeInner>, prefix: String) {
     const PAGE: usize = 1024;
     let mut after = (!prefix.is_empty()).then(|| prefix.clone());
     loop {

@@ -76,6 +76,9 @@ pub(crate) struct Metrics {
     disk_alarm: Gauge,
     storage_failing: Gauge,
     io_errors: Gauge,
+    actors_moved: Counter,
+    bytes_moved: Counter,
+    handoff_seconds: Histogram,
 }
 
 fn turn_buckets() -> Histogram {
@@ -110,6 +113,10 @@ impl Metrics {
             disk_alarm: Gauge::default(),
             storage_failing: Gauge::default(),
             io_errors: Gauge::default(),
+            actors_moved: Counter::default(),
+            bytes_moved: Counter::default(),
+            // 100 µs to ~50 s per batch of actors handed off.
+            handoff_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 20)),
             registry: Registry::with_prefix("pigeon"),
         };
         let r = &mut m.registry;
@@ -173,7 +180,27 @@ impl Metrics {
             m.storage_failing.clone(),
         );
         r.register("storage_io_errors", "Store batches failed by I/O errors since start", m.io_errors.clone());
+        r.register("handoff_actors_moved", "Actors this node handed off to new owners", m.actors_moved.clone());
+        r.register_with_unit(
+            "handoff_moved",
+            "Bytes of actors (state, messages, keys) this node handed off",
+            Unit::Bytes,
+            m.bytes_moved.clone(),
+        );
+        r.register_with_unit(
+            "handoff_duration",
+            "From reading a batch of moving actors to releasing them, the new owner's commit included",
+            Unit::Seconds,
+            m.handoff_seconds.clone(),
+        );
         m
+    }
+
+    /// A batch of `actors` actors, `bytes` in all, was handed off in `took`.
+    pub(crate) fn handed_off(&self, actors: u64, bytes: u64, took: std::time::Duration) {
+        self.actors_moved.inc_by(actors);
+        self.bytes_moved.inc_by(bytes);
+        self.handoff_seconds.observe(took.as_secs_f64());
     }
 
     /// Counts what an event says happened.

@@ -38,6 +38,21 @@ impl Registry {
         loaded
     }
 
+    /// Gives type `name` another placement; live activations carry on
+    /// (the generation stays). Returns whether the type is here.
+    pub(crate) fn set_placement(&self, name: &str, placement: Placement) -> bool {
+        let mut types = self.types.write().unwrap_or_else(|p| p.into_inner());
+        let Some(loaded) = types.get(name) else { return false };
+        let changed = Arc::new(LoadedType {
+            record: loaded.record.clone(),
+            component: loaded.component.clone(),
+            generation: loaded.generation,
+            placement,
+        });
+        types.insert(name.to_string(), changed);
+        true
+    }
+
     pub(crate) fn remove(&self, name: &str) -> bool {
         self.types.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some()
     }

@@ -235,6 +235,16 @@ impl Scheduler {
         self.lock().by_actor.get(actor).and_then(|slot| slot.in_flight())
     }
 
+    /// Wakes every actor with a slot whose name starts with `prefix` (a
+    /// type's placement changed: each looks again at whether it runs here).
+    pub(crate) fn wake_all(&self, prefix: &str) {
+        for (actor, slot) in &self.lock().by_actor {
+            if actor.starts_with(prefix) {
+                slot.notify.notify_one();
+            }
+        }
+    }
+
     /// Actors with a slot (live or queued).
     pub(crate) fn slot_count(&self) -> usize {
         self.lock().by_actor.len()

@@ -27,6 +27,7 @@ use crate::pipeline::{InFlight, Pipeline, min_epoch};
 use crate::readahead::ReadAhead;
 use crate::registry::LoadedType;
 use crate::scheduler::{Slot, Transient};
+use crate::lattice::Runs;
 use crate::{NodeEvent, NodeInner};
 
 /// A live instance and the type generation it was made from.
@@ -80,6 +81,15 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
                 task.wait_for_commit().await;
             }
             continue;
+        }
+        if let Some(runs) = elsewhere(&node, &actor) {
+            match task.stand_aside(runs, permit).await {
+                Some(p) => {
+                    permit = p;
+                    continue;
+                }
+                None => return,
+            }
         }
         let ty = node.registry.get(&ty_name);
         if !task.pipeline.is_empty() && !task.may_start_turn(ty.as_deref()) {
@@ -148,6 +158,14 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
     }
 }
 
+/// How the actor's turns run elsewhere now, if they do (`None`: here).
+fn elsewhere(node: &NodeInner, actor: &str) -> Option<Runs> {
+    match node.runs_here(actor) {
+        Runs::Here => None,
+        other => Some(other),
+    }
+}
+
 fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
     !slot.controls().is_empty()
         || !slot.transient().is_empty()
@@ -174,8 +192,14 @@ fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead
     Ok(mailbox.take().map(|(key, envelope)| Work::Persistent(key, envelope)))
 }
 
-fn limits_of(ty: &LoadedType) -> ActivationLimits {
-    activation_limits(&ty.record.limits)
+/// What the host needs to run one of `ty`'s actors on this node: the
+/// type's limits, and the node's guest environment under the type's own.
+fn limits_of(node: &NodeInner, ty: &LoadedType) -> ActivationLimits {
+    let mut limits = activation_limits(&ty.record.limits);
+    let own = &ty.record.limits.wasi.env;
+    let labels = node.guest_env.iter().filter(|(name, _)| !own.iter().any(|(n, _)| n == name));
+    limits.env = labels.chain(own.iter()).cloned().collect();
+    limits
 }
 
 /// What the host needs of a type's limits to run one of its actors.
@@ -188,6 +212,38 @@ pub(crate) fn activation_limits(limits: &pigeon_store::TypeLimits) -> Activation
 }
 
 impl ActorTask {
+    /// The actor runs no turn here now (another node owns it, or it has
+    /// not arrived from its previous owner; see `lattice::handoff`): let
+    /// the commits in flight settle (the store refuses them), pass its
+    /// in-memory work to its owner, and passivate unless work waits.
+    /// Returns the permit when the task must go on.
+    async fn stand_aside(&mut self, runs: Runs, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+        if !self.pipeline.is_empty() {
+            self.wait_for_commit().await;
+            return Some(permit);
+        }
+        self.live = None;
+        self.mailbox = ReadAhead::default();
+        let node = self.node.clone();
+        if let Runs::Elsewhere(owner) = &runs {
+            node.send_on_queued(&self.slot, owner);
+        }
+        if !self.slot.transient().is_empty() && !node.is_stopping() {
+            // Held: its calls wait here until it arrives (which wakes it).
+            let _ = tokio::time::timeout(Duration::from_millis(250), self.slot.notify.notified()).await;
+            return Some(permit);
+        }
+        // Work that comes before the slot goes is seen under the same lock
+        // (an arrival that makes the actor runnable included).
+        let actor = self.actor.clone();
+        let check = |slot: &Slot| {
+            !slot.controls().is_empty()
+                || !slot.transient().is_empty()
+                || (elsewhere(&node, &actor).is_none() && has_work(&node, &actor, slot))
+        };
+        node.scheduler.try_passivate(&node, &actor, permit, check).err()
+    }
+
     /// Runs the operator requests waiting in the slot, then forgets what the
     /// task held of the actor (its activation's state cache, its read-ahead),
     /// so the next turn starts from the store.
@@ -262,7 +318,7 @@ impl ActorTask {
         let _alone = if crashes > 0 { Some(node.crashes.gate.lock().await) } else { None };
         if self.live.as_ref().is_none_or(|l| l.generation != ty.generation) {
             self.live = None;
-            match node.host.activate(&ty.component, &self.actor, limits_of(ty), node.env.clone()).await {
+            match node.host.activate(&ty.component, &self.actor, limits_of(&node, ty), node.env.clone()).await {
                 Ok(activation) => {
                     self.live = Some(Live { activation, generation: ty.generation });
                     node.emit(NodeEvent::Activated { actor: self.actor.clone() });

@@ -7,13 +7,16 @@
 //!   node, and a node that joins or returns fetches what it lacks;
 //! - `proxy`: calls made by turns and client operations that wait on an
 //!   actor another node owns;
-//! - `peer_api`: a node's HTTP API reached through another node.
+//! - `peer_api`: a node's HTTP API reached through another node;
+//! - `handoff`: actors moving with their state when a placement changes.
 //!
 //! A peer that returns under a known id with a new incarnation lost its
 //! store: it is refused (its actors' messages keep waiting in outboxes)
 //! until an operator says otherwise.
 
 mod forward;
+mod handoff;
+mod placement;
 mod peer_api;
 mod proxy;
 mod replicate;
@@ -27,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::{NodeError, NodeInner};
 
 pub(crate) use forward::Forwarders;
+pub(crate) use handoff::{Moves, Runs};
+pub use handoff::{MoveProgress, PlacementStatus};
 pub(crate) use peer_api::PeerApiSlot;
 pub use peer_api::{PeerApi, PeerRequest, PeerResponse};
 
@@ -84,6 +89,7 @@ impl Handler for NodeHandler {
                 Op::Deploy => replicate::answer_deploy(&node, from, &body).await,
                 Op::Component => replicate::answer_component(&node, &body),
                 Op::Api => peer_api::answer_api(&node, &body).await,
+                Op::Handoff => handoff::answer_handoff(&node, &body).await,
             }
         })
     }
@@ -141,6 +147,7 @@ pub(crate) fn start(node: &Arc<NodeInner>) {
         Err(e) => tracing::error!("cannot read the outbox: {e}"),
     }
     tokio::spawn(refresh_announcement(Arc::downgrade(node)));
+    tokio::spawn(handoff::run_moves(Arc::downgrade(node)));
 }
 
 /// Keeps what the heartbeat says current: the types, the load, the outbox.
@@ -156,6 +163,7 @@ async fn refresh_announcement(node: Weak<NodeInner>) {
             name,
             hash: String::new(),
             deployed_at_ms: at,
+            placement_epoch: 0,
         });
         let outbox = node.store.outbox_depths().unwrap_or_default();
         let (active, forwarded) = (node.scheduler.slot_count() as u64, node.forwarders.total());
@@ -196,6 +204,7 @@ impl NodeInner {
                 name: t.record.name.clone(),
                 hash: t.record.component_hash.clone(),
                 deployed_at_ms: t.record.deployed_at_ms,
+                placement_epoch: t.placement.epoch,
             })
             .collect()
     }

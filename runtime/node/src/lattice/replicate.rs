@@ -55,7 +55,7 @@ enum ComponentRequest {
 struct TypeOffer {
     /// The type's record, as the store encodes it.
     record: Vec<u8>,
-    placement: Vec<String>,
+    placement: Placement,
 }
 
 impl NodeInner {
@@ -127,7 +127,22 @@ impl NodeInner {
                 if nodes.is_empty() {
                     return Err(NodeError::Lattice("--nodes names no node".into()));
                 }
-                Ok(Placement::new(nodes.iter().cloned()))
+                let asked = Placement::new(nodes.iter().cloned());
+                match self.registry.get(name) {
+                    Some(loaded) if loaded.placement.nodes.is_empty() || loaded.placement.nodes == asked.nodes => {
+                        Ok(Placement { nodes: asked.nodes, ..loaded.placement.clone() })
+                    }
+                    // Its actors have state on their nodes: they move, or
+                    // it would be lost to them.
+                    Some(loaded) => Err(NodeError::PlacementConflict(format!(
+                        "`{name}` already runs on {}; a redeploy keeps its nodes. To move its actors to {}, run \
+                         `pigeon placement {name} --nodes {}`",
+                        loaded.placement.nodes.join(","),
+                        asked.nodes.join(","),
+                        asked.nodes.join(",")
+                    ))),
+                    None => Ok(asked),
+                }
             }
             None => {
                 if let Some(loaded) = self.registry.get(name)
@@ -162,7 +177,7 @@ pub(super) fn answer_component(node: &Arc<NodeInner>, body: &[u8]) -> Result<Vec
     match decode::<ComponentRequest>(body)? {
         ComponentRequest::Type { name } => {
             let loaded = node.registry.get(&name).ok_or_else(|| format!("unknown actor type `{name}`"))?;
-            Ok(encode(&TypeOffer { record: encode_record(&loaded.record), placement: loaded.placement.nodes.clone() }))
+            Ok(encode(&TypeOffer { record: encode_record(&loaded.record), placement: loaded.placement.clone() }))
         }
         ComponentRequest::Piece { hash, offset } => {
             let bytes = node.store.component(&hash).map_err(|e| e.to_string())?;
@@ -196,7 +211,7 @@ async fn pull(node: &Arc<NodeInner>, peer: &str, name: &str) -> Result<(), NodeE
         None => fetch_component(&lattice, peer, &record).await?,
     };
     let node = crate::Node { inner: node.clone() };
-    node.install(record, bytes, Placement::new(offer.placement)).await?;
+    node.install(record, bytes, offer.placement).await?;
     Ok(())
 }
 
@@ -257,6 +272,10 @@ pub(super) fn catch_up(node: &Arc<NodeInner>, member: Member) {
             };
             if stale && let Err(e) = pull(&node, &member.id, &info.name).await {
                 tracing::warn!("could not fetch type `{}` from node `{}`: {e}", info.name, member.id);
+            }
+            let behind = node.registry.get(&info.name).is_some_and(|t| t.placement.epoch < info.placement_epoch);
+            if behind && let Err(e) = node.fetch_placement(&member.id, &info.name).await {
+                tracing::warn!("could not fetch the placement of `{}` from node `{}`: {e}", info.name, member.id);
             }
             node.pulling().remove(&info.name);
         }
