@@ -68,20 +68,35 @@ pub struct LatticeNode {
     pub node: PigeonNode,
     data: PathBuf,
     nats: String,
+    /// More environment of the process, kept across restarts.
+    env: Vec<(String, String)>,
 }
 
 impl LatticeNode {
-    /// Starts node `id` on `data`, joined to the NATS at `nats`.
+    /// Starts node `id` on `data`, joined to the NATS at `nats`. Its
+    /// guests see their node's id as `NODE` (see the counter's `report-to`).
     pub fn start(id: &str, data: PathBuf, nats: &str) -> Self {
-        let node = PigeonNode::start(&data, "127.0.0.1:0", &["--nats", nats, "--node-id", id]).expect("pigeon up");
-        Self { id: id.to_string(), node, data, nats: nats.to_string() }
+        Self::start_with_env(id, data, nats, &[])
+    }
+
+    /// [`LatticeNode::start`] with more environment variables.
+    pub fn start_with_env(id: &str, data: PathBuf, nats: &str, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let node = Self::spawn(id, &data, nats, &env).expect("pigeon up");
+        Self { id: id.to_string(), node, data, nats: nats.to_string(), env }
+    }
+
+    fn spawn(id: &str, data: &std::path::Path, nats: &str, env: &[(String, String)]) -> Result<PigeonNode, String> {
+        let label = format!("NODE={id}");
+        let args = ["--nats", nats, "--node-id", id, "--guest-env", &label];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        PigeonNode::start_with_env(data, "127.0.0.1:0", &args, &env)
     }
 
     /// SIGKILL, then the same node again on its store.
     pub fn restart(&mut self) {
         self.node.kill();
-        let args = ["--nats", self.nats.as_str(), "--node-id", self.id.as_str()];
-        self.node = PigeonNode::start(&self.data, "127.0.0.1:0", &args).expect("pigeon up again");
+        self.node = Self::spawn(&self.id, &self.data, &self.nats, &self.env).expect("pigeon up again");
     }
 
     pub fn url(&self) -> String {

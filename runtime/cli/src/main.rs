@@ -242,7 +242,8 @@ enum Command {
     /// (progress bar until done). Stop the node once this returns.
     Drain {
         /// The node's id (`pigeon nodes` lists them).
-        node: String,
+        #[arg(value_name = "NODE")]
+        id: String,
         /// Return once the changes are made, without following the moves.
         #[arg(long)]
         no_wait: bool,
@@ -402,7 +403,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Placement { name, nodes: Some(nodes), no_wait } => {
             placement::change(&client(), &name, nodes, !no_wait, g.json).await
         }
-        Command::Drain { node, no_wait } => placement::drain(&client(), &node, !no_wait, g.json).await,
+        Command::Drain { id, no_wait } => placement::drain(&client(), &id, !no_wait, g.json).await,
         Command::New { language, name } => {
             let files = scaffold::new(language, &name, Path::new("."))?;
             print_created(language, &name, &files, g.json)

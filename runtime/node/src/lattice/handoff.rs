@@ -389,8 +389,12 @@ async fn ship(node: &Arc<NodeInner>, name: &str, placement: &Placement) -> bool 
     let mut left = remaining;
     for (owner, actors) in by_owner {
         let mut rest = actors.as_slice();
+        let pace = test_hooks::pace();
         while !rest.is_empty() {
-            let chunk = &rest[..rest.len().min(BATCH_ACTORS)];
+            let chunk = &rest[..rest.len().min(if pace.is_some() { 1 } else { BATCH_ACTORS })];
+            if let Some(pace) = pace {
+                tokio::time::sleep(pace).await;
+            }
             match hand_off(node, name, placement, &owner, chunk, budget).await {
                 Ok(sent) => {
                     left -= sent;
@@ -460,4 +464,26 @@ async fn hand_off(
         p.bytes += bytes;
     });
     Ok(count)
+}
+
+/// Hooks for the end-to-end tests, in debug builds only.
+mod test_hooks {
+    use std::time::Duration;
+
+    /// `PIGEON_TEST_HANDOFF_PACE_MS`: hand actors off one at a time, this
+    /// long apart, so that a test can kill a node while a move is under
+    /// way (it waits until the status shows one). Release builds have none.
+    #[cfg(debug_assertions)]
+    pub(super) fn pace() -> Option<Duration> {
+        static PACE: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+        *PACE.get_or_init(|| {
+            let ms = std::env::var("PIGEON_TEST_HANDOFF_PACE_MS").ok()?.parse().ok()?;
+            Some(Duration::from_millis(ms))
+        })
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub(super) fn pace() -> Option<Duration> {
+        None
+    }
 }

