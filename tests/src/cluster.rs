@@ -37,7 +37,8 @@ pub fn deploy_counter(nodes: &[LatticeNode], flags: &[&str]) {
 pub fn wait_for_types(nodes: &[LatticeNode], names: &[&str]) {
     for node in nodes {
         wait_until(&format!("{} to have {names:?}", node.id), || {
-            let listed = String::from_utf8_lossy(&node.node.cli(&["ls"]).stdout).to_string();
+            // Its own list: a plain `ls` lists every node's types.
+            let listed = String::from_utf8_lossy(&node.node.cli(&["--on", &node.id, "ls"]).stdout).to_string();
             names.iter().all(|name| listed.contains(name))
         });
     }

@@ -28,7 +28,7 @@ use pigeon_tests::bank::{ACCOUNTS, DESKS, OPENING, check, settle, transfer_messa
 use pigeon_tests::cluster::{NewUrls, check_counters, get, http, poster, wait_drained, wait_for_types, waiting};
 use pigeon_tests::crash::{drive, op_id};
 use pigeon_tests::lattice::{LatticeNode, NatsServer, wait_for_peers};
-use pigeon_tests::process::ok;
+use pigeon_tests::process::{ok, wait_until};
 use serde_json::{Value, json};
 
 const COUNTERS: usize = 200;
@@ -231,4 +231,95 @@ async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_u
     eprintln!("n3 joined at {} acknowledgements, n1 drained at {}", points[0], points[1]);
     let status = cli(&nodes, 1, &["placement", "counter"]);
     assert!(status.contains("n2, n3"), "{status}");
+}
+
+/// The status of `ty`'s placement as node `via` tells it.
+fn status(nodes: &Arc<Mutex<Vec<LatticeNode>>>, via: usize, ty: &str) -> Value {
+    let out = nodes.lock().unwrap()[via].node.cli(&["placement", ty, "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Waits until the counters are moving from node `from` (any node:
+/// `None`), some moved and several left: a move is under way.
+fn wait_moving(nodes: &Arc<Mutex<Vec<LatticeNode>>>, via: usize, from: Option<&str>) {
+    wait_until(&format!("counters to be moving from {from:?}"), || {
+        let moves = status(nodes, via, "counter")["moves"].as_array().cloned().unwrap_or_default();
+        moves.iter().any(|m| {
+            from.is_none_or(|f| m["from"] == f)
+                && m["moved"].as_u64().unwrap_or(0) >= 1
+                && m["remaining"].as_u64().unwrap_or(0) >= 5
+        })
+    });
+}
+
+/// Waits until every type's last change is complete, as node `via` sees it.
+fn wait_complete(nodes: &Arc<Mutex<Vec<LatticeNode>>>, via: usize) {
+    for ty in TYPES {
+        wait_until(&format!("{ty}'s moves to finish"), || status(nodes, via, ty)["complete"] == true);
+    }
+}
+
+fn connected(nodes: &Arc<Mutex<Vec<LatticeNode>>>, i: usize) -> bool {
+    let out = nodes.lock().unwrap()[i].node.cli(&["nodes", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    list["lattice"]["connected"] == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move() {
+    const MESSAGES: usize = 3_000;
+    let Some(nats) = NatsServer::start() else { return };
+    let nats_url = nats.url.clone();
+    let nats = Arc::new(Mutex::new(nats));
+    // One actor at a time, 100 ms apart: each move lasts seconds, so every
+    // fault below strikes while one is under way (the test waits to see it).
+    let pace = [("PIGEON_TEST_HANDOFF_PACE_MS", "100")];
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats_url, &pace)));
+    let tokens: Vec<String> = nodes.lock().unwrap().iter().map(|n| n.node.token()).collect();
+    let client = http();
+    let send = poster(client.clone(), tokens, load);
+    let dir_path = dir.path().to_path_buf();
+    let mut step = 0;
+    let disturb = {
+        let (nodes, nats) = (nodes.clone(), nats.clone());
+        move || -> NewUrls {
+            step += 1;
+            let (nodes, nats, dir, url, step) = (nodes.clone(), nats.clone(), dir_path.clone(), nats_url.clone(), step);
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || {
+                    if step == 1 {
+                        add_third(&nodes, &dir, &url, &pace);
+                        for ty in TYPES {
+                            cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3", "--no-wait"]);
+                        }
+                        // The sending side, then the receiving side, mid-move.
+                        wait_moving(&nodes, 1, Some("n1"));
+                        nodes.lock().unwrap()[0].restart();
+                        wait_moving(&nodes, 1, None);
+                        nodes.lock().unwrap()[2].restart();
+                        wait_complete(&nodes, 1);
+                    } else {
+                        cli(&nodes, 1, &["drain", "n1", "--no-wait"]);
+                        wait_moving(&nodes, 1, Some("n1"));
+                        nats.lock().unwrap().kill();
+                        wait_until("n2 to notice NATS is gone", || !connected(&nodes, 1));
+                        nats.lock().unwrap().resume();
+                        wait_until("every node to reconnect", || (0..3).all(|i| connected(&nodes, i)));
+                        wait_moving(&nodes, 1, Some("n1"));
+                        nodes.lock().unwrap()[0].restart();
+                        wait_complete(&nodes, 1);
+                    }
+                    urls(&nodes)[..2].to_vec()
+                })
+                .await
+                .unwrap()
+            })
+        }
+    };
+    let first = urls(&nodes);
+    let (acked, points, _) = drive(MESSAGES, 8, 2, first, send, disturb).await;
+    let all = urls(&nodes);
+    check_everything(&client, &all, &acked, MESSAGES).await;
+    eprintln!("widened with 2 SIGKILLs at {} acknowledgements, drained with a NATS restart and a SIGKILL at {}", points[0], points[1]);
 }

@@ -115,6 +115,9 @@ pub async fn change(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<PlacementInfo>, ApiError> {
     let request: PlacementRequest = crate::routes::json_body(body)?;
+    if request.nodes.is_empty() {
+        return Err(ApiError::bad_request("invalid_nodes", "`nodes` names no node: give at least one node id"));
+    }
     let placement = s.node.set_placement(&name, request.nodes).await?;
     Ok(Json(PlacementInfo::changed(name, placement)))
 }

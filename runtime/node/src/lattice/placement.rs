@@ -28,7 +28,9 @@ impl Node {
         if current.nodes == asked {
             return Ok(current);
         }
-        if current.previous.is_some() {
+        // The last change is over once every node it moved actors from
+        // says so (this node may not have noticed yet).
+        if current.previous.is_some() && !inner.placement_status(name).await?.complete {
             return Err(NodeError::PlacementConflict(format!(
                 "`{name}` is still moving actors for its placement change {} (to {}): wait until it is done \
                  (`pigeon placement {name}` shows the moves), then change it again",
