@@ -14,6 +14,8 @@ use crate::PATIENCE;
 pub const ACCOUNTS: usize = 10;
 pub const DESKS: usize = 4;
 pub const OPENING: u64 = 1_000;
+/// State entries per read (the API's most).
+const PAGE: usize = 10_000;
 
 /// The transfer with id number `n`: (desk, from, to, amount).
 pub fn transfer(n: usize) -> (String, String, String, u64) {
@@ -53,9 +55,22 @@ where
     loop {
         let mut outcomes = BTreeMap::new();
         for d in 0..DESKS {
-            for (key, value) in entries(&get(format!("/api/v1/state/transfer/d{d}")).await) {
-                if let Some(id) = key.strip_prefix("done/") {
-                    assert!(outcomes.insert(id.to_string(), value).is_none(), "{id} recorded by two desks");
+            // Page by page: a busy desk records more outcomes than one page holds.
+            let mut after = String::new();
+            loop {
+                let path = format!(
+                    "/api/v1/state/transfer/d{d}?prefix=done%2F&limit={PAGE}&after={}",
+                    after.replace('/', "%2F")
+                );
+                let page = entries(&get(path).await);
+                for (key, value) in &page {
+                    if let Some(id) = key.strip_prefix("done/") {
+                        assert!(outcomes.insert(id.to_string(), value.clone()).is_none(), "{id} recorded by two desks");
+                    }
+                }
+                match page.keys().next_back() {
+                    Some(last) if page.len() == PAGE => after = last.clone(),
+                    _ => break,
                 }
             }
         }

@@ -205,4 +205,3 @@ pub async fn check_counters(
     assert!(lost.is_empty(), "{} acknowledged sends were lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
     applied_anywhere.len()
 }
-

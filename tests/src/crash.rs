@@ -49,6 +49,71 @@ pub async fn drive<E, S, SF, R, RF>(
     kills: usize,
     endpoint: E,
     send: S,
+    restart: R,
+) -> (BTreeSet<String>, Vec<usize>, E)
+where
+    E: Clone + Send + Sync + 'static,
+    S: Fn(E, String) -> SF + Clone + Send + Sync + 'static,
+    SF: Future<Output = Outcome> + Send,
+    R: FnMut() -> RF,
+    RF: Future<Output = E>,
+{
+    let mut points: Vec<usize> =
+        (0..kills).map(|_| rand::rng().random_range(messages / 10..messages * 8 / 10)).collect();
+    points.sort();
+    run(messages, clients, Schedule::At(points), endpoint, send, restart).await
+}
+
+/// [`drive`] for disturbances that take a while (a node joins, actors
+/// move): `steps` calls of `disturb`, the first after `gap`
+/// acknowledgements and each next one `gap` acknowledgements after the
+/// previous one returned, while the load goes on; the load stops `gap`
+/// acknowledgements after the last one (or after `messages`). So every
+/// disturbance happens under load, however long it takes. Returns the
+/// acknowledged ids, the acknowledgements at each step, and the last
+/// endpoint.
+pub async fn drive_through<E, S, SF, R, RF>(
+    messages: usize,
+    clients: usize,
+    steps: usize,
+    gap: usize,
+    endpoint: E,
+    send: S,
+    disturb: R,
+) -> (BTreeSet<String>, Vec<usize>, E)
+where
+    E: Clone + Send + Sync + 'static,
+    S: Fn(E, String) -> SF + Clone + Send + Sync + 'static,
+    SF: Future<Output = Outcome> + Send,
+    R: FnMut() -> RF,
+    RF: Future<Output = E>,
+{
+    run(messages, clients, Schedule::Through { steps, gap }, endpoint, send, disturb).await
+}
+
+/// Counts a client out when its task ends, however it ends.
+struct Finished(Arc<AtomicUsize>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// When [`run`] disturbs the load.
+enum Schedule {
+    /// At these acknowledgement counts (sorted).
+    At(Vec<usize>),
+    /// See [`drive_through`].
+    Through { steps: usize, gap: usize },
+}
+
+async fn run<E, S, SF, R, RF>(
+    messages: usize,
+    clients: usize,
+    schedule: Schedule,
+    endpoint: E,
+    send: S,
     mut restart: R,
 ) -> (BTreeSet<String>, Vec<usize>, E)
 where
@@ -63,12 +128,20 @@ where
     let current = Arc::new(current);
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let ack_count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Clients that have sent all they had: the load is over.
+    let finished = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for client in 0..clients {
         let (current, acked, ack_count, send) = (current.clone(), acked.clone(), ack_count.clone(), send.clone());
+        let (stop, finished) = (stop.clone(), finished.clone());
         tasks.push(tokio::spawn(async move {
+            let _finished = Finished(finished);
             let mut rx = current.subscribe();
             for n in (client..messages).step_by(clients) {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let (generation, endpoint) = rx.borrow_and_update().clone();
                 match send(endpoint, op_id(n)).await {
                     Outcome::Acked => {
@@ -83,25 +156,39 @@ where
             }
         }));
     }
-    let mut thresholds: Vec<usize> =
-        (0..kills).map(|_| rand::rng().random_range(messages / 10..messages * 8 / 10)).collect();
-    thresholds.sort();
-    for (generation, threshold) in thresholds.iter().enumerate() {
-        let acks = ack_count.clone();
-        eventually("acknowledgements to reach the next kill point", || {
-            let acks = acks.clone();
-            async move { (acks.load(Ordering::SeqCst) >= *threshold).then_some(()) }
+    let reach = |threshold: usize| {
+        let (acks, finished) = (ack_count.clone(), finished.clone());
+        eventually("acknowledgements to reach the next disturbance", move || {
+            let (acks, finished) = (acks.clone(), finished.clone());
+            let over = move || finished.load(Ordering::SeqCst) == clients;
+            async move { (acks.load(Ordering::SeqCst) >= threshold || over()).then_some(()) }
         })
-        .await;
+    };
+    let mut points = Vec::new();
+    let (count, gap) = match &schedule {
+        Schedule::At(at) => (at.len(), 0),
+        Schedule::Through { steps, gap } => (*steps, *gap),
+    };
+    for generation in 0..count {
+        let threshold = match &schedule {
+            Schedule::At(at) => at[generation],
+            Schedule::Through { .. } => (ack_count.load(Ordering::SeqCst) + gap).min(messages),
+        };
+        reach(threshold).await;
+        points.push(ack_count.load(Ordering::SeqCst));
         let endpoint = restart().await;
         current.send_replace((generation as u64 + 1, endpoint));
+    }
+    if gap > 0 {
+        reach((ack_count.load(Ordering::SeqCst) + gap).min(messages)).await;
+        stop.store(true, Ordering::SeqCst);
     }
     for task in tasks {
         tokio::time::timeout(PATIENCE * 5, task).await.expect("clients finish").expect("client ok");
     }
     let acked = acked.lock().unwrap().clone();
     let endpoint = current.borrow().1.clone();
-    (acked, thresholds, endpoint)
+    (acked, points, endpoint)
 }
 
 /// Checks the counter's state after a crash test: `applied` maps

@@ -12,8 +12,8 @@ use tokio::sync::broadcast;
 pub use pigeon_test_artifacts as artifacts;
 
 pub mod bank;
-pub mod cluster;
 pub mod browser;
+pub mod cluster;
 pub mod crash;
 pub mod lattice;
 pub mod multicast;

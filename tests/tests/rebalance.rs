@@ -26,12 +26,15 @@ use pigeon_node::pigeon_store::Placement;
 use pigeon_tests::artifacts;
 use pigeon_tests::bank::{ACCOUNTS, DESKS, OPENING, check, settle, transfer_message};
 use pigeon_tests::cluster::{NewUrls, check_counters, get, http, poster, wait_drained, wait_for_types, waiting};
-use pigeon_tests::crash::{drive, op_id};
+use pigeon_tests::crash::{drive_through, op_id};
 use pigeon_tests::lattice::{LatticeNode, NatsServer, wait_for_peers};
 use pigeon_tests::process::{ok, wait_until};
 use serde_json::{Value, json};
 
 const COUNTERS: usize = 200;
+/// Acknowledged sends before each disturbance and after the last: every
+/// one happens under load, however long it takes.
+const GAP: usize = 300;
 const TYPES: [&str; 3] = ["counter", "account", "transfer"];
 
 /// Op `n`: a bank transfer for every fourth, else an `inc` of counter
@@ -57,10 +60,8 @@ fn op_number(id: &str) -> usize {
 /// Two nodes with the counter, the bank and the ledger, and money in the
 /// accounts.
 fn two_nodes(dir: &std::path::Path, nats: &str, env: &[(&str, &str)]) -> Vec<LatticeNode> {
-    let nodes: Vec<LatticeNode> = ["n1", "n2"]
-        .iter()
-        .map(|id| LatticeNode::start_with_env(id, dir.join(id), nats, env))
-        .collect();
+    let nodes: Vec<LatticeNode> =
+        ["n1", "n2"].iter().map(|id| LatticeNode::start_with_env(id, dir.join(id), nats, env)).collect();
     for node in &nodes {
         wait_for_peers(node, 2);
     }
@@ -149,15 +150,23 @@ async fn check_homes(client: &reqwest::Client, urls: &[String]) {
 /// Where the ledger says each op was handled: op → nodes (with how
 /// often each).
 async fn ledger(client: &reqwest::Client, url: &str) -> BTreeMap<String, Vec<(String, String)>> {
-    let page = get(client, url, "/api/v1/state/ledger/main?prefix=note/&limit=10000").await;
     let mut handled: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for entry in page.as_array().cloned().unwrap_or_default() {
-        let key = entry["key"].as_str().unwrap_or_default();
-        let (op, node) = key.trim_start_matches("note/").split_once('@').expect("`op@node`");
-        let times = entry["value"]["text"].as_str().unwrap_or_default().to_string();
-        handled.entry(op.to_string()).or_default().push((node.to_string(), times));
+    let mut after = String::new();
+    loop {
+        let query = format!("prefix=note%2F&limit=10000&after={}", after.replace('/', "%2F").replace('@', "%40"));
+        let page = get(client, url, &format!("/api/v1/state/ledger/main?{query}")).await;
+        let entries = page.as_array().cloned().unwrap_or_default();
+        for entry in &entries {
+            let key = entry["key"].as_str().unwrap_or_default();
+            let (op, node) = key.trim_start_matches("note/").split_once('@').expect("`op@node`");
+            let times = entry["value"]["text"].as_str().unwrap_or_default().to_string();
+            handled.entry(op.to_string()).or_default().push((node.to_string(), times));
+            after = key.to_string();
+        }
+        if entries.len() < 10_000 {
+            return handled;
+        }
     }
-    handled
 }
 
 /// The checks of the module doc, once the load and the moves are over.
@@ -183,12 +192,15 @@ async fn check_everything(client: &reqwest::Client, urls: &[String], acked: &BTr
     let (outcomes, balances) = settle(get_state, || waiting(client, urls), &transfers).await;
     check(&outcomes, &balances, sent);
     check_homes(client, urls).await;
-    eprintln!("{sent} sends, {} acknowledged, {applied} counter ops applied once each, on {on:?}", acked.len());
+    eprintln!(
+        "{} acknowledged sends (of at most {sent}), {applied} counter ops applied once each, on {on:?}",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_under_load() {
-    const MESSAGES: usize = 3_000;
+    const MESSAGES: usize = 50_000;
     let Some(nats) = NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats.url, &[])));
@@ -225,7 +237,7 @@ async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_u
         }
     };
     let first = urls(&nodes);
-    let (acked, points, _) = drive(MESSAGES, 8, 2, first, send, disturb).await;
+    let (acked, points, _) = drive_through(MESSAGES, 8, 2, GAP, first, send, disturb).await;
     let all = urls(&nodes);
     check_everything(&client, &all, &acked, MESSAGES).await;
     eprintln!("n3 joined at {} acknowledgements, n1 drained at {}", points[0], points[1]);
@@ -265,9 +277,26 @@ fn connected(nodes: &Arc<Mutex<Vec<LatticeNode>>>, i: usize) -> bool {
     list["lattice"]["connected"] == true
 }
 
+/// Waits until every node is connected to NATS again; says which is not.
+fn wait_reconnected(nodes: &Arc<Mutex<Vec<LatticeNode>>>) {
+    let deadline = std::time::Instant::now() + pigeon_tests::PATIENCE;
+    while !(0..3).all(|i| connected(nodes, i)) {
+        if std::time::Instant::now() > deadline {
+            let views: Vec<String> = (0..3)
+                .map(|i| {
+                    let out = nodes.lock().unwrap()[i].node.cli(&["nodes", "--json"]);
+                    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+                })
+                .collect();
+            panic!("the nodes did not all reconnect to NATS: {views:#?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move() {
-    const MESSAGES: usize = 3_000;
+    const MESSAGES: usize = 50_000;
     let Some(nats) = NatsServer::start() else { return };
     let nats_url = nats.url.clone();
     let nats = Arc::new(Mutex::new(nats));
@@ -305,7 +334,7 @@ async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move(
                         nats.lock().unwrap().kill();
                         wait_until("n2 to notice NATS is gone", || !connected(&nodes, 1));
                         nats.lock().unwrap().resume();
-                        wait_until("every node to reconnect", || (0..3).all(|i| connected(&nodes, i)));
+                        wait_reconnected(&nodes);
                         wait_moving(&nodes, 1, Some("n1"));
                         nodes.lock().unwrap()[0].restart();
                         wait_complete(&nodes, 1);
@@ -318,8 +347,11 @@ async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move(
         }
     };
     let first = urls(&nodes);
-    let (acked, points, _) = drive(MESSAGES, 8, 2, first, send, disturb).await;
+    let (acked, points, _) = drive_through(MESSAGES, 8, 2, GAP, first, send, disturb).await;
     let all = urls(&nodes);
     check_everything(&client, &all, &acked, MESSAGES).await;
-    eprintln!("widened with 2 SIGKILLs at {} acknowledgements, drained with a NATS restart and a SIGKILL at {}", points[0], points[1]);
+    eprintln!(
+        "widened with 2 SIGKILLs at {} acknowledgements, drained with a NATS restart and a SIGKILL at {}",
+        points[0], points[1]
+    );
 }

@@ -92,7 +92,9 @@ impl PlacementInfo {
 impl MoveInfo {
     fn of(from: String, progress: Result<MoveProgress, String>) -> Self {
         match progress {
-            Ok(p) => Self { from, remaining: p.remaining, moved: p.moved, bytes: p.bytes, done: p.done, error: p.error },
+            Ok(p) => {
+                Self { from, remaining: p.remaining, moved: p.moved, bytes: p.bytes, done: p.done, error: p.error }
+            }
             Err(e) => Self { from, remaining: 0, moved: 0, bytes: 0, done: false, error: Some(e) },
         }
     }

@@ -33,7 +33,9 @@ const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// A JSON body as `T`. The body must be an object (serde would take an
 /// array for a struct), and whole numbers written with a fraction (`3.0`)
 /// count as integers, as JSON Schema — and so the OpenAPI document — says.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: Result<Json<Value>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<T, ApiError> {
     let Json(mut value) = body.map_err(|e| match e {
         JsonRejection::BytesRejection(b) => bytes_rejection(b),
         other => ApiError::bad_request("bad_request", format!("invalid JSON body: {}", other.body_text())),

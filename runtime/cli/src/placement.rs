@@ -44,7 +44,12 @@ pub async fn drain(client: &Client, node: &str, wait: bool, json: bool) -> anyho
             0 => println!("no type is placed on node {node}: nothing to move"),
             _ => {
                 for info in &drained.changed {
-                    println!("`{}` now lives on {} (placement epoch {})", info.r#type, info.nodes.join(", "), info.epoch);
+                    println!(
+                        "`{}` now lives on {} (placement epoch {})",
+                        info.r#type,
+                        info.nodes.join(", "),
+                        info.epoch
+                    );
                 }
             }
         }
@@ -77,9 +82,8 @@ async fn follow(client: &Client, name: &str, json: bool) -> anyhow::Result<Place
     bar.set_prefix(format!("moving {name}"));
     loop {
         let info: PlacementInfo = client.get(&path(name)?).await?;
-        let (moved, remaining, bytes) = info.moves.iter().fold((0, 0, 0), |(m, r, b), mv| {
-            (m + mv.moved, r + mv.remaining, b + mv.bytes)
-        });
+        let (moved, remaining, bytes) =
+            info.moves.iter().fold((0, 0, 0), |(m, r, b), mv| (m + mv.moved, r + mv.remaining, b + mv.bytes));
         bar.set_length(moved + remaining);
         bar.set_position(moved);
         bar.set_message(indicatif::HumanBytes(bytes).to_string());

@@ -23,11 +23,11 @@ use pigeon_store::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::lattice::Runs;
 use crate::pipeline::{InFlight, Pipeline, min_epoch};
 use crate::readahead::ReadAhead;
 use crate::registry::LoadedType;
 use crate::scheduler::{Slot, Transient};
-use crate::lattice::Runs;
 use crate::{NodeEvent, NodeInner};
 
 /// A live instance and the type generation it was made from.

@@ -28,11 +28,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
+use pigeon_host::CallFailure;
 use pigeon_lattice::{Op, PeerState};
 use pigeon_store::handoff::{ActorRows, HandoffOutcome};
-use pigeon_host::CallFailure;
 use pigeon_store::{Arrivals, MessageKind, Placement};
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -449,7 +449,8 @@ async fn hand_off(
     let names: Vec<String> = batch.iter().map(|rows| rows.actor.clone()).collect();
     let request = HandoffRequest::Take { name: name.to_string(), placement: placement.clone(), actors: batch };
     let lattice = node.lattice().ok_or("not in a lattice")?;
-    let answer = lattice.request(owner, Op::Handoff, encode(&request), TAKE_TIMEOUT).await.map_err(|e| e.to_string())?;
+    let answer =
+        lattice.request(owner, Op::Handoff, encode(&request), TAKE_TIMEOUT).await.map_err(|e| e.to_string())?;
     match decode::<HandoffAnswer>(&answer)? {
         HandoffAnswer::Taken { .. } => {}
         HandoffAnswer::Status { .. } => return Err(format!("node `{owner}` answered a handoff with a status")),

@@ -16,8 +16,8 @@
 
 mod forward;
 mod handoff;
-mod placement;
 mod peer_api;
+mod placement;
 mod proxy;
 mod replicate;
 
@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::{NodeError, NodeInner};
 
 pub(crate) use forward::Forwarders;
-pub(crate) use handoff::{Moves, Runs};
 pub use handoff::{MoveProgress, PlacementStatus};
+pub(crate) use handoff::{Moves, Runs};
 pub(crate) use peer_api::PeerApiSlot;
 pub use peer_api::{PeerApi, PeerRequest, PeerResponse};
 
