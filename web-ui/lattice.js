@@ -3,11 +3,13 @@
 // refused (back with a new incarnation under an old id), what it runs,
 // how many messages wait in this node's outbox towards it, and how many it
 // forwarded per second. A refused node can be forgotten, and so admitted
-// again, after a confirmation.
+// again, after a confirmation. Below, each type's placement and its moves
+// (see `placements.js`).
 
 import { html, useState } from './vendor/htm-preact-standalone.mjs';
 import { api } from './api.js';
 import { num, span } from './format.js';
+import { Placements } from './placements.js';
 
 const STATE_BADGE = { up: 'ok', down: 'bad', refused: 'warn' };
 
@@ -69,5 +71,6 @@ export function LatticePage({ ctx }) {
         )}
       </tbody>
     </table>
+    <${Placements} ctx=${ctx} />
   </section>`;
 }

@@ -426,5 +426,27 @@ async fn the_lattice_page_and_pigeon_nodes_show_a_killed_node_go_down_and_come_b
     browser.wait_text("[data-test=node-n2] [data-test=node-outbox]", |t| t == "0").await;
     wait_for_peers(&nodes[0], 2);
     assert_eq!(ok(&nodes[0].node.cli(&["call", &on_n2, "get"])).trim(), "1", "the send waited for n2 and reached it");
+
+    // The page moves the counters off n2, and shows the move done.
+    let row = "[data-test=placement-counter]";
+    browser.wait_text(&format!("{row} [data-test=placement-nodes]"), |t| t.starts_with("n1, n2")).await;
+    browser.type_into(&format!("{row} [data-test=placement-input]"), "n1").await;
+    // The first try has no token: the page asks for it, then it goes.
+    browser.click(&format!("{row} [data-test=placement-change]")).await;
+    browser.wait_text("[data-test=token-dialog]", |t| t.contains("missing API token")).await;
+    browser.type_into("[data-test=token-input]", &nodes[0].node.token()).await;
+    browser.click("[data-test=token-save]").await;
+    browser.click(&format!("{row} [data-test=placement-change]")).await;
+    browser.wait_text(&format!("{row} [data-test=placement-outcome]"), |t| t.contains("now on n1 (epoch 1)")).await;
+    browser.wait_text(&format!("{row} [data-test=placement-nodes]"), |t| t == "n1 (epoch 1)").await;
+    wait_until("the move to finish", || {
+        let status =
+            String::from_utf8_lossy(&nodes[0].node.cli(&["placement", "counter", "--json"]).stdout).to_string();
+        serde_json::from_str::<serde_json::Value>(&status).is_ok_and(|s| s["complete"] == true)
+    });
+    assert_eq!(ok(&nodes[0].node.cli(&["call", &on_n2, "get"])).trim(), "1", "the counter moved with its state");
+    // Asked through n2, its old owner, the actor is answered by n1.
+    let seen = ok(&nodes[1].node.cli(&["inspect", &on_n2]));
+    assert!(seen.contains("(on node n1)") && seen.contains("count"), "its owner is n1 now, with its state: {seen}");
     browser.close().await;
 }

@@ -36,6 +36,7 @@ static FILES: &[File] = web_ui![
     "routing.js" => JS,
     "dead.js" => JS,
     "lattice.js" => JS,
+    "placements.js" => JS,
     "vendor/htm-preact-standalone.mjs" => JS,
     "vendor/uPlot.esm.js" => JS,
     "vendor/uPlot.min.css" => CSS,
