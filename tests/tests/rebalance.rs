@@ -198,37 +198,27 @@ async fn check_everything(client: &reqwest::Client, urls: &[String], acked: &BTr
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_under_load() {
+/// The load of the module doc through `n1` and `n2`, with `step(0)` then
+/// `step(1)` run (blocking) under it, then every check. Returns the
+/// acknowledgements at each step.
+async fn load_through(
+    nodes: &Arc<Mutex<Vec<LatticeNode>>>,
+    step: impl Fn(usize) + Clone + Send + 'static,
+) -> Vec<usize> {
     const MESSAGES: usize = 50_000;
-    let Some(nats) = NatsServer::start() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats.url, &[])));
+    // The third node joins later with its own token: sends go through the first two.
     let tokens: Vec<String> = nodes.lock().unwrap().iter().map(|n| n.node.token()).collect();
     let client = http();
-    // The third node's token is read when it starts: every node of a test
-    // lattice gets its own, so the poster sends through n1 and n2.
     let send = poster(client.clone(), tokens, load);
-    let (dir_path, nats_url) = (dir.path().to_path_buf(), nats.url.clone());
-    let mut step = 0;
+    let mut next = 0;
     let disturb = {
         let nodes = nodes.clone();
         move || -> NewUrls {
-            step += 1;
-            let (nodes, dir, nats, step) = (nodes.clone(), dir_path.clone(), nats_url.clone(), step);
+            let (nodes, step, n) = (nodes.clone(), step.clone(), next);
+            next += 1;
             Box::pin(async move {
                 tokio::task::spawn_blocking(move || {
-                    if step == 1 {
-                        add_third(&nodes, &dir, &nats, &[]);
-                        for ty in TYPES {
-                            let out = cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3"]);
-                            assert!(out.contains("moved"), "{out}");
-                        }
-                    } else {
-                        let out = cli(&nodes, 1, &["drain", "n1"]);
-                        assert!(out.contains("node n1 holds no actors now"), "{out}");
-                    }
-                    // Sends keep going through n1 and n2.
+                    step(n);
                     urls(&nodes)[..2].to_vec()
                 })
                 .await
@@ -236,13 +226,46 @@ async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_u
             })
         }
     };
-    let first = urls(&nodes);
-    let (acked, points, _) = drive_through(MESSAGES, 8, 2, GAP, first, send, disturb).await;
-    let all = urls(&nodes);
-    check_everything(&client, &all, &acked, MESSAGES).await;
+    let (acked, points, _) = drive_through(MESSAGES, 8, 2, GAP, urls(nodes), send, disturb).await;
+    check_everything(&client, &urls(nodes), &acked, MESSAGES).await;
+    points
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_move_with_their_state_when_a_node_joins_and_another_is_drained_under_load() {
+    let Some(nats) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats.url, &[])));
+    let (dir_path, nats_url) = (dir.path().to_path_buf(), nats.url.clone());
+    let step = {
+        let nodes = nodes.clone();
+        move |step: usize| {
+            if step == 0 {
+                add_third(&nodes, &dir_path, &nats_url, &[]);
+                for ty in TYPES {
+                    let out = cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3"]);
+                    assert!(out.contains("moved"), "{out}");
+                }
+            } else {
+                let out = cli(&nodes, 1, &["drain", "n1"]);
+                assert!(out.contains("node n1 holds no actors now"), "{out}");
+            }
+        }
+    };
+    let points = load_through(&nodes, step).await;
     eprintln!("n3 joined at {} acknowledgements, n1 drained at {}", points[0], points[1]);
     let status = cli(&nodes, 1, &["placement", "counter"]);
     assert!(status.contains("n2, n3"), "{status}");
+    // n1 handed off every actor it had, and counted them.
+    let n1 = urls(&nodes)[0].clone();
+    let metrics = http().get(format!("{n1}/metrics")).send().await.unwrap().text().await.unwrap();
+    let moved = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}: {metrics}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_default()
+    };
+    assert!(moved("pigeon_handoff_actors_moved_total") > 0.0, "n1 counts the actors it handed off");
+    assert!(moved("pigeon_handoff_moved_bytes_total") > 0.0, "and their bytes");
+    assert!(moved("pigeon_handoff_duration_seconds_count") > 0.0, "and the handoffs' durations");
 }
 
 /// The status of `ty`'s placement as node `via` tells it.
@@ -296,7 +319,6 @@ fn wait_reconnected(nodes: &Arc<Mutex<Vec<LatticeNode>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move() {
-    const MESSAGES: usize = 50_000;
     let Some(nats) = NatsServer::start() else { return };
     let nats_url = nats.url.clone();
     let nats = Arc::new(Mutex::new(nats));
@@ -305,51 +327,35 @@ async fn moves_resume_after_sigkills_of_either_side_and_a_nats_restart_mid_move(
     let pace = [("PIGEON_TEST_HANDOFF_PACE_MS", "100")];
     let dir = tempfile::tempdir().unwrap();
     let nodes = Arc::new(Mutex::new(two_nodes(dir.path(), &nats_url, &pace)));
-    let tokens: Vec<String> = nodes.lock().unwrap().iter().map(|n| n.node.token()).collect();
-    let client = http();
-    let send = poster(client.clone(), tokens, load);
     let dir_path = dir.path().to_path_buf();
-    let mut step = 0;
-    let disturb = {
+    let step = {
         let (nodes, nats) = (nodes.clone(), nats.clone());
-        move || -> NewUrls {
-            step += 1;
-            let (nodes, nats, dir, url, step) = (nodes.clone(), nats.clone(), dir_path.clone(), nats_url.clone(), step);
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || {
-                    if step == 1 {
-                        add_third(&nodes, &dir, &url, &pace);
-                        for ty in TYPES {
-                            cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3", "--no-wait"]);
-                        }
-                        // The sending side, then the receiving side, mid-move.
-                        wait_moving(&nodes, 1, Some("n1"));
-                        nodes.lock().unwrap()[0].restart();
-                        wait_moving(&nodes, 1, None);
-                        nodes.lock().unwrap()[2].restart();
-                        wait_complete(&nodes, 1);
-                    } else {
-                        cli(&nodes, 1, &["drain", "n1", "--no-wait"]);
-                        wait_moving(&nodes, 1, Some("n1"));
-                        nats.lock().unwrap().kill();
-                        wait_until("n2 to notice NATS is gone", || !connected(&nodes, 1));
-                        nats.lock().unwrap().resume();
-                        wait_reconnected(&nodes);
-                        wait_moving(&nodes, 1, Some("n1"));
-                        nodes.lock().unwrap()[0].restart();
-                        wait_complete(&nodes, 1);
-                    }
-                    urls(&nodes)[..2].to_vec()
-                })
-                .await
-                .unwrap()
-            })
+        move |step: usize| {
+            if step == 0 {
+                add_third(&nodes, &dir_path, &nats_url, &pace);
+                for ty in TYPES {
+                    cli(&nodes, 2, &["placement", ty, "--nodes", "n1,n2,n3", "--no-wait"]);
+                }
+                // The sending side, then the receiving side, mid-move.
+                wait_moving(&nodes, 1, Some("n1"));
+                nodes.lock().unwrap()[0].restart();
+                wait_moving(&nodes, 1, None);
+                nodes.lock().unwrap()[2].restart();
+                wait_complete(&nodes, 1);
+            } else {
+                cli(&nodes, 1, &["drain", "n1", "--no-wait"]);
+                wait_moving(&nodes, 1, Some("n1"));
+                nats.lock().unwrap().kill();
+                wait_until("n2 to notice NATS is gone", || !connected(&nodes, 1));
+                nats.lock().unwrap().resume();
+                wait_reconnected(&nodes);
+                wait_moving(&nodes, 1, Some("n1"));
+                nodes.lock().unwrap()[0].restart();
+                wait_complete(&nodes, 1);
+            }
         }
     };
-    let first = urls(&nodes);
-    let (acked, points, _) = drive_through(MESSAGES, 8, 2, GAP, first, send, disturb).await;
-    let all = urls(&nodes);
-    check_everything(&client, &all, &acked, MESSAGES).await;
+    let points = load_through(&nodes, step).await;
     eprintln!(
         "widened with 2 SIGKILLs at {} acknowledgements, drained with a NATS restart and a SIGKILL at {}",
         points[0], points[1]

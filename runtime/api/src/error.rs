@@ -75,7 +75,8 @@ impl From<NodeError> for ApiError {
             NodeError::Remote(_) => (S::BAD_GATEWAY, "remote_error"),
             NodeError::UnknownNodes { .. } => (S::BAD_REQUEST, "invalid_nodes"),
             NodeError::PlacementConflict(_) => (S::CONFLICT, "placement_conflict"),
-            NodeError::NotInLattice(_) => (S::BAD_REQUEST, "not_in_lattice"),
+            // The request is sound; the node's state (alone) is what refuses it.
+            NodeError::NotInLattice(_) => (S::CONFLICT, "not_in_lattice"),
             NodeError::Link(_) => (S::UNPROCESSABLE_ENTITY, "link_error"),
             NodeError::Wave(_) => (S::BAD_REQUEST, "invalid_call"),
             NodeError::UnknownOperation { .. } => (S::NOT_FOUND, "unknown_operation"),

@@ -110,7 +110,7 @@ pub async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result
     request_body = PlacementRequest,
     responses((status = 200, description = "Changed (the moves go on; GET follows them)", body = PlacementInfo),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "An earlier change of the type is still moving actors", body = ErrorBody)))]
+        (status = 409, description = "An earlier change of the type is still moving actors, or the node is not in a lattice", body = ErrorBody)))]
 pub async fn change(
     State(s): State<AppState>,
     Path(name): Path<String>,

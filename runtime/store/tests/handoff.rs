@@ -8,18 +8,9 @@ use pigeon_store::{
     ActorType, Enqueued, Envelope, Placement, Store, StoreError, StoreOptions, TurnCommit, TypeLimits, now_ms,
 };
 
+/// A store outside any lattice (its node id does not matter).
 fn store(dir: &tempfile::TempDir) -> Store {
-    let store = Store::open_with(dir.path(), StoreOptions::default()).unwrap();
-    let ty = ActorType {
-        name: "counter".into(),
-        component_hash: "00".into(),
-        component_size: 1,
-        limits: TypeLimits::default(),
-        deployed_at_ms: now_ms(),
-        links: Vec::new(),
-    };
-    store.put_type(&ty, b"component").unwrap();
-    store
+    node("local", dir)
 }
 
 /// `counter/x` with state, the stored reply of a call it answered, messages
