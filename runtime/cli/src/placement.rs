@@ -80,6 +80,7 @@ async fn follow(client: &Client, name: &str, json: bool) -> anyhow::Result<Place
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("moving {name}"));
+    let mut told = None;
     loop {
         let info: PlacementInfo = client.get(&path(name)?).await?;
         let (moved, remaining, bytes) =
@@ -87,8 +88,13 @@ async fn follow(client: &Client, name: &str, json: bool) -> anyhow::Result<Place
         bar.set_length(moved + remaining);
         bar.set_position(moved);
         bar.set_message(indicatif::HumanBytes(bytes).to_string());
-        if let Some(stuck) = info.moves.iter().find_map(|mv| mv.error.as_ref().map(|e| (mv.from.clone(), e.clone()))) {
-            bar.println(format!("waiting for node {}: {}", stuck.0, stuck.1));
+        // Each new reason once, not every poll.
+        let stuck = info.moves.iter().find_map(|mv| mv.error.as_ref().map(|e| (mv.from.clone(), e.clone())));
+        if stuck.is_some() && stuck != told {
+            if let Some((from, why)) = &stuck {
+                bar.println(format!("waiting for node {from}: {why}"));
+            }
+            told = stuck;
         }
         if info.complete {
             bar.finish_and_clear();

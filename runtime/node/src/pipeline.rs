@@ -164,6 +164,8 @@ impl ActorTask {
                     StoreError::MessageGone { .. }
                         | StoreError::AlreadyAnswered { .. }
                         | StoreError::DependencyLost { .. }
+                        | StoreError::ActorElsewhere { .. }
+                        | StoreError::ActorHeld { .. }
                 );
                 let pause = self.pipeline.failed.unwrap_or(false) || !refused_alone;
                 self.pipeline.failed = Some(pause);

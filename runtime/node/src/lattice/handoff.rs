@@ -32,7 +32,7 @@ use futures_util::future::join_all;
 use pigeon_host::CallFailure;
 use pigeon_lattice::{Op, PeerState};
 use pigeon_store::handoff::{ActorRows, HandoffOutcome};
-use pigeon_store::{Arrivals, MessageKind, Placement};
+use pigeon_store::{MessageKind, Placement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -203,9 +203,9 @@ impl NodeInner {
     pub(crate) async fn change_placement(self: &Arc<Self>, name: &str, placement: Placement) -> Result<(), NodeError> {
         self.adopt_placement(name, placement.clone()).await?;
         let Some(lattice) = self.lattice().cloned() else { return Ok(()) };
-        let body = encode(&HandoffRequest::Status { name: name.to_string(), placement });
+        // A status question carries the asker's placement: asking is telling.
         for peer in lattice.peers().into_iter().filter(|p| p.state == PeerState::Up) {
-            if let Err(e) = lattice.request(&peer.member.id, Op::Handoff, body.clone(), STATUS_TIMEOUT).await {
+            if let Err(e) = self.ask_status(&peer.member.id, name, &placement).await {
                 tracing::warn!("node `{}` did not hear of the placement change now: {e}", peer.member.id);
             }
         }
@@ -283,16 +283,13 @@ pub(super) async fn answer_handoff(node: &Arc<NodeInner>, body: &[u8]) -> Result
             if have != epoch {
                 return Err(format!("this node has placement epoch {have} of `{name}`, not {epoch}"));
             }
-            let names: Vec<String> = actors.iter().map(|rows| rows.actor.clone()).collect();
+            // Each actor with messages is scheduled by the commit itself.
             let accepted = actors.into_iter().map(|rows| node.store.accept_handoff(rows, epoch));
             let mut applied = 0;
             for outcome in join_all(accepted).await {
                 if outcome.map_err(|e| e.to_string())? == HandoffOutcome::Applied {
                     applied += 1;
                 }
-            }
-            for actor in &names {
-                node.scheduler.schedule(node, actor, Arrivals::ANY);
             }
             Ok(encode(&HandoffAnswer::Taken { applied }))
         }
