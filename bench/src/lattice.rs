@@ -92,8 +92,20 @@ pub fn scenario(
 /// Nodes `n1` and `n2` on `url`, seeing each other, with the counter and
 /// caller deployed (from `n1`) on both.
 async fn pair(scratch: &Path, url: &str) -> anyhow::Result<(Node, Node)> {
+    let mut nodes = start_nodes(scratch, url, &["n1", "n2"]).await?;
+    let (n1, n2) = (nodes.remove(0), nodes.remove(0));
+    for (ty, wasm) in [("counter", artifacts::COUNTER_WASM), ("caller", artifacts::CALLER_WASM)] {
+        n1.deploy(ty, wasm.to_vec(), crate::node::limits(), Vec::new()).await?;
+    }
+    wait("n2 to get the types", || n2.type_names().len() == 2).await?;
+    Ok((n1, n2))
+}
+
+/// Nodes with the ids `ids`, each on a fresh directory under `scratch`,
+/// in one lattice on `url`, once every one of them sees all the others.
+pub async fn start_nodes(scratch: &Path, url: &str, ids: &[&str]) -> anyhow::Result<Vec<Node>> {
     let mut nodes = Vec::new();
-    for id in ["n1", "n2"] {
+    for id in ids {
         let dir = scratch.join(format!("lattice-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = NodeConfig::new(&dir);
@@ -103,16 +115,12 @@ async fn pair(scratch: &Path, url: &str) -> anyhow::Result<(Node, Node)> {
         config.lattice = Some(LatticeSettings { config: lattice, api: format!("bench://{id}") });
         nodes.push(Node::start(config).await?);
     }
-    let (n1, n2) = (nodes.remove(0), nodes.remove(0));
-    wait("the nodes to see each other", || n1.nodes().iter().filter(|n| n.state == PeerState::Up).count() == 2).await?;
-    for (ty, wasm) in [("counter", artifacts::COUNTER_WASM), ("caller", artifacts::CALLER_WASM)] {
-        n1.deploy(ty, wasm.to_vec(), crate::node::limits(), Vec::new()).await?;
-    }
-    wait("n2 to get the types", || n2.type_names().len() == 2).await?;
-    Ok((n1, n2))
+    let all_up = |n: &Node| n.nodes().iter().filter(|p| p.state == PeerState::Up).count() == ids.len();
+    wait("the nodes to see each other", || nodes.iter().all(all_up)).await?;
+    Ok(nodes)
 }
 
-async fn wait(what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
+pub async fn wait(what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + SETTLE;
     while !done() {
         anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");

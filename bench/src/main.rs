@@ -11,7 +11,11 @@
 //! 6. recovery — on a real node running the example counter guest (`node`);
 //! 7. the lattice — two nodes on a real nats-server: durable accept to a
 //!    remote owner and calls between actors on different nodes, next to
-//!    the same on one node and to raw NATS request–reply (`lattice`).
+//!    the same on one node and to raw NATS request–reply (`lattice`);
+//! 8. a rebalance — 10,000 actors with their state moving between two
+//!    nodes under load: actors and bytes moved per second, and the send
+//!    latency to the moving actors next to the same without a move
+//!    (`rebalance`).
 //!
 //! Every figure is a warm-up and then the median of [`REPS`] repetitions
 //! with their spread. The table goes to stdout and, with the machine's
@@ -21,16 +25,18 @@
 mod accept;
 mod disk;
 mod footprint;
+mod http;
 mod jetstream;
 mod lattice;
 mod measure;
 mod node;
 mod rabbitmq;
+mod rebalance;
 mod report;
 
 use std::path::Path;
 
-use measure::median_rate;
+use measure::{Latency, median_rate, micros};
 use report::{Cell, Peer, Report, Row};
 
 pub const PAYLOAD: [u8; 64] = [7; 64];
@@ -58,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         Some(i) => Some(
             args.get(i + 1)
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("--only takes a scenario number, 1 to 7"))?,
+                .ok_or_else(|| anyhow::anyhow!("--only takes a scenario number, 1 to 8"))?,
         ),
         None => None,
     };
@@ -118,7 +124,7 @@ fn durable_accept(
                 .with(0, Peer::Measured(fsync.rate_cell()))
                 .with(1, Peer::Measured(redb_one.rate_cell()))
                 .with(2, Peer::Measured(batched.rate_cell()));
-        rows.push((senders, per_sender, row));
+        rows.push((senders, row));
     }
 
     let rabbit = if rabbitmq::installed() {
@@ -133,8 +139,9 @@ fn durable_accept(
     } else {
         None
     };
-    for (senders, per_sender, row) in rows {
-        let per_sender = if senders == 1 { 400 } else { per_sender / 2 };
+    // The peers at each concurrency, once, for the store's rows and the API's.
+    let mut peer_cells = Vec::new();
+    for (senders, per_sender) in [(1, 400), (64, 50)] {
         let rabbit = match &rabbit {
             Some(b) => Peer::Measured(
                 median_rate(REPS, || runtime.block_on(rabbitmq::publish(b, senders, per_sender)))?.rate_cell(),
@@ -147,22 +154,73 @@ fn durable_accept(
             ),
             None => Peer::NotInstalled(jetstream::INSTALL),
         };
-        let row = row.with(3, rabbit).with(4, nats);
-        if senders == 64 {
-            accept_aims(report, &row);
-        }
+        peer_cells.push((senders, rabbit, nats));
+    }
+    let http =
+        http_rows(runtime, scratch)?.into_iter().map(|(n, row)| (n, row.with(0, Peer::Measured(fsync.rate_cell()))));
+    let fsync_latency = std::time::Duration::from_secs_f64(1.0 / fsync.median);
+    for (senders, row) in rows.into_iter().chain(http) {
+        let Some((_, rabbit, nats)) = peer_cells.iter().find(|(n, ..)| *n == senders) else { continue };
+        let row = row.with(3, rabbit.clone()).with(4, nats.clone());
+        accept_aims(report, &row, senders, fsync_latency);
         report.row(row);
     }
-    Ok(std::time::Duration::from_secs_f64(1.0 / fsync.median))
+    Ok(fsync_latency)
 }
 
-/// The aims of scenario 1, read off its 64-sender row.
-fn accept_aims(report: &mut Report, row: &Row) {
+/// Scenario 1 through the HTTP API (`http`): one client, then 64, each
+/// with a keep-alive connection and one request in flight. Each row's
+/// cell is the rate, with the p50 of a send.
+fn http_rows(runtime: &tokio::runtime::Runtime, scratch: &Path) -> anyhow::Result<Vec<(usize, Row)>> {
+    let api = runtime.block_on(http::serve(&scratch.join("http"), &scratch.join("cache")))?;
+    let mut rows = Vec::new();
+    for (clients, per_client) in [(1, 400), (64, 100)] {
+        let mut runs = Vec::new();
+        let rate = median_rate(REPS, || {
+            let (n, took, latencies) = runtime.block_on(api.sends(clients, per_client))?;
+            runs.push(latencies);
+            Ok((n, took))
+        })?;
+        runs.remove(0); // the warm-up's
+        let latency = Latency::of_runs(runs)?;
+        let cell = Cell {
+            text: format!("{} · p50 {} · p99 {}", rate.rate_cell().text, micros(latency.p50), micros(latency.p99)),
+            value: rate.median,
+        };
+        let name = format!("1 · durable accept via HTTP, {clients} {}", plural(clients, "client"));
+        rows.push((clients, Row::new(name, cell, true).with_latency(latency.p50)));
+    }
+    runtime.block_on(api.stop());
+    Ok(rows)
+}
+
+/// The aims of scenario 1, read off its rows through the HTTP API (and
+/// the store's 64-sender row for the batching aim).
+fn accept_aims(report: &mut Report, row: &Row, senders: usize, fsync: std::time::Duration) {
     let ours = row.pigeon.value;
-    for (column, name, times) in
-        [(3, "RabbitMQ's confirmed durable publishes", 2.0), (4, "JetStream's synced publishes", 2.0)]
-    {
-        let aim = format!("durable accept, 64 senders ≥ {times}× {name}");
+    let Some(p50) = row.latency else {
+        if let (64, Peer::Measured(Cell { value, .. })) = (senders, &row.peers[2]) {
+            let share = ours / value;
+            report.aim(
+                "durable accept, 64 senders ≥ 50% of batched redb (store level)",
+                format!("{:.0}%", share * 100.0),
+                share >= 0.5,
+            );
+        }
+        return;
+    };
+    let who = format!("{senders} {} via HTTP", plural(senders, "client"));
+    if senders == 1 {
+        let budget = fsync + std::time::Duration::from_micros(150);
+        report.aim(
+            format!("{who}: send p50 ≤ fsync + 150 µs"),
+            format!("{} vs {} (fsync {})", micros(p50), micros(budget), micros(fsync)),
+            p50 <= budget,
+        );
+    }
+    let times = if senders == 1 { 1.5 } else { 3.0 };
+    for (column, name) in [(3, "RabbitMQ's confirmed durable publishes"), (4, "JetStream's synced publishes")] {
+        let aim = format!("{who} ≥ {times}× {name}");
         match &row.peers[column] {
             Peer::Measured(peer) => {
                 let ratio = ours / peer.value;
@@ -170,10 +228,6 @@ fn accept_aims(report: &mut Report, row: &Row) {
             }
             _ => report.aim(aim, "peer not installed", false),
         }
-    }
-    if let Peer::Measured(Cell { value, .. }) = &row.peers[2] {
-        let share = ours / value;
-        report.aim("durable accept, 64 senders ≥ 50% of batched redb", format!("{:.0}%", share * 100.0), share >= 0.5);
     }
 }
 

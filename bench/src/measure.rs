@@ -68,14 +68,21 @@ impl Latency {
     /// the latencies it observed.
     pub fn measure(reps: usize, mut run: impl FnMut() -> anyhow::Result<Vec<Duration>>) -> anyhow::Result<Self> {
         run()?;
+        let runs = (0..reps).map(|_| run()).collect::<anyhow::Result<Vec<_>>>()?;
+        Self::of_runs(runs)
+    }
+
+    /// The percentiles of each run's latencies, each the median over the
+    /// runs (none of which is a warm-up).
+    pub fn of_runs(runs: Vec<Vec<Duration>>) -> anyhow::Result<Self> {
         let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            let mut samples = run()?;
+        for mut samples in runs {
             anyhow::ensure!(!samples.is_empty(), "a latency run observed nothing");
             samples.sort();
             p50s.push(samples[samples.len() / 2].as_secs_f64());
             p99s.push(samples[(samples.len() * 99 / 100).min(samples.len() - 1)].as_secs_f64());
         }
+        anyhow::ensure!(!p50s.is_empty(), "no latency runs");
         let p50 = Sample::from_rates(p50s);
         let p99 = Sample::from_rates(p99s);
         Ok(Self {
@@ -83,6 +90,15 @@ impl Latency {
             p99: Duration::from_secs_f64(p99.median),
             spread: p50.spread,
         })
+    }
+
+    /// `p99 40 µs · p50 9.1 µs ±3%`, valued by its p99 (for rows about the
+    /// tail).
+    pub fn tail_cell(&self) -> crate::report::Cell {
+        crate::report::Cell {
+            text: format!("p99 {} · p50 {} ±{:.0}%", micros(self.p99), micros(self.p50), self.spread * 100.0),
+            value: self.p99.as_secs_f64(),
+        }
     }
 
     /// `p50 9.1 µs · p99 40 µs ±3%`, valued by its p50.

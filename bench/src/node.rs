@@ -71,7 +71,7 @@ async fn fresh(scratch: &Path, name: &str) -> anyhow::Result<Node> {
     Ok(node)
 }
 
-/// Scenarios 2–6; `fsync` is the latency of one `fdatasync` in this run.
+/// Scenarios 2–8; `fsync` is the latency of one `fdatasync` in this run.
 /// Runs those `wanted`.
 pub fn scenarios(
     runtime: &tokio::runtime::Runtime,
@@ -94,6 +94,9 @@ pub fn scenarios(
     }
     if wanted(7) {
         crate::lattice::scenario(runtime, scratch, report, fsync)?;
+    }
+    if wanted(8) {
+        crate::rebalance::scenario(runtime, scratch, report)?;
     }
     Ok(())
 }

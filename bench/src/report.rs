@@ -8,8 +8,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The peers' columns, in order.
-pub const PEERS: [&str; 7] =
-    ["fdatasync 4 KiB", "redb 1 commit/msg", "redb batched", "RabbitMQ", "JetStream", "one node", "NATS request–reply"];
+pub const PEERS: [&str; 8] = [
+    "fdatasync 4 KiB",
+    "redb 1 commit/msg",
+    "redb batched",
+    "RabbitMQ",
+    "JetStream",
+    "one node",
+    "NATS request–reply",
+    "no rebalance",
+];
 
 /// One measured figure, already formatted (`36,204/s ±4%`, `p50 9 µs`).
 #[derive(Clone, Debug)]
@@ -32,14 +40,27 @@ pub enum Peer {
 pub struct Row {
     pub scenario: String,
     pub pigeon: Cell,
-    pub peers: [Peer; 7],
+    pub peers: [Peer; PEERS.len()],
     /// Whether a larger value is better (rates) or worse (latencies).
     pub higher_is_better: bool,
+    /// A rate row's latency, for the aims that read it.
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Row {
     pub fn new(scenario: impl Into<String>, pigeon: Cell, higher_is_better: bool) -> Self {
-        Self { scenario: scenario.into(), pigeon, peers: std::array::from_fn(|_| Peer::None), higher_is_better }
+        Self {
+            scenario: scenario.into(),
+            pigeon,
+            peers: std::array::from_fn(|_| Peer::None),
+            higher_is_better,
+            latency: None,
+        }
+    }
+
+    pub fn with_latency(mut self, latency: std::time::Duration) -> Self {
+        self.latency = Some(latency);
+        self
     }
 
     pub fn with(mut self, column: usize, peer: Peer) -> Self {

@@ -49,6 +49,10 @@ pub struct Counters {
     pub dropped: u64,
     /// Persistent sends refused with `mailbox-full`.
     pub refused: u64,
+    /// Actors this node handed off to new owners (see `lattice::handoff`).
+    pub handed_off: u64,
+    /// Bytes of those actors' rows.
+    pub handed_off_bytes: u64,
 }
 
 /// The node's metric registry and handles to its metrics.
@@ -256,6 +260,8 @@ impl Metrics {
             dead_lettered: self.dead_lettered.get(),
             dropped: self.dropped.get(),
             refused: self.refused.get(),
+            handed_off: self.actors_moved.get(),
+            handed_off_bytes: self.bytes_moved.get(),
         }
     }
 
