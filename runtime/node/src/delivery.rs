@@ -239,6 +239,21 @@ impl NodeInner {
         Ok(())
     }
 
+    /// Stores a persistent send in its mailbox (or its owner's outbox);
+    /// returns whether it was a duplicate. A refusal for a full mailbox is
+    /// counted.
+    pub(crate) async fn enqueue(&self, envelope: Envelope) -> Result<bool, crate::NodeError> {
+        let to = envelope.to.clone();
+        match self.store.enqueue(envelope).await {
+            Ok(enqueued) => Ok(enqueued == pigeon_store::Enqueued::Duplicate),
+            Err(e @ StoreError::MailboxFull { .. }) => {
+                self.count_refusal(&to);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(crate) fn count_refusal(&self, actor: &str) {
         *self.refused.lock().unwrap_or_else(|p| p.into_inner()).entry(actor.to_string()).or_default() += 1;
         self.metrics.refuse();

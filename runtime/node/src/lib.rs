@@ -17,6 +17,7 @@
 mod control;
 mod crash;
 mod delivery;
+mod direct;
 mod env;
 mod error;
 mod events;
@@ -39,8 +40,8 @@ use std::time::Duration;
 
 use pigeon_host::{ActivationError, Host, HostConfig};
 use pigeon_store::{
-    ActorAddr, ActorType, Arrivals, BatchReport, CommitListener, Delivery, Enqueued, Envelope, Limits, Link,
-    MAX_PRIORITY, MessageKind, Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
+    ActorAddr, ActorType, Arrivals, BatchReport, CommitListener, Delivery, Envelope, Limits, Link, MAX_PRIORITY,
+    MessageKind, Store, StoreError, StoreOptions, TypeLimits, now_ms, validate_type_name,
 };
 use tokio::sync::{Notify, broadcast, oneshot};
 use ulid::Ulid;
@@ -483,8 +484,10 @@ impl Node {
         Ok(())
     }
 
-    /// Sends a message. A persistent one is durable in the receiver's
-    /// mailbox when this returns; a transient one is queued in memory.
+    /// Sends a message. A persistent one is durable when this returns: in
+    /// the receiver's mailbox, or already handled by a turn whose commit
+    /// is (a send to an idle actor, see `direct`); a transient one is
+    /// queued in memory.
     pub async fn send(&self, envelope: Envelope) -> Result<Sent, NodeError> {
         let addr = ActorAddr::parse(&envelope.to)?;
         self.inner.check_message(&envelope)?;
@@ -493,13 +496,12 @@ impl Node {
         }
         let id = envelope.id;
         let duplicate = match envelope.delivery {
-            Delivery::Persistent => match self.inner.store.enqueue(envelope).await {
-                Ok(enqueued) => enqueued == Enqueued::Duplicate,
-                Err(e @ StoreError::MailboxFull { .. }) => {
-                    self.inner.count_refusal(addr.as_str());
-                    return Err(e.into());
+            Delivery::Persistent => match self.inner.send_direct(envelope).await {
+                Ok(accepted) => {
+                    accepted?;
+                    false
                 }
-                Err(e) => return Err(e.into()),
+                Err(envelope) => self.inner.enqueue(envelope).await?,
             },
             Delivery::Transient => {
                 if self.inner.registry.get(addr.actor_type()).is_none() {

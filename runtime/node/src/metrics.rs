@@ -49,6 +49,9 @@ pub struct Counters {
     pub dropped: u64,
     /// Persistent sends refused with `mailbox-full`.
     pub refused: u64,
+    /// Of the accepted: persistent sends accepted with their turn's commit,
+    /// never stored in a mailbox (see `direct`).
+    pub direct: u64,
     /// Actors this node handed off to new owners (see `lattice::handoff`).
     pub handed_off: u64,
     /// Bytes of those actors' rows.
@@ -82,6 +85,7 @@ pub(crate) struct Metrics {
     io_errors: Gauge,
     actors_moved: Counter,
     bytes_moved: Counter,
+    direct: Counter,
     handoff_seconds: Histogram,
 }
 
@@ -119,6 +123,7 @@ impl Metrics {
             io_errors: Gauge::default(),
             actors_moved: Counter::default(),
             bytes_moved: Counter::default(),
+            direct: Counter::default(),
             // 100 µs to ~50 s per batch of actors handed off.
             handoff_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 20)),
             registry: Registry::with_prefix("pigeon"),
@@ -184,6 +189,11 @@ impl Metrics {
             m.storage_failing.clone(),
         );
         r.register("storage_io_errors", "Store batches failed by I/O errors since start", m.io_errors.clone());
+        r.register(
+            "messages_direct",
+            "Persistent sends handed to their idle actor before they were stored, accepted with its turn's commit",
+            m.direct.clone(),
+        );
         r.register("handoff_actors_moved", "Actors this node handed off to new owners", m.actors_moved.clone());
         r.register_with_unit(
             "handoff_moved",
@@ -241,6 +251,11 @@ impl Metrics {
         self.commit_seconds.observe(report.commit.as_secs_f64());
     }
 
+    /// A persistent send was accepted with its turn's commit (see `direct`).
+    pub(crate) fn accept_direct(&self) {
+        self.direct.inc();
+    }
+
     /// A message was queued in memory: a transient one, or a call between
     /// actors (see `delivery`).
     pub(crate) fn accept_transient(&self) {
@@ -260,6 +275,7 @@ impl Metrics {
             dead_lettered: self.dead_lettered.get(),
             dropped: self.dropped.get(),
             refused: self.refused.get(),
+            direct: self.direct.get(),
             handed_off: self.actors_moved.get(),
             handed_off_bytes: self.bytes_moved.get(),
         }

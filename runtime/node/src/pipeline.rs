@@ -56,6 +56,9 @@ pub(crate) struct InFlight {
     pub(crate) reply: Option<Vec<u8>>,
     /// Transient messages the turn sent: they leave once it is durable.
     pub(crate) transient: Vec<Envelope>,
+    /// The turn's message, if it was handed over before it was stored:
+    /// accepted once the commit is durable (see `direct`).
+    pub(crate) direct: Option<crate::direct::Direct>,
 }
 
 impl InFlight {
@@ -141,6 +144,9 @@ impl ActorTask {
                     node.metrics.accept_transient();
                     let _ = node.deliver_transient(message);
                 }
+                if let Some(direct) = entry.direct {
+                    direct.accepted(node);
+                }
                 node.resolve_call(entry.message, Ok(entry.reply));
                 if node.has_listeners() {
                     node.emit(NodeEvent::TurnCompleted {
@@ -159,6 +165,9 @@ impl ActorTask {
                 // built on it have failed as well. A mailbox message is
                 // still queued.
                 tracing::warn!(actor = self.actor, msg = %entry.message, "turn not committed: {e}");
+                if let Some(direct) = entry.direct {
+                    node.store_instead(direct);
+                }
                 let refused_alone = matches!(
                     e,
                     StoreError::MessageGone { .. }

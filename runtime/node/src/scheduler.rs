@@ -20,7 +20,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{self, AtomicU16, AtomicU64};
+use std::sync::atomic::{self, AtomicBool, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use pigeon_store::{Arrivals, Envelope};
@@ -80,6 +80,11 @@ pub(crate) struct Slot {
     /// none): its actor's commits still on their way, and the replies of
     /// callees whose commits were (see `pipeline`).
     dependency: AtomicU64,
+    /// A persistent send handed over before it was stored (see `direct`).
+    direct: Mutex<Option<crate::direct::Direct>>,
+    /// The task knows of no queued work: a send may be handed over (see
+    /// `direct`).
+    idle: AtomicBool,
 }
 
 impl Slot {
@@ -91,7 +96,25 @@ impl Slot {
             controls: Mutex::default(),
             arrivals: AtomicU16::new(Arrivals::ANY.bits()),
             dependency: AtomicU64::new(NO_DEPENDENCY),
+            direct: Mutex::default(),
+            idle: AtomicBool::new(false),
         }
+    }
+
+    /// The message handed over before it was stored, if any.
+    pub(crate) fn direct(&self) -> std::sync::MutexGuard<'_, Option<crate::direct::Direct>> {
+        self.direct.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the task knows of queued work (`false`) or none (`true`).
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, atomic::Ordering::Release);
+    }
+
+    /// Whether the task knew of no queued work, which it no longer may
+    /// assume: the one who asks hands it some.
+    pub(crate) fn take_idle(&self) -> bool {
+        self.idle.swap(false, atomic::Ordering::AcqRel)
     }
 
     /// A turn starts, depending on `dependency` (see [`Slot::dependency`]).
@@ -191,6 +214,24 @@ impl Scheduler {
             }
         }
         result
+    }
+
+    /// Hands `direct` to its actor if the actor's task is idle, with nothing
+    /// queued or newly arrived (see `direct`); gives it back otherwise.
+    pub(crate) fn offer_direct(&self, actor: &str, direct: crate::direct::Direct) -> Result<(), crate::direct::Direct> {
+        let slots = self.lock();
+        let Some(slot) = slots.by_actor.get(actor) else { return Err(direct) };
+        // One lock at a time (the actor's task takes them in another order).
+        let quiet = slot.transient().is_empty() && slot.arrivals.load(atomic::Ordering::Acquire) == 0;
+        let mut held = slot.direct();
+        // Checked last: taking the idle mark commits to handing it over.
+        if !quiet || held.is_some() || !slot.take_idle() {
+            return Err(direct);
+        }
+        *held = Some(direct);
+        drop(held);
+        slot.notify.notify_one();
+        Ok(())
     }
 
     /// Whether some actor is queued for a permit.

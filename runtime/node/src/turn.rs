@@ -23,6 +23,7 @@ use pigeon_store::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::direct::Direct;
 use crate::lattice::Runs;
 use crate::pipeline::{InFlight, Pipeline, min_epoch};
 use crate::readahead::ReadAhead;
@@ -41,6 +42,8 @@ enum Work {
     Persistent(MessageKey, Envelope),
     /// From the in-memory queue, with what its sender's turn depended on.
     InMemory(Envelope, Option<u64>),
+    /// A persistent send handed over before it was stored (see `direct`).
+    Direct(Direct),
 }
 
 /// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
@@ -143,6 +146,9 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         let check = |slot: &Slot| runnable && has_work(&node, &actor, slot);
         match node.scheduler.try_passivate(&node, &actor, permit, check) {
             Ok(()) => {
+                if let Some(direct) = slot.direct().take() {
+                    node.store_instead(direct);
+                }
                 let lost = slot.transient().len();
                 if lost > 0 {
                     tracing::warn!(actor, lost, "transient messages dropped: the node is stopping");
@@ -167,14 +173,33 @@ fn elsewhere(node: &NodeInner, actor: &str) -> Option<Runs> {
 }
 
 fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
-    !slot.controls().is_empty()
-        || !slot.transient().is_empty()
-        || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
+    has_queued(slot) || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
+}
+
+/// Whether the slot holds work in memory: operator requests, a send
+/// handed over, transient messages.
+fn has_queued(slot: &Slot) -> bool {
+    // Each guard is dropped before the next lock: see `next_work`.
+    let controls = !slot.controls().is_empty();
+    let direct = slot.direct().is_some();
+    controls || direct || !slot.transient().is_empty()
 }
 
 /// The higher-priority head of the persistent mailbox and the in-memory queue.
+/// A message handed over before it was stored (see `direct`) is the
+/// newest: it goes first only with a higher priority than both heads.
 fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead) -> Result<Option<Work>, StoreError> {
     let persistent = mailbox.head(&node.store, actor, slot)?.map(|p| p.priority);
+    // One lock at a time: `Scheduler::offer_direct` takes them the other way.
+    let others = persistent.max(slot.transient().peek().map(|t| t.envelope.priority));
+    // With nothing queued, a send may be handed over, even while this
+    // turn runs: it comes after it, and before anything queued later
+    // only by priority.
+    slot.set_idle(others.is_none());
+    let direct = slot.direct().take_if(|d| others.is_none_or(|p| d.envelope.priority > p));
+    if let Some(direct) = direct {
+        return Ok(Some(Work::Direct(direct)));
+    }
     let mut transient = slot.transient();
     let transient_first = match (persistent, transient.peek()) {
         (Some(p), Some(t)) => t.envelope.priority > p,
@@ -225,6 +250,9 @@ impl ActorTask {
         self.live = None;
         self.mailbox = ReadAhead::default();
         let node = self.node.clone();
+        if let Some(direct) = self.slot.direct().take() {
+            node.store_instead(direct);
+        }
         if let Runs::Elsewhere(owner) = &runs {
             node.send_on_queued(&self.slot, owner);
         }
@@ -237,9 +265,8 @@ impl ActorTask {
         // (an arrival that makes the actor runnable included).
         let actor = self.actor.clone();
         let check = |slot: &Slot| {
-            !slot.controls().is_empty()
-                || !slot.transient().is_empty()
-                || (elsewhere(&node, &actor).is_none() && has_work(&node, &actor, slot))
+            let queued = has_queued(slot);
+            queued || (elsewhere(&node, &actor).is_none() && has_work(&node, &actor, slot))
         };
         node.scheduler.try_passivate(&node, &actor, permit, check).err()
     }
@@ -274,17 +301,51 @@ impl ActorTask {
     /// failure, an expiry or an answer from a stored reply is recorded
     /// before this returns.
     async fn handle(&mut self, ty: &LoadedType, work: Work) {
-        let (taken, envelope, inherited) = match work {
-            Work::Persistent(key, envelope) => (Some(key), envelope, None),
-            Work::InMemory(envelope, depends_on) => (None, envelope, depends_on),
+        let (taken, envelope, inherited, mut direct) = match work {
+            Work::Persistent(key, envelope) => (Some(key), envelope, None, None),
+            Work::InMemory(envelope, depends_on) => (None, envelope, depends_on, None),
+            Work::Direct(direct) => (None, direct.envelope.clone(), None, Some(direct)),
         };
+        let recorded = self.run_turn(ty, taken, envelope, inherited, &mut direct).await;
+        if let Some(recorded) = recorded {
+            self.recorded(taken, recorded);
+        }
+        // Not taken into the pipeline: its fate is known now.
+        if let Some(direct) = direct {
+            match recorded {
+                Some(true) => direct.accepted(&self.node),
+                _ => self.node.store_instead(direct),
+            }
+        }
+    }
+
+    /// [`ActorTask::handle`]'s turn. Returns whether its outcome was
+    /// recorded, or `None` when its commit joined the pipeline (which
+    /// then holds `direct`).
+    async fn run_turn(
+        &mut self,
+        ty: &LoadedType,
+        taken: Option<MessageKey>,
+        envelope: Envelope,
+        inherited: Option<u64>,
+        direct: &mut Option<Direct>,
+    ) -> Option<bool> {
+        let arrived = direct.is_some();
         let node = self.node.clone();
         if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
             let error = "expired before it could be handled".to_string();
-            let recorded =
-                record_failure(&node, &self.actor, ty, taken, envelope, inherited, error, Some(DeadReason::Expired))
-                    .await;
-            return self.recorded(taken, recorded);
+            let recorded = record_failure(
+                &node,
+                &self.actor,
+                ty,
+                (taken, arrived),
+                envelope,
+                inherited,
+                error,
+                Some(DeadReason::Expired),
+            )
+            .await;
+            return Some(recorded);
         }
         // A call made again by a retried caller: answer from the stored
         // outcome (its reply, or the failure it was dead-lettered with).
@@ -296,7 +357,7 @@ impl ActorTask {
             if stored {
                 node.resolve_call(envelope.id, outcome);
             }
-            return self.recorded(taken, stored);
+            return Some(stored);
         }
         // A message the node died on (see `crash`): quarantined once it
         // reached the limit, and otherwise run alone.
@@ -309,11 +370,12 @@ impl ActorTask {
             );
             tracing::error!(actor = self.actor, msg = %envelope.id, crashes, "message quarantined to the dead letters");
             let (reason, id) = (Some(DeadReason::Crashed), envelope.id);
-            let recorded = record_failure(&node, &self.actor, ty, taken, envelope, inherited, error, reason).await;
+            let recorded =
+                record_failure(&node, &self.actor, ty, (taken, arrived), envelope, inherited, error, reason).await;
             if recorded {
                 node.crashes.forget(id);
             }
-            return self.recorded(taken, recorded);
+            return Some(recorded);
         }
         let _alone = if crashes > 0 { Some(node.crashes.gate.lock().await) } else { None };
         if self.live.as_ref().is_none_or(|l| l.generation != ty.generation) {
@@ -324,13 +386,22 @@ impl ActorTask {
                     node.emit(NodeEvent::Activated { actor: self.actor.clone() });
                 }
                 Err(e) => {
-                    let recorded =
-                        record_failure(&node, &self.actor, ty, taken, envelope, inherited, e.to_string(), None).await;
-                    return self.recorded(taken, recorded);
+                    let recorded = record_failure(
+                        &node,
+                        &self.actor,
+                        ty,
+                        (taken, arrived),
+                        envelope,
+                        inherited,
+                        e.to_string(),
+                        None,
+                    )
+                    .await;
+                    return Some(recorded);
                 }
             }
         }
-        let Some(current) = self.live.as_mut() else { return self.recorded(taken, false) };
+        let Some(current) = self.live.as_mut() else { return Some(false) };
         if node.has_listeners() {
             node.emit(NodeEvent::TurnStarted {
                 actor: self.actor.clone(),
@@ -366,6 +437,7 @@ impl ActorTask {
                     topics: effects.topics,
                     cancels: effects.cancels,
                     depends_on,
+                    arrived,
                 };
                 let turn = current.activation.turns();
                 let entry = InFlight {
@@ -378,6 +450,7 @@ impl ActorTask {
                     took,
                     reply,
                     transient,
+                    direct: direct.take(),
                 };
                 // A turn waiting for this reply may go on now: whatever it
                 // commits comes after this commit.
@@ -387,13 +460,23 @@ impl ActorTask {
                     node.answer_turn_caller(envelope.id, &entry.reply, epoch);
                 }
                 self.pipeline.push(entry);
+                None
             }
             TurnOutcome::Failed(error) => {
                 self.live = None;
                 let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
-                let recorded =
-                    record_failure(&node, &self.actor, ty, taken, envelope, inherited, error.to_string(), forced).await;
-                self.recorded(taken, recorded);
+                let recorded = record_failure(
+                    &node,
+                    &self.actor,
+                    ty,
+                    (taken, arrived),
+                    envelope,
+                    inherited,
+                    error.to_string(),
+                    forced,
+                )
+                .await;
+                Some(recorded)
             }
         }
     }
@@ -424,7 +507,7 @@ async fn record_failure(
     node: &Arc<NodeInner>,
     actor: &str,
     ty: &LoadedType,
-    taken: Option<MessageKey>,
+    (taken, arrived): (Option<MessageKey>, bool),
     mut envelope: Envelope,
     depends_on: Option<u64>,
     error: String,
@@ -442,12 +525,12 @@ async fn record_failure(
         None => Disposition::RetryAt { due_ms: now_ms().saturating_add(retry_in).saturating_add(1) },
     };
     tracing::warn!(actor, msg = %envelope.id, attempt = envelope.failures, dead = dead.is_some(), "turn failed: {error}");
-    if taken.is_none() && dead.is_none() {
+    if taken.is_none() && !arrived && dead.is_none() {
         node.retry_in_memory_later(envelope.clone(), depends_on, Duration::from_millis(retry_in));
     }
     let id = envelope.id;
     let attempt = envelope.failures;
-    let failure = TurnFailure { actor: actor.to_string(), taken, envelope, disposition };
+    let failure = TurnFailure { actor: actor.to_string(), taken, envelope, disposition, arrived };
     if let Err(e) = node.store.fail_turn(failure).await {
         tracing::error!(actor, msg = %id, "cannot record the failed turn: {e}");
         tokio::time::sleep(Duration::from_millis(100)).await;

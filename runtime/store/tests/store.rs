@@ -61,6 +61,7 @@ async fn a_turn_commits_removal_state_sends_and_reply_together() {
         topics: vec![TopicEffect::Subscribe { topic: "news".into(), filter: "kind = 'x'".into() }],
         cancels: Vec::new(),
         depends_on: None,
+        arrived: false,
     };
     store.commit_turn(commit).await.unwrap();
     assert_eq!(
@@ -125,6 +126,7 @@ async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
         taken: Some(key),
         envelope: env,
         disposition: Disposition::RetryAt { due_ms: due },
+        arrived: false,
     };
     store.fail_turn(failure).await.unwrap();
     assert_eq!(store.next_message("counter/a").unwrap().unwrap().1.payload, b"second");
@@ -142,6 +144,7 @@ async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
         taken: Some(key),
         envelope: env,
         disposition: Disposition::DeadLetter { reason: DeadReason::Failed },
+        arrived: false,
     };
     store.fail_turn(failure).await.unwrap();
     let dead = store.dead_letters(10).unwrap();
@@ -149,6 +152,30 @@ async fn failures_go_to_backoff_keeping_their_place_then_to_dead_letters() {
     assert_eq!((dead[0].error.as_str(), dead[0].envelope.payload.as_slice()), ("boom again", &b"first"[..]));
     let stats = store.actor_stats("counter/a").unwrap();
     assert_eq!((stats.failed, stats.dead_lettered), (2, 1));
+}
+
+/// A message handed to its actor before it was stored (the node's direct
+/// delivery) arrives with its turn's record: a failed turn keeps it for its
+/// retry, where an in-memory message's failure keeps nothing.
+#[tokio::test]
+async fn a_message_that_arrives_with_its_failed_turn_is_kept_for_the_retry() {
+    let (_dir, store) = store();
+    let failed = |payload: &[u8], arrived: bool, due_ms: u64| {
+        let mut envelope = Envelope::new("counter/a", payload.to_vec());
+        envelope.failures = 1;
+        envelope.last_error = Some("boom".into());
+        let disposition = Disposition::RetryAt { due_ms };
+        TurnFailure { actor: "counter/a".into(), taken: None, envelope, disposition, arrived }
+    };
+    let due = now_ms() + 60_000;
+    store.fail_turn(failed(b"in memory", false, due)).await.unwrap();
+    assert_eq!(store.next_due().unwrap(), None);
+    store.fail_turn(failed(b"arrived", true, due)).await.unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(due));
+    assert_eq!(store.promote_due(due).await.unwrap(), 1);
+    let (_, retried) = store.next_message("counter/a").unwrap().unwrap();
+    assert_eq!((retried.payload.as_slice(), retried.failures), (&b"arrived"[..], 1));
+    assert_eq!(store.actor_stats("counter/a").unwrap().failed, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +308,8 @@ async fn dead_letters_are_replayed_or_purged_by_id_or_all() {
         env.failures = 5;
         env.last_error = Some("boom".into());
         let disposition = Disposition::DeadLetter { reason: DeadReason::Failed };
-        let failure = TurnFailure { actor: "counter/d".into(), taken: Some(key), envelope: env, disposition };
+        let failure =
+            TurnFailure { actor: "counter/d".into(), taken: Some(key), envelope: env, disposition, arrived: false };
         store.fail_turn(failure).await.unwrap();
     }
     let dead = store.dead_letters(10).unwrap();

@@ -153,6 +153,7 @@ impl Worker {
         if !c.writes_nothing() {
             t.update_stats(&c.actor, |s| s.processed += 1)?;
         }
+        fx.accepted += u64::from(c.arrived);
         Ok(Reply::Done)
     }
 
@@ -223,7 +224,7 @@ impl Worker {
         let error = f.envelope.last_error.clone().unwrap_or_default();
         match f.disposition {
             Disposition::RetryAt { due_ms } => {
-                if f.taken.is_some() {
+                if f.taken.is_some() || f.arrived {
                     t.put_delayed(&f.envelope, due_ms, seq)?;
                     fx.delayed(due_ms);
                 }
@@ -252,6 +253,7 @@ impl Worker {
             s.dead_lettered += u64::from(dead);
             s.last_error = Some(error);
         })?;
+        fx.accepted += u64::from(f.arrived);
         Ok(Reply::Done)
     }
 

@@ -28,6 +28,10 @@ pub struct TurnCommit {
     /// them submitted at this commit epoch: if any commit was refused or
     /// failed since, this one is refused too ([`crate::StoreError::DependencyLost`]).
     pub depends_on: Option<u64>,
+    /// The handled message arrives with this commit: a persistent send
+    /// handed to its actor before it was stored (the node's direct
+    /// delivery), whose acceptance is this commit. It counts as accepted.
+    pub arrived: bool,
 }
 
 impl TurnCommit {
@@ -38,6 +42,7 @@ impl TurnCommit {
     /// [`Store::commit_turn`]: crate::Store::commit_turn
     pub fn writes_nothing(&self) -> bool {
         self.taken.is_none()
+            && !self.arrived
             && !matches!(self.message_id, Some((_, true)))
             && self.state_writes.is_empty()
             && self.sends.is_empty()
@@ -66,6 +71,9 @@ pub struct TurnFailure {
     /// The message with `failures` and `last_error` already updated.
     pub envelope: Envelope,
     pub disposition: Disposition,
+    /// The message arrives with this record (see [`TurnCommit::arrived`]):
+    /// a retry is stored for it although it was taken from no mailbox.
+    pub arrived: bool,
 }
 
 /// What becomes of a message whose turn failed.

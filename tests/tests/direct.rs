@@ -1,0 +1,70 @@
+//! Direct delivery (`pigeon_node`'s `direct` module): a persistent send to
+//! a live actor with nothing queued is handed to it before it is stored and
+//! accepted with its turn's commit — one durable commit per message —
+//! and is never lost, whatever its turn does.
+
+use std::sync::atomic::Ordering;
+
+use pigeon_node::pigeon_store::TypeLimits;
+use pigeon_tests::{TestNode, artifacts, eventually};
+
+/// Commit requests the store has applied (enqueues, turn commits, …).
+fn commit_requests(t: &TestNode) -> u64 {
+    t.node.store().commit_stats().requests.load(Ordering::SeqCst)
+}
+
+/// Sends `payload` to `to` until one send is handed over directly: the
+/// actor is live and knows of no queued work. Returns how many were sent.
+async fn until_direct(t: &TestNode, to: &str, payload: &str) -> u64 {
+    let mut sent = 0;
+    eventually(&format!("a send to {to} to be handed over directly"), || {
+        sent += 1;
+        async {
+            let before = t.node.counters().direct;
+            t.tell(to, payload).await;
+            (t.node.counters().direct > before).then_some(())
+        }
+    })
+    .await;
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_senders_messages_to_a_live_actor_take_one_commit_each() {
+    const N: u64 = 50;
+    let t = TestNode::start().await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
+    let warm_up = until_direct(&t, "counter/d", "inc").await;
+    let (requests, direct, accepted) = (commit_requests(&t), t.node.counters().direct, t.node.counters().accepted);
+    for i in 1..=N {
+        t.tell("counter/d", "inc").await;
+        // Accepted means handled: the turn's commit is the acceptance.
+        let count = t.node.store().state_get("counter/d", "count").unwrap();
+        assert_eq!(count, Some((warm_up + i).to_string().into_bytes()), "send {i} was accepted before its turn");
+    }
+    // Each send waits for its acceptance, and the actor is idle again by
+    // then: every one is handed over, and costs one commit, not an enqueue
+    // and a commit.
+    let counters = t.node.counters();
+    assert_eq!(counters.direct - direct, N, "every send after the first direct one is handed over");
+    assert_eq!(commit_requests(&t) - requests, N, "one commit request per message");
+    assert_eq!(counters.accepted - accepted, N, "each counts as accepted once");
+    let t = t.restart().await;
+    assert_eq!(t.ask("counter/d", "get").await, (warm_up + N).to_string(), "every accepted send is durable, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_handed_to_a_failing_turn_is_stored_for_its_retry() {
+    let t = TestNode::start().await;
+    // A retry far enough away that it can only happen after the restart.
+    let limits = TypeLimits { backoff_base_ms: 1_000, backoff_max_ms: 1_000, ..TypeLimits::default() };
+    t.deploy("faulty", artifacts::FAULTY, limits).await;
+    until_direct(&t, "faulty/f", "ok").await;
+    let direct = t.node.counters().direct;
+    t.tell("faulty/f", "fail-until 2").await;
+    assert_eq!(t.node.counters().direct, direct + 1, "the failing message was handed over");
+    // Its first attempt failed before `tell` returned; only the store knows
+    // of the retry now.
+    let t = t.restart().await;
+    t.state_becomes("faulty/f", "succeeded-at", "2").await;
+}
