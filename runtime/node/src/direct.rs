@@ -57,6 +57,14 @@ impl Direct {
     }
 }
 
+/// What became of a send offered to its actor.
+pub(crate) enum Handover {
+    /// Handed over: whether it was accepted.
+    Answered(Result<(), NodeError>),
+    /// Not handed over: it goes to the mailbox.
+    Declined(Envelope),
+}
+
 /// Whether `envelope` may skip the mailbox (see the module doc).
 fn qualifies(envelope: &Envelope) -> bool {
     envelope.delivery == Delivery::Persistent
@@ -68,24 +76,25 @@ fn qualifies(envelope: &Envelope) -> bool {
 }
 
 impl NodeInner {
-    /// Hands `envelope` to its actor if it qualifies and the actor is idle
-    /// here; the result then tells whether it was accepted. Gives the
-    /// envelope back otherwise: it goes to the mailbox.
-    pub(crate) async fn send_direct(self: &Arc<Self>, envelope: Envelope) -> Result<Result<(), NodeError>, Envelope> {
+    /// Hands `envelope` to its actor if it qualifies and the actor knows of
+    /// no queued work here; otherwise gives it back, for the mailbox.
+    pub(crate) async fn send_direct(self: &Arc<Self>, envelope: Envelope) -> Handover {
         if !qualifies(&envelope) || !matches!(self.runs_here(&envelope.to), Runs::Here) {
-            return Err(envelope);
+            return Handover::Declined(envelope);
         }
         let ty = envelope.to.split('/').next().unwrap_or_default();
         if self.registry.get(ty).is_none_or(|t| t.record.limits.mailbox_bound == 0) {
-            return Err(envelope);
+            return Handover::Declined(envelope);
         }
         let (accepted, answer) = oneshot::channel();
         let to = envelope.to.clone();
-        self.scheduler.offer_direct(&to, Direct { envelope, accepted }).map_err(|d| d.envelope)?;
+        if let Err(direct) = self.scheduler.offer_direct(&to, Direct { envelope, accepted }) {
+            return Handover::Declined(direct.envelope);
+        }
         // The actor's task always answers; if it is gone without a word
         // (the runtime stopping), the message may or may not be durable,
         // and the sender must not be told it is.
-        Ok(answer.await.unwrap_or(Err(NodeError::ShuttingDown)))
+        Handover::Answered(answer.await.unwrap_or(Err(NodeError::ShuttingDown)))
     }
 
     /// The message could not be accepted by its turn: it is enqueued as

@@ -497,11 +497,11 @@ impl Node {
         let id = envelope.id;
         let duplicate = match envelope.delivery {
             Delivery::Persistent => match self.inner.send_direct(envelope).await {
-                Ok(accepted) => {
+                direct::Handover::Answered(accepted) => {
                     accepted?;
                     false
                 }
-                Err(envelope) => self.inner.enqueue(envelope).await?,
+                direct::Handover::Declined(envelope) => self.inner.enqueue(envelope).await?,
             },
             Delivery::Transient => {
                 if self.inner.registry.get(addr.actor_type()).is_none() {

@@ -218,15 +218,19 @@ impl Scheduler {
 
     /// Hands `direct` to its actor if the actor's task is idle, with nothing
     /// queued or newly arrived (see `direct`); gives it back otherwise.
-    pub(crate) fn offer_direct(&self, actor: &str, direct: crate::direct::Direct) -> Result<(), crate::direct::Direct> {
+    pub(crate) fn offer_direct(
+        &self,
+        actor: &str,
+        direct: crate::direct::Direct,
+    ) -> Result<(), Box<crate::direct::Direct>> {
         let slots = self.lock();
-        let Some(slot) = slots.by_actor.get(actor) else { return Err(direct) };
+        let Some(slot) = slots.by_actor.get(actor) else { return Err(Box::new(direct)) };
         // One lock at a time (the actor's task takes them in another order).
         let quiet = slot.transient().is_empty() && slot.arrivals.load(atomic::Ordering::Acquire) == 0;
         let mut held = slot.direct();
         // Checked last: taking the idle mark commits to handing it over.
         if !quiet || held.is_some() || !slot.take_idle() {
-            return Err(direct);
+            return Err(Box::new(direct));
         }
         *held = Some(direct);
         drop(held);
