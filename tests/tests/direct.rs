@@ -68,3 +68,26 @@ async fn a_send_handed_to_a_failing_turn_is_stored_for_its_retry() {
     let t = t.restart().await;
     t.state_becomes("faulty/f", "succeeded-at", "2").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_turn_that_calls_runs_again_from_the_mailbox_and_its_call_counts_once() {
+    let t = TestNode::start().await;
+    t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
+    t.deploy("caller", artifacts::CALLER, TypeLimits::default()).await;
+    until_direct(&t, "caller/k", "fired warm-up").await;
+    let direct = t.node.counters().direct;
+    // Handed over, it reaches the call: a callee commits on its own, so the
+    // message must be stored first. The attempt is void, and the stored
+    // message runs again from the mailbox.
+    t.tell("caller/k", "call counter/c inc").await;
+    assert_eq!(t.node.counters().direct, direct, "a turn that calls is not accepted directly");
+    t.state_becomes("counter/c", "count", "1").await;
+    eventually("the caller's mailbox to drain", || async {
+        (t.node.store().mailbox_depth("caller/k").unwrap() == 0 && t.node.in_flight("caller/k").is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(t.ask("counter/c", "get").await, "1", "the call was made once");
+    // The actor is known to call now: its next sends take the mailbox.
+    t.tell("caller/k", "fired later").await;
+    assert_eq!(t.node.counters().direct, direct, "an actor that calls gets no direct sends");
+}

@@ -10,7 +10,11 @@
 //!   with one slot per turn that can run at once; a persistent message's id
 //!   is written into a slot while its turn runs and cleared after. The
 //!   writes are plain memory stores — no syscall, no fsync — and survive the
-//!   death of the process because the kernel owns the mapped pages;
+//!   death of the process because the kernel owns the mapped pages. A send
+//!   handed to its actor before it was stored (`direct`) is written into
+//!   its slot whole, since no mailbox holds it: after a crash it is stored
+//!   as the suspect it is, so a message that kills the node is quarantined
+//!   whichever way it came in;
 //! - a **fatal-signal handler** (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT:
 //!   stack overflows, aborts, wild accesses) sets the journal's *crashed*
 //!   flag before the process dies as it would have. Faults that wasmtime
@@ -37,11 +41,26 @@ use ulid::Ulid;
 /// Name of the journal in the data directory.
 pub const JOURNAL_FILE: &str = "crash-journal";
 
-/// First word of the file: "pigeonC1" — refuses to read anything else.
-const MAGIC: u64 = u64::from_le_bytes(*b"pigeonC1");
-/// Header words: the magic and the crashed flag.
-const HEADER_WORDS: usize = 2;
+/// First word of the file: "pigeonC2" — refuses to read anything else
+/// (but the ids of a "pigeonC1" journal, which had no arrivals).
+const MAGIC: u64 = u64::from_le_bytes(*b"pigeonC2");
+const MAGIC_V1: u64 = u64::from_le_bytes(*b"pigeonC1");
+/// Header words: the magic, the crashed flag, the number of slots.
+const HEADER_WORDS: usize = 3;
 const CRASHED: u64 = 1;
+/// Words of a slot's arrival: its length in bytes, then the bytes.
+const ARRIVAL_WORDS: usize = 256;
+/// Longest encoded envelope a slot holds whole (a send that does not fit
+/// takes the mailbox instead).
+pub(crate) const MAX_ARRIVAL_BYTES: usize = (ARRIVAL_WORDS - 1) * 8;
+
+/// A message in flight when the node crashed, and its envelope when no
+/// mailbox holds it (see `direct`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Suspect {
+    pub(crate) id: Ulid,
+    pub(crate) arrived: Option<Vec<u8>>,
+}
 
 /// Where the signal handler sets the crashed flag (null: no journal).
 static FLAG: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
@@ -62,19 +81,21 @@ pub(crate) struct Mark<'j> {
 impl Journal {
     /// Opens the journal in `dir` with room for `slots` turns at once, and
     /// returns the messages that were in flight if the last run crashed.
-    pub(crate) fn open(dir: &Path, slots: usize) -> std::io::Result<(Journal, Vec<Ulid>)> {
+    pub(crate) fn open(dir: &Path, slots: usize) -> std::io::Result<(Journal, Vec<Suspect>)> {
         let path = dir.join(JOURNAL_FILE);
-        let suspects = match std::fs::read(&path) {
+        let suspects = match read_if_crashed(&path) {
             Ok(bytes) => crashed_in_flight(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
         let slots = slots.max(1);
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-        file.set_len(((HEADER_WORDS + 2 * slots) * 8) as u64)?;
+        // Sparse: only the slots turns use are ever written.
+        file.set_len((words_for(slots) * 8) as u64)?;
         let map = memmap2::MmapOptions::new().map_raw(&file)?;
         let journal = Journal { map, slots, free: Mutex::new((0..slots).rev().collect()) };
         journal.word(0).store(MAGIC, Ordering::Relaxed);
+        journal.word(2).store(slots as u64, Ordering::Relaxed);
         FLAG.store(std::ptr::from_ref(journal.word(1)).cast_mut(), Ordering::SeqCst);
         install_handlers();
         Ok((journal, suspects))
@@ -82,18 +103,28 @@ impl Journal {
 
     /// Word `i` of the mapping.
     fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < HEADER_WORDS + 2 * self.slots, "journal word {i} out of range");
+        assert!(i < words_for(self.slots), "journal word {i} out of range");
         // SAFETY: the mapping is page-aligned, at least this long (set_len
         // above), lives as long as `self`, and is only ever accessed
         // through atomics.
         unsafe { &*self.map.as_mut_ptr().cast::<AtomicU64>().add(i) }
     }
 
-    /// Notes that `message`'s turn is running until the mark is dropped.
-    /// With every slot taken (more turns than the journal was sized for),
-    /// the turn runs unrecorded.
-    pub(crate) fn mark(&self, message: Ulid) -> Option<Mark<'_>> {
+    /// Notes that `message`'s turn is running until the mark is dropped,
+    /// with its encoded envelope when no mailbox holds it (`arrived`, at
+    /// most [`MAX_ARRIVAL_BYTES`]). With every slot taken (more turns than
+    /// the journal was sized for), the turn runs unrecorded.
+    pub(crate) fn mark(&self, message: Ulid, arrived: Option<&[u8]>) -> Option<Mark<'_>> {
         let slot = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        let arrival = self.arrival_base(slot);
+        let bytes = arrived.filter(|b| b.len() <= MAX_ARRIVAL_BYTES).unwrap_or_default();
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.word(arrival + 1 + i).store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+        self.word(arrival).store(bytes.len() as u64, Ordering::Relaxed);
+        // The id last: a slot with an id is complete.
         let (high, low) = ((message.0 >> 64) as u64, message.0 as u64);
         let base = HEADER_WORDS + 2 * slot;
         self.word(base + 1).store(low, Ordering::Relaxed);
@@ -107,8 +138,33 @@ impl Drop for Mark<'_> {
         let base = HEADER_WORDS + 2 * self.slot;
         self.journal.word(base).store(0, Ordering::Release);
         self.journal.word(base + 1).store(0, Ordering::Relaxed);
+        self.journal.word(self.journal.arrival_base(self.slot)).store(0, Ordering::Relaxed);
         self.journal.free.lock().unwrap_or_else(|p| p.into_inner()).push(self.slot);
     }
+}
+
+impl Journal {
+    /// The first word of slot `slot`'s arrival.
+    fn arrival_base(&self, slot: usize) -> usize {
+        HEADER_WORDS + 2 * self.slots + ARRIVAL_WORDS * slot
+    }
+}
+
+/// Words of a journal with `slots` slots.
+fn words_for(slots: usize) -> usize {
+    HEADER_WORDS + 2 * slots + ARRIVAL_WORDS * slots
+}
+
+/// The journal's bytes if its crashed flag is set (a clean one is not
+/// worth reading: it names no suspects).
+fn read_if_crashed(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut header = [0u8; 16];
+    let mut file = std::fs::File::open(path)?;
+    if file.read_exact(&mut header).is_err() || header[8..16] != CRASHED.to_le_bytes() {
+        return Ok(Vec::new());
+    }
+    std::fs::read(path)
 }
 
 impl Drop for Journal {
@@ -119,14 +175,28 @@ impl Drop for Journal {
 }
 
 /// The messages in the slots of a journal whose crashed flag is set.
-fn crashed_in_flight(bytes: &[u8]) -> Vec<Ulid> {
+fn crashed_in_flight(bytes: &[u8]) -> Vec<Suspect> {
     let words: Vec<u64> = bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())).collect();
+    let id = |pair: &[u64]| Ulid((u128::from(pair[0]) << 64) | u128::from(pair[1]));
     match words.as_slice() {
-        [MAGIC, CRASHED, slots @ ..] => slots
-            .chunks_exact(2)
-            .map(|pair| Ulid((u128::from(pair[0]) << 64) | u128::from(pair[1])))
-            .filter(|id| id.0 != 0)
-            .collect(),
+        [MAGIC_V1, CRASHED, ids @ ..] => {
+            ids.chunks_exact(2).map(id).filter(|id| id.0 != 0).map(|id| Suspect { id, arrived: None }).collect()
+        }
+        [MAGIC, CRASHED, slots, rest @ ..] => {
+            let slots = usize::try_from(*slots).unwrap_or(0).min(rest.len() / 2);
+            let (ids, arrivals) = rest.split_at(2 * slots);
+            let arrival = |slot: usize| {
+                let words = arrivals.get(slot * ARRIVAL_WORDS..(slot + 1) * ARRIVAL_WORDS)?;
+                let len = usize::try_from(words[0]).ok().filter(|l| *l > 0 && *l <= MAX_ARRIVAL_BYTES)?;
+                let bytes: Vec<u8> = words[1..].iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
+                Some(bytes)
+            };
+            ids.chunks_exact(2)
+                .enumerate()
+                .map(|(slot, pair)| Suspect { id: id(pair), arrived: arrival(slot) })
+                .filter(|s| s.id.0 != 0)
+                .collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -164,6 +234,33 @@ impl Crashes {
     pub(crate) fn forget(&self, message: Ulid) {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).remove(&message);
     }
+}
+
+/// Stores the suspects that no mailbox held (sends handed to their actor
+/// before they were stored), so that they run again — alone, as suspects —
+/// and are quarantined if they crash the node once more. Returns every
+/// suspect's id. One whose envelope cannot be read is named in the log and
+/// dropped: it was never acknowledged.
+pub(crate) async fn store_arrivals(
+    store: &pigeon_store::Store,
+    suspects: Vec<Suspect>,
+) -> Result<Vec<Ulid>, pigeon_store::StoreError> {
+    let mut ids = Vec::with_capacity(suspects.len());
+    for suspect in suspects {
+        if let Some(bytes) = suspect.arrived {
+            match pigeon_store::Envelope::decode(&bytes, "crash-journal") {
+                Ok(envelope) => {
+                    store.enqueue(envelope).await?;
+                }
+                Err(e) => {
+                    tracing::error!(msg = %suspect.id, "a message in flight at the crash cannot be read back: {e}");
+                    continue;
+                }
+            }
+        }
+        ids.push(suspect.id);
+    }
+    Ok(ids)
 }
 
 #[cfg(unix)]
@@ -242,14 +339,15 @@ mod tests {
         let (journal, suspects) = Journal::open(dir.path(), 4).unwrap();
         assert!(suspects.is_empty());
         let (a, b) = (Ulid::new(), Ulid::new());
-        let mark_a = journal.mark(a).unwrap();
-        let mark_b = journal.mark(b).unwrap();
+        let mark_a = journal.mark(a, None).unwrap();
+        let mark_b = journal.mark(b, Some(b"the envelope")).unwrap();
         drop(mark_a);
         let bytes = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
         assert!(crashed_in_flight(&bytes).is_empty(), "no crash flag: no suspects");
         journal.word(1).store(CRASHED, Ordering::SeqCst);
         let bytes = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
-        assert_eq!(crashed_in_flight(&bytes), vec![b], "only the turn still running");
+        let running = Suspect { id: b, arrived: Some(b"the envelope".to_vec()) };
+        assert_eq!(crashed_in_flight(&bytes), vec![running], "only the turn still running, with its arrival");
         drop(mark_b);
         drop(journal);
         // The next open reads what the mapping held, then starts clean.
@@ -262,10 +360,10 @@ mod tests {
     fn a_full_journal_lets_turns_run_unrecorded() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(dir.path(), 1).unwrap();
-        let first = journal.mark(Ulid::new());
+        let first = journal.mark(Ulid::new(), None);
         assert!(first.is_some());
-        assert!(journal.mark(Ulid::new()).is_none());
+        assert!(journal.mark(Ulid::new(), None).is_none());
         drop(first);
-        assert!(journal.mark(Ulid::new()).is_some(), "a freed slot is taken again");
+        assert!(journal.mark(Ulid::new(), None).is_some(), "a freed slot is taken again");
     }
 }

@@ -45,10 +45,15 @@ impl NodeInner {
         call: Envelope,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, CallFailure> {
+        let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
+        if caller.as_ref().is_some_and(|slot| !slot.may_call()) {
+            // Aborts the turn; its message is stored and runs again (see `direct`).
+            let why = "a call from a message not yet stored: it runs again from the mailbox";
+            return Err(CallFailure::Refused(SendRefusal::Store(why.into())));
+        }
         if let Some(owner) = self.remote_owner(&call.to) {
             return self.call_remote(&owner, call, timeout).await;
         }
-        let caller = self.scheduler.slot(call.from.as_deref().unwrap_or_default());
         let answer = self.place_call(call, caller.as_ref().and_then(|slot| slot.dependency()), true, timeout).await?;
         if let (Some(slot), Some(epoch)) = (caller, answer.depends_on) {
             slot.depend(epoch);

@@ -17,8 +17,19 @@
 //!   the node stops: the message is enqueued as any other send would be,
 //!   and the client hears that enqueue's outcome ([`NodeInner::store_instead`]).
 //!
+//! - the turn tried to make a call: a callee commits on its own, so a crash
+//!   between its commit and the caller's would keep the callee's effects
+//!   and lose the message that completes them. The call is refused, which
+//!   ends the turn, whose outcome is void; the message is enqueued and its
+//!   turn runs again from the mailbox, where calls are safe. (An actor
+//!   that calls in every turn pays a wasted first attempt per direct send.)
+//!
 //! A node that dies before any of that told the client nothing: the client
-//! sends again, as it would have after a crash before an enqueue.
+//! sends again, as it would have after a crash before an enqueue. A node
+//! that dies *of* the turn (a fatal signal) finds the message in its crash
+//! journal at the next start and stores it as a suspect, so a message that
+//! kills the node is quarantined however it came in (see `crash`); only
+//! envelopes that fit a journal slot are handed over.
 //!
 //! Only plain sends qualify: persistent `send`s (not calls) without a dedup
 //! key, delay or expiry, to an actor whose turns run on this node and
@@ -44,6 +55,9 @@ use crate::{NodeError, NodeInner};
 /// A message handed to its actor before it is stored, and its sender.
 pub(crate) struct Direct {
     pub(crate) envelope: Envelope,
+    /// The envelope encoded, for the crash journal while its turn runs: no
+    /// mailbox holds it (see `crash`).
+    pub(crate) record: Vec<u8>,
     /// Told once the message is durable (or could not be accepted).
     accepted: oneshot::Sender<Result<(), NodeError>>,
 }
@@ -79,16 +93,22 @@ impl NodeInner {
     /// Hands `envelope` to its actor if it qualifies and the actor knows of
     /// no queued work here; otherwise gives it back, for the mailbox.
     pub(crate) async fn send_direct(self: &Arc<Self>, envelope: Envelope) -> Handover {
-        if !qualifies(&envelope) || !matches!(self.runs_here(&envelope.to), Runs::Here) {
+        // Under the disk alarm the mailbox path refuses it, and says why
+        // (the store would refuse the turn's commit for room as well).
+        if !qualifies(&envelope) || self.store.disk_alarm() || !matches!(self.runs_here(&envelope.to), Runs::Here) {
             return Handover::Declined(envelope);
         }
         let ty = envelope.to.split('/').next().unwrap_or_default();
         if self.registry.get(ty).is_none_or(|t| t.record.limits.mailbox_bound == 0) {
             return Handover::Declined(envelope);
         }
+        let record = envelope.encode();
+        if record.len() > crate::crash::MAX_ARRIVAL_BYTES {
+            return Handover::Declined(envelope);
+        }
         let (accepted, answer) = oneshot::channel();
         let to = envelope.to.clone();
-        if let Err(direct) = self.scheduler.offer_direct(&to, Direct { envelope, accepted }) {
+        if let Err(direct) = self.scheduler.offer_direct(&to, Direct { envelope, record, accepted }) {
             return Handover::Declined(direct.envelope);
         }
         // The actor's task always answers; if it is gone without a word
@@ -102,7 +122,7 @@ impl NodeInner {
     pub(crate) fn store_instead(self: &Arc<Self>, direct: Direct) {
         let node = self.clone();
         self.runtime.spawn(async move {
-            let Direct { envelope, accepted } = direct;
+            let Direct { envelope, accepted, .. } = direct;
             let result = node.enqueue(envelope).await.map(drop);
             let _ = accepted.send(result);
         });

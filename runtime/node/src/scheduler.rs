@@ -20,7 +20,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{self, AtomicBool, AtomicU16, AtomicU64};
+use std::sync::atomic::{self, AtomicBool, AtomicU8, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use pigeon_store::{Arrivals, Envelope};
@@ -85,7 +85,18 @@ pub(crate) struct Slot {
     /// The task knows of no queued work: a send may be handed over (see
     /// `direct`).
     idle: AtomicBool,
+    /// The running turn's message was handed over before it was stored,
+    /// and whether the turn tried to make a call (see `direct`).
+    direct_turn: AtomicU8,
+    /// A direct turn of this actor tried to call: its sends take the
+    /// mailbox from then on, instead of a wasted first attempt each.
+    calls: AtomicBool,
 }
+
+/// [`Slot::direct_turn`]: not a direct turn, one, one that tried to call.
+const NOT_DIRECT: u8 = 0;
+const DIRECT: u8 = 1;
+const DIRECT_CALLED: u8 = 2;
 
 impl Slot {
     pub(crate) fn new() -> Self {
@@ -98,7 +109,35 @@ impl Slot {
             dependency: AtomicU64::new(NO_DEPENDENCY),
             direct: Mutex::default(),
             idle: AtomicBool::new(false),
+            direct_turn: AtomicU8::new(NOT_DIRECT),
+            calls: AtomicBool::new(false),
         }
+    }
+
+    /// A turn starts on a message handed over before it was stored
+    /// (`true`), or on another.
+    pub(crate) fn begin_direct_turn(&self, direct: bool) {
+        self.direct_turn.store(if direct { DIRECT } else { NOT_DIRECT }, atomic::Ordering::Release);
+    }
+
+    /// The running turn wants to make a call. Refused (`false`) when its
+    /// message is stored nowhere yet: a callee commits on its own, so the
+    /// message must be durable before the call, or a crash could keep the
+    /// callee's effects and lose what the caller would do with them.
+    pub(crate) fn may_call(&self) -> bool {
+        self.direct_turn
+            .compare_exchange(DIRECT, DIRECT_CALLED, atomic::Ordering::AcqRel, atomic::Ordering::Acquire)
+            .is_err_and(|was| was == NOT_DIRECT)
+    }
+
+    /// Whether the direct turn that ended tried to call (then its outcome
+    /// is void: the message is stored, and runs again from the mailbox).
+    pub(crate) fn end_direct_turn(&self) -> bool {
+        let called = self.direct_turn.swap(NOT_DIRECT, atomic::Ordering::AcqRel) == DIRECT_CALLED;
+        if called {
+            self.calls.store(true, atomic::Ordering::Relaxed);
+        }
+        called
     }
 
     /// The message handed over before it was stored, if any.
@@ -226,7 +265,9 @@ impl Scheduler {
         let slots = self.lock();
         let Some(slot) = slots.by_actor.get(actor) else { return Err(Box::new(direct)) };
         // One lock at a time (the actor's task takes them in another order).
-        let quiet = slot.transient().is_empty() && slot.arrivals.load(atomic::Ordering::Acquire) == 0;
+        let quiet = slot.transient().is_empty()
+            && slot.arrivals.load(atomic::Ordering::Acquire) == 0
+            && !slot.calls.load(atomic::Ordering::Relaxed);
         let mut held = slot.direct();
         // Checked last: taking the idle mark commits to handing it over.
         if !quiet || held.is_some() || !slot.take_idle() {

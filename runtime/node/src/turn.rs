@@ -414,12 +414,23 @@ impl ActorTask {
         self.slot.begin_turn(min_epoch(self.pipeline.dependency(), inherited));
         node.resolve_delivered(envelope.id);
         let started = std::time::Instant::now();
-        let mark = taken.and_then(|_| node.crashes.journal.mark(envelope.id));
+        // What no mailbox holds goes into the journal whole (see `crash`).
+        let mark = match (taken, direct.as_ref()) {
+            (Some(_), _) => node.crashes.journal.mark(envelope.id, None),
+            (None, Some(d)) => node.crashes.journal.mark(envelope.id, Some(&d.record)),
+            (None, None) => None,
+        };
         test_hooks::before_turn(&envelope);
+        self.slot.begin_direct_turn(arrived);
         let outcome = current.activation.run_turn(&envelope).await;
         drop(mark);
         let took = started.elapsed();
         self.slot.set_in_flight(None);
+        if self.slot.end_direct_turn() {
+            // It tried to call: void. The activation may hold what it did.
+            self.live = None;
+            return Some(false);
+        }
         match outcome {
             TurnOutcome::Completed { reply, effects } => {
                 let (persistent, transient): (Vec<_>, Vec<_>) =

@@ -491,6 +491,10 @@ impl Worker {
                 if job.request.grows()
                     && let Err(full) = self.disk.check_room()
                 {
+                    // A turn refused for room takes the turns built on it along.
+                    if matches!(job.request, Request::Commit(_)) {
+                        self.lose_dependencies();
+                    }
                     results.push(Err(full));
                     continue;
                 }

@@ -122,6 +122,12 @@ impl Store {
         self.inner.disk.status()
     }
 
+    /// Whether the disk alarm is on (new persistent work is refused), as of
+    /// the last look at the free space; cheap, for a fast path to check.
+    pub fn disk_alarm(&self) -> bool {
+        self.inner.disk.alarm()
+    }
+
     /// Registers the one listener told about newly ready actors and timers.
     /// Returns false if one was already set.
     pub fn set_listener(&self, listener: Arc<dyn CommitListener>) -> bool {

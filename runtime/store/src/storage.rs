@@ -143,6 +143,11 @@ impl DiskWatch {
         }
     }
 
+    /// Whether the alarm is on.
+    pub(crate) fn alarm(&self) -> bool {
+        self.alarm.load(Ordering::Relaxed)
+    }
+
     /// Refuses new persistent work while the alarm is on.
     pub(crate) fn check_room(&self) -> Result<(), StoreError> {
         if self.alarm.load(Ordering::Relaxed) {

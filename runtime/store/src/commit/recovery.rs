@@ -24,7 +24,8 @@ impl Request {
                 | Request::Publish { .. }
                 | Request::Inbound(_)
                 | Request::AcceptHandoff { .. }
-        )
+        ) || matches!(self, Request::Commit(c) if c.arrived)
+            || matches!(self, Request::Fail(f) if f.arrived)
     }
 }
 
