@@ -330,21 +330,11 @@ impl ActorTask {
         inherited: Option<u64>,
         direct: &mut Option<Direct>,
     ) -> Option<bool> {
-        let arrived = direct.is_some();
+        let at = Handled { taken, arrived: direct.is_some(), inherited };
         let node = self.node.clone();
         if envelope.expires_at_ms.is_some_and(|at| now_ms() > at) {
             let error = "expired before it could be handled".to_string();
-            let recorded = record_failure(
-                &node,
-                &self.actor,
-                ty,
-                (taken, arrived),
-                envelope,
-                inherited,
-                error,
-                Some(DeadReason::Expired),
-            )
-            .await;
+            let recorded = record_failure(&node, &self.actor, ty, at, envelope, error, Some(DeadReason::Expired)).await;
             return Some(recorded);
         }
         // A call made again by a retried caller: answer from the stored
@@ -370,8 +360,7 @@ impl ActorTask {
             );
             tracing::error!(actor = self.actor, msg = %envelope.id, crashes, "message quarantined to the dead letters");
             let (reason, id) = (Some(DeadReason::Crashed), envelope.id);
-            let recorded =
-                record_failure(&node, &self.actor, ty, (taken, arrived), envelope, inherited, error, reason).await;
+            let recorded = record_failure(&node, &self.actor, ty, at, envelope, error, reason).await;
             if recorded {
                 node.crashes.forget(id);
             }
@@ -386,17 +375,7 @@ impl ActorTask {
                     node.emit(NodeEvent::Activated { actor: self.actor.clone() });
                 }
                 Err(e) => {
-                    let recorded = record_failure(
-                        &node,
-                        &self.actor,
-                        ty,
-                        (taken, arrived),
-                        envelope,
-                        inherited,
-                        e.to_string(),
-                        None,
-                    )
-                    .await;
+                    let recorded = record_failure(&node, &self.actor, ty, at, envelope, e.to_string(), None).await;
                     return Some(recorded);
                 }
             }
@@ -421,7 +400,7 @@ impl ActorTask {
             (None, None) => None,
         };
         test_hooks::before_turn(&envelope);
-        self.slot.begin_direct_turn(arrived);
+        self.slot.begin_direct_turn(at.arrived);
         let outcome = current.activation.run_turn(&envelope).await;
         drop(mark);
         let took = started.elapsed();
@@ -448,7 +427,7 @@ impl ActorTask {
                     topics: effects.topics,
                     cancels: effects.cancels,
                     depends_on,
-                    arrived,
+                    arrived: at.arrived,
                 };
                 let turn = current.activation.turns();
                 let entry = InFlight {
@@ -476,17 +455,7 @@ impl ActorTask {
             TurnOutcome::Failed(error) => {
                 self.live = None;
                 let forced = matches!(error, pigeon_host::TurnError::Rejected(_)).then_some(DeadReason::Rejected);
-                let recorded = record_failure(
-                    &node,
-                    &self.actor,
-                    ty,
-                    (taken, arrived),
-                    envelope,
-                    inherited,
-                    error.to_string(),
-                    forced,
-                )
-                .await;
+                let recorded = record_failure(&node, &self.actor, ty, at, envelope, error.to_string(), forced).await;
                 Some(recorded)
             }
         }
@@ -504,6 +473,17 @@ impl ActorTask {
     }
 }
 
+/// Where a turn's message came from, as its failure is recorded.
+#[derive(Clone, Copy)]
+struct Handled {
+    /// Its place in the mailbox, if it was taken from there.
+    taken: Option<MessageKey>,
+    /// It was handed over before it was stored (see `direct`).
+    arrived: bool,
+    /// What its sender's turn depended on (an in-memory message).
+    inherited: Option<u64>,
+}
+
 /// Whether `envelope` is a call whose reply is stored when its turn
 /// commits, to answer the same call made again (persistent calls only).
 fn stores_reply(envelope: &Envelope) -> bool {
@@ -513,14 +493,12 @@ fn stores_reply(envelope: &Envelope) -> bool {
 /// Counts a failed turn and decides the message's fate: retry after a
 /// backoff, or the dead-letter queue (after `max_attempts`, or at once for
 /// `forced`). Returns whether the store recorded it.
-#[allow(clippy::too_many_arguments)]
 async fn record_failure(
     node: &Arc<NodeInner>,
     actor: &str,
     ty: &LoadedType,
-    (taken, arrived): (Option<MessageKey>, bool),
+    Handled { taken, arrived, inherited: depends_on }: Handled,
     mut envelope: Envelope,
-    depends_on: Option<u64>,
     error: String,
     forced: Option<DeadReason>,
 ) -> bool {

@@ -40,15 +40,19 @@ impl Worker {
         self.lose_dependencies();
         let message = error.to_string();
         self.disk.refresh();
+        // Recorded before the waiters hear of it: one who then asks for the
+        // store's status sees the failure.
+        let broken = !self.can_write();
+        if broken {
+            self.disk.failed(&message);
+        }
         for job in jobs {
             let _ = job.done.send(Err(self.disk.write_failed(&message)));
         }
-        if self.can_write() {
-            return;
+        if broken {
+            tracing::error!(path = %self.db.path.display(), "the store failed to write ({message}); reopening it");
+            self.reopen(rx);
         }
-        self.disk.failed(&message);
-        tracing::error!(path = %self.db.path.display(), "the store failed to write ({message}); reopening it");
-        self.reopen(rx);
     }
 
     fn can_write(&self) -> bool {
