@@ -56,14 +56,21 @@ impl Api {
     }
 
     /// `clients` connections, client `c` sending `per_client` messages to
-    /// `counter/h<c>`, each awaited. Returns how many were sent, how long
-    /// they took, and each one's latency.
-    pub async fn sends(&self, clients: usize, per_client: usize) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
+    /// `counter/h<c>`, each awaited; persistent ones, or `transient` ones
+    /// (the same path without the disk). Returns how many were sent, how
+    /// long they took, and each one's latency.
+    pub async fn sends(
+        &self,
+        clients: usize,
+        per_client: usize,
+        transient: bool,
+    ) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
         let started = Instant::now();
         let tasks: Vec<_> = (0..clients)
             .map(|c| {
                 let (addr, token) = (self.addr, self.token.clone());
-                tokio::spawn(async move { client(addr, &token, &format!("counter/h{c}"), per_client).await })
+                let to = format!("counter/h{c}");
+                tokio::spawn(async move { client(addr, &token, &to, per_client, transient).await })
             })
             .collect();
         let mut latencies = Vec::with_capacity(clients * per_client);
@@ -75,14 +82,14 @@ impl Api {
 }
 
 /// One keep-alive connection sending `n` messages to `to`, one at a time.
-async fn client(addr: SocketAddr, token: &str, to: &str, n: usize) -> anyhow::Result<Vec<Duration>> {
+async fn client(addr: SocketAddr, token: &str, to: &str, n: usize, transient: bool) -> anyhow::Result<Vec<Duration>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(connection);
     // 64 bytes of payload: the counter reads `inc` and ignores the spaces.
     let payload = format!("inc{}", " ".repeat(crate::PAYLOAD.len() - 3));
-    let body = Bytes::from(serde_json::json!({ "to": to, "payload": payload }).to_string());
+    let body = Bytes::from(serde_json::json!({ "to": to, "payload": payload, "transient": transient }).to_string());
     let (host, bearer) = (addr.to_string(), format!("Bearer {token}"));
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {

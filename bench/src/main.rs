@@ -156,8 +156,9 @@ fn durable_accept(
         };
         peer_cells.push((senders, rabbit, nats));
     }
-    let http =
-        http_rows(runtime, scratch)?.into_iter().map(|(n, row)| (n, row.with(0, Peer::Measured(fsync.rate_cell()))));
+    let http = http_rows(runtime, scratch, report)?
+        .into_iter()
+        .map(|(n, row)| (n, row.with(0, Peer::Measured(fsync.rate_cell()))));
     let fsync_latency = std::time::Duration::from_secs_f64(1.0 / fsync.median);
     for (senders, row) in rows.into_iter().chain(http) {
         let Some((_, rabbit, nats)) = peer_cells.iter().find(|(n, ..)| *n == senders) else { continue };
@@ -171,13 +172,17 @@ fn durable_accept(
 /// Scenario 1 through the HTTP API (`http`): one client, then 64, each
 /// with a keep-alive connection and one request in flight. Each row's
 /// cell is the rate, with the p50 of a send.
-fn http_rows(runtime: &tokio::runtime::Runtime, scratch: &Path) -> anyhow::Result<Vec<(usize, Row)>> {
+fn http_rows(
+    runtime: &tokio::runtime::Runtime,
+    scratch: &Path,
+    report: &mut Report,
+) -> anyhow::Result<Vec<(usize, Row)>> {
     let api = runtime.block_on(http::serve(&scratch.join("http"), &scratch.join("cache")))?;
     let mut rows = Vec::new();
     for (clients, per_client) in [(1, 400), (64, 100)] {
         let mut runs = Vec::new();
         let rate = median_rate(REPS, || {
-            let (n, took, latencies) = runtime.block_on(api.sends(clients, per_client))?;
+            let (n, took, latencies) = runtime.block_on(api.sends(clients, per_client, false))?;
             runs.push(latencies);
             Ok((n, took))
         })?;
@@ -190,6 +195,15 @@ fn http_rows(runtime: &tokio::runtime::Runtime, scratch: &Path) -> anyhow::Resul
         let name = format!("1 · durable accept via HTTP, {clients} {}", plural(clients, "client"));
         rows.push((clients, Row::new(name, cell, true).with_latency(latency.p50)));
     }
+    // The HTTP path alone: the same request, transient (no commit).
+    let floor = Latency::measure(REPS, || Ok(runtime.block_on(api.sends(1, 400, true))?.2))?;
+    report.note(format!(
+        "the same request with `transient: true` (the HTTP path and the turn, no disk), 1 client: p50 {} · p99 {}",
+        micros(floor.p50),
+        micros(floor.p99)
+    ));
+    let direct = api.node.counters().direct;
+    report.note(format!("sends through HTTP accepted with their turn's commit (direct delivery): {direct}"));
     runtime.block_on(api.stop());
     Ok(rows)
 }

@@ -108,7 +108,7 @@ impl NodeInner {
         }
         let (accepted, answer) = oneshot::channel();
         let to = envelope.to.clone();
-        if let Err(direct) = self.scheduler.offer_direct(&to, Direct { envelope, record, accepted }) {
+        if let Err(direct) = self.scheduler.offer_direct(&to, Box::new(Direct { envelope, record, accepted })) {
             return Handover::Declined(direct.envelope);
         }
         // The actor's task always answers; if it is gone without a word

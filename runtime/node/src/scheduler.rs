@@ -81,7 +81,9 @@ pub(crate) struct Slot {
     /// callees whose commits were (see `pipeline`).
     dependency: AtomicU64,
     /// A persistent send handed over before it was stored (see `direct`).
-    direct: Mutex<Option<crate::direct::Direct>>,
+    /// Boxed: every slot has the field, few hold one (a waiting actor's
+    /// slot is ~500 bytes).
+    direct: Mutex<Option<Box<crate::direct::Direct>>>,
     /// The task knows of no queued work: a send may be handed over (see
     /// `direct`).
     idle: AtomicBool,
@@ -141,7 +143,7 @@ impl Slot {
     }
 
     /// The message handed over before it was stored, if any.
-    pub(crate) fn direct(&self) -> std::sync::MutexGuard<'_, Option<crate::direct::Direct>> {
+    pub(crate) fn direct(&self) -> std::sync::MutexGuard<'_, Option<Box<crate::direct::Direct>>> {
         self.direct.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -260,10 +262,10 @@ impl Scheduler {
     pub(crate) fn offer_direct(
         &self,
         actor: &str,
-        direct: crate::direct::Direct,
+        direct: Box<crate::direct::Direct>,
     ) -> Result<(), Box<crate::direct::Direct>> {
         let slots = self.lock();
-        let Some(slot) = slots.by_actor.get(actor) else { return Err(Box::new(direct)) };
+        let Some(slot) = slots.by_actor.get(actor) else { return Err(direct) };
         // One lock at a time (the actor's task takes them in another order).
         let quiet = slot.transient().is_empty()
             && slot.arrivals.load(atomic::Ordering::Acquire) == 0
@@ -271,7 +273,7 @@ impl Scheduler {
         let mut held = slot.direct();
         // Checked last: taking the idle mark commits to handing it over.
         if !quiet || held.is_some() || !slot.take_idle() {
-            return Err(Box::new(direct));
+            return Err(direct);
         }
         *held = Some(direct);
         drop(held);

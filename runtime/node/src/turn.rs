@@ -43,7 +43,7 @@ enum Work {
     /// From the in-memory queue, with what its sender's turn depended on.
     InMemory(Envelope, Option<u64>),
     /// A persistent send handed over before it was stored (see `direct`).
-    Direct(Direct),
+    Direct(Box<Direct>),
 }
 
 /// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
@@ -147,7 +147,7 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         match node.scheduler.try_passivate(&node, &actor, permit, check) {
             Ok(()) => {
                 if let Some(direct) = slot.direct().take() {
-                    node.store_instead(direct);
+                    node.store_instead(*direct);
                 }
                 let lost = slot.transient().len();
                 if lost > 0 {
@@ -251,7 +251,7 @@ impl ActorTask {
         self.mailbox = ReadAhead::default();
         let node = self.node.clone();
         if let Some(direct) = self.slot.direct().take() {
-            node.store_instead(direct);
+            node.store_instead(*direct);
         }
         if let Runs::Elsewhere(owner) = &runs {
             node.send_on_queued(&self.slot, owner);
@@ -304,7 +304,7 @@ impl ActorTask {
         let (taken, envelope, inherited, mut direct) = match work {
             Work::Persistent(key, envelope) => (Some(key), envelope, None, None),
             Work::InMemory(envelope, depends_on) => (None, envelope, depends_on, None),
-            Work::Direct(direct) => (None, direct.envelope.clone(), None, Some(direct)),
+            Work::Direct(direct) => (None, direct.envelope.clone(), None, Some(*direct)),
         };
         let recorded = self.run_turn(ty, taken, envelope, inherited, &mut direct).await;
         if let Some(recorded) = recorded {
