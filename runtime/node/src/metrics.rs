@@ -131,7 +131,7 @@ impl Metrics {
         let r = &mut m.registry;
         r.register(
             "messages_accepted",
-            "Messages accepted (stored, or queued in memory when transient)",
+            "Messages accepted (stored, committed with their turn when sent directly, or queued in memory when transient)",
             m.accepted.clone(),
         );
         r.register("turns", "Turns run, by actor type and outcome", m.turns.clone());
