@@ -29,13 +29,27 @@ async fn until_direct(t: &TestNode, to: &str, payload: &str) -> u64 {
     sent
 }
 
+/// Waits until the node has counted `n` messages as accepted in all (each
+/// once: the count would pass `n` otherwise).
+async fn accepted_becomes(t: &TestNode, n: u64) {
+    eventually(&format!("{n} messages counted as accepted"), || async {
+        let accepted = t.node.counters().accepted;
+        assert!(accepted <= n, "{accepted} messages counted as accepted, {n} sent");
+        (accepted == n).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_senders_messages_to_a_live_actor_take_one_commit_each() {
     const N: u64 = 50;
     let t = TestNode::start().await;
     t.deploy("counter", artifacts::COUNTER, TypeLimits::default()).await;
     let warm_up = until_direct(&t, "counter/d", "inc").await;
-    let (requests, direct, accepted) = (commit_requests(&t), t.node.counters().direct, t.node.counters().accepted);
+    // A batch's messages are counted as accepted just after its waiters
+    // are released: wait for the warm-up's to be.
+    accepted_becomes(&t, warm_up).await;
+    let (requests, direct) = (commit_requests(&t), t.node.counters().direct);
     for i in 1..=N {
         t.tell("counter/d", "inc").await;
         // Accepted means handled: the turn's commit is the acceptance.
@@ -47,8 +61,11 @@ async fn a_lone_senders_messages_to_a_live_actor_take_one_commit_each() {
     // and a commit.
     let counters = t.node.counters();
     assert_eq!(counters.direct - direct, N, "every send after the first direct one is handed over");
-    assert_eq!(commit_requests(&t) - requests, N, "one commit request per message");
-    assert_eq!(counters.accepted - accepted, N, "each counts as accepted once");
+    // The node's own periodic work (the retention sweep every minute) may
+    // add a request or two; one more per message is what the mailbox costs.
+    let used = commit_requests(&t) - requests;
+    assert!((N..=N + 2).contains(&used), "{N} sends took {used} commit requests: one per message was the aim");
+    accepted_becomes(&t, warm_up + N).await;
     let t = t.restart().await;
     assert_eq!(t.ask("counter/d", "get").await, (warm_up + N).to_string(), "every accepted send is durable, once");
 }
