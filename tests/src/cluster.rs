@@ -20,8 +20,20 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client")
 }
 
+/// A GET of `path` on the node at `url`, as JSON. A GET is idempotent, so
+/// one that dies on a reset connection (a pooled keep-alive connection that
+/// went stale, seen once during a NATS outage) is sent once more on a new
+/// one; a node that is gone fails both.
 pub async fn get(http: &reqwest::Client, url: &str, path: &str) -> Value {
-    let response = http.get(format!("{url}{path}")).send().await.expect("GET");
+    let url = format!("{url}{path}");
+    let response = match http.get(&url).send().await {
+        Ok(response) => response,
+        Err(e) if e.is_request() => {
+            eprintln!("GET {url}: {e}; sending it again");
+            http.get(&url).header(reqwest::header::CONNECTION, "close").send().await.expect("GET, sent again")
+        }
+        Err(e) => panic!("GET {url}: {e}"),
+    };
     response.json().await.expect("JSON")
 }
 
