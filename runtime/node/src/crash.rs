@@ -239,28 +239,25 @@ impl Crashes {
 /// Stores the suspects that no mailbox held (sends handed to their actor
 /// before they were stored), so that they run again — alone, as suspects —
 /// and are quarantined if they crash the node once more. Returns every
-/// suspect's id. One whose envelope cannot be read is named in the log and
-/// dropped: it was never acknowledged.
-pub(crate) async fn store_arrivals(
-    store: &pigeon_store::Store,
-    suspects: Vec<Suspect>,
-) -> Result<Vec<Ulid>, pigeon_store::StoreError> {
+/// suspect's id. One that cannot be read back or stored (its type gone, its
+/// mailbox full, the disk failing) is named in the log and dropped: it was
+/// never acknowledged, and a record must not keep the node from starting.
+pub(crate) async fn store_arrivals(store: &pigeon_store::Store, suspects: Vec<Suspect>) -> Vec<Ulid> {
     let mut ids = Vec::with_capacity(suspects.len());
     for suspect in suspects {
         if let Some(bytes) = suspect.arrived {
-            match pigeon_store::Envelope::decode(&bytes, "crash-journal") {
-                Ok(envelope) => {
-                    store.enqueue(envelope).await?;
-                }
-                Err(e) => {
-                    tracing::error!(msg = %suspect.id, "a message in flight at the crash cannot be read back: {e}");
-                    continue;
-                }
+            let stored = match pigeon_store::Envelope::decode(&bytes, "crash-journal") {
+                Ok(envelope) => store.enqueue(envelope).await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
+                tracing::error!(msg = %suspect.id, "a message in flight at the crash cannot be stored again: {e}");
+                continue;
             }
         }
         ids.push(suspect.id);
     }
-    Ok(ids)
+    ids
 }
 
 #[cfg(unix)]

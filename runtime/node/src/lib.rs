@@ -217,7 +217,7 @@ impl Node {
         let (journal, in_flight) = crash::Journal::open(&config.data_dir, slots).map_err(|source| {
             StoreError::DataDir { path: config.data_dir.join(crash::JOURNAL_FILE).display().to_string(), source }
         })?;
-        let in_flight = crash::store_arrivals(&store, in_flight).await?;
+        let in_flight = crash::store_arrivals(&store, in_flight).await;
         if !in_flight.is_empty() {
             tracing::error!(
                 messages = in_flight.len(),
