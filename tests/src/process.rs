@@ -60,7 +60,8 @@ impl PigeonNode {
             .args(["up", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
-            .env("PIGEON_LOG", "warn")
+            // `PIGEON_E2E_LOG=info` keeps more of a node's story in its log.
+            .env("PIGEON_LOG", std::env::var("PIGEON_E2E_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
