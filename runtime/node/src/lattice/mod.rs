@@ -276,6 +276,7 @@ impl crate::Node {
                 silent_ms: peer.silent_for.as_millis() as u64,
             });
         }
+        views.extend(unheard_peers(&views, &outbox));
         views
     }
 
@@ -299,4 +300,30 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a node-to-node body; a malformed one is refused, not a panic.
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
     pigeon_lattice::wire::decode(bytes)
+}
+
+/// Peers this node holds outbox messages for but has not heard from since
+/// it started (a node just restarted, a peer that left): listed as down,
+/// so that what waits for them is never invisible.
+fn unheard_peers(known: &[NodeView], outbox: &std::collections::HashMap<String, u64>) -> Vec<NodeView> {
+    let mut unheard: Vec<NodeView> = outbox
+        .iter()
+        .filter(|(peer, depth)| **depth > 0 && known.iter().all(|v| &v.id != *peer))
+        .map(|(peer, depth)| NodeView {
+            id: peer.clone(),
+            incarnation: String::new(),
+            state: PeerState::Down,
+            refusal: None,
+            this_node: false,
+            api: String::new(),
+            version: String::new(),
+            types: Vec::new(),
+            active_actors: 0,
+            outbox_to: *depth,
+            forwarded_per_sec: 0.0,
+            silent_ms: 0,
+        })
+        .collect();
+    unheard.sort_by(|a, b| a.id.cmp(&b.id));
+    unheard
 }
