@@ -89,15 +89,23 @@ pub fn scenarios(runtime: &tokio::runtime::Runtime, scratch: &Path, report: &mut
     ));
     report.aim("memory per passivated actor with a pending message < 1 KiB", bytes(per_actor), per_actor < 1024.0);
 
-    let active: Vec<[f64; 3]> =
+    let active: Vec<[f64; 5]> =
         (0..REPS).map(|_| run_child("active", &scratch.join("active"), &cache)).collect::<Result<_, _>>()?;
-    let grown = Sample::from_rates(active.iter().map(|r| r[1] - r[0]).collect());
-    let per_live = grown.median / ACTIVE as f64;
+    let grown = |i: usize| Sample::from_rates(active.iter().map(|r| r[i + 1] - r[i]).collect()).median;
+    let (resident, proportional) = (grown(0), grown(2));
+    let per_live = proportional / ACTIVE as f64;
     let per_gb = (1u64 << 30) as f64 / per_live.max(1.0);
     report.row(Row::new(
-        "5 · resident memory of 10,000 active counter actors",
+        "5 · memory of 10,000 active counter actors (proportional set; resident set)",
         Cell {
-            text: format!("{} = {} per actor ≈ {} per GiB", bytes(grown.median), bytes(per_live), thousands(per_gb)),
+            text: format!(
+                "{} = {} per actor ≈ {} per GiB (resident {} = {} per actor)",
+                bytes(proportional),
+                bytes(per_live),
+                thousands(per_gb),
+                bytes(resident),
+                bytes(resident / ACTIVE as f64)
+            ),
             value: per_live,
         },
         false,
@@ -165,8 +173,8 @@ fn copy_store(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `pigeon-bench child MODE DIR CACHE` and reads its three numbers.
-fn run_child(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; 3]> {
+/// Runs `pigeon-bench child MODE DIR CACHE` and reads its N numbers.
+fn run_child<const N: usize>(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; N]> {
     let out = Command::new(std::env::current_exe()?).args(["child", mode]).arg(dir).arg(cache).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "`child {mode}` failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
@@ -177,10 +185,11 @@ fn run_child(mode: &str, dir: &Path, cache: &Path) -> anyhow::Result<[f64; 3]> {
 /// The child's side: `serve DIR CACHE` starts a node on DIR and prints its
 /// resident memory before, its peak once every pending actor is scheduled,
 /// and the time to its first answered call (`hold`: the same with one
-/// instance slot); `active DIR
-/// CACHE` activates [`ACTIVE`] counters on a fresh DIR and prints resident
-/// memory before and after (and the time it took). The child exits at
-/// once: it does not drain the backlog.
+/// instance slot); `active DIR CACHE` activates [`ACTIVE`] counters on a
+/// fresh DIR and prints its resident memory before and after, its
+/// proportional set before and after, and the time it took (with
+/// `PIGEON_BENCH_SMAPS` set, where the memory is, on stderr). The child
+/// exits at once: it does not drain the backlog.
 pub fn child(args: &[String]) -> anyhow::Result<()> {
     let [mode, dir, cache] = args else { anyhow::bail!("usage: pigeon-bench child serve|hold|active DIR CACHE") };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -200,7 +209,7 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
                 // Recovery schedules the pending actors in pages, in the
                 // background: measure once the scheduler holds them all.
                 settled(&node).await;
-                anyhow::Ok([before, rss_peak()?, took.as_secs_f64()])
+                anyhow::Ok(vec![before, rss_peak()?, took.as_secs_f64()])
             }
             "active" => {
                 let _ = std::fs::remove_dir_all(dir);
@@ -208,16 +217,22 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
                 node.deploy("counter", pigeon_test_artifacts::COUNTER_WASM.to_vec(), node::limits(), Vec::new())
                     .await?;
                 call(&node, "counter/warm").await?;
-                let before = rss()?;
+                let heap_before = crate::smaps::heap();
+                let (before, pss_before) = (rss()?, pss()?);
                 let started = Instant::now();
                 activate(&node, ACTIVE).await?;
                 let took = started.elapsed();
-                anyhow::Ok([before, rss()?, took.as_secs_f64()])
+                if std::env::var_os("PIGEON_BENCH_SMAPS").is_some() {
+                    crate::smaps::print(20);
+                    eprintln!("heap (in use, free) before {heap_before:?}, after {:?}", crate::smaps::heap());
+                }
+                anyhow::Ok(vec![before, rss()?, pss_before, pss()?, took.as_secs_f64()])
             }
             other => anyhow::bail!("unknown child mode `{other}`"),
         }
     })?;
-    println!("{} {} {}", numbers[0], numbers[1], numbers[2]);
+    let line: Vec<String> = numbers.iter().map(f64::to_string).collect();
+    println!("{}", line.join(" "));
     std::process::exit(0)
 }
 
@@ -261,17 +276,30 @@ fn rss() -> anyhow::Result<f64> {
     status_kib("VmRSS:")
 }
 
+/// This process's proportional set size, in bytes: its resident memory
+/// with each page counted once, however many of its mappings share it.
+/// (Every instance of a guest maps the same copy-on-write image of its
+/// memory; the resident set counts each shared page once per instance.)
+fn pss() -> anyhow::Result<f64> {
+    field_kib("/proc/self/smaps_rollup", "Pss:")
+}
+
 /// This process's peak resident memory so far, in bytes.
 fn rss_peak() -> anyhow::Result<f64> {
     status_kib("VmHWM:")
 }
 
 fn status_kib(field: &str) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    field_kib("/proc/self/status", field)
+}
+
+/// A `Name:  N kB` field of a /proc file, in bytes.
+fn field_kib(file: &str, field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(file)?;
     let kib: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/self/status"))?;
+        .ok_or_else(|| anyhow::anyhow!("no {field} in {file}"))?;
     Ok(kib * 1024.0)
 }

@@ -33,6 +33,7 @@ mod node;
 mod rabbitmq;
 mod rebalance;
 mod report;
+mod smaps;
 
 use std::path::Path;
 

@@ -78,15 +78,16 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         task.collect_commits().await;
         if !slot.controls().is_empty() {
             // Between turns, with nothing in flight (see `control`).
+            // Both boxed, like the turn below: rare, and large inlined.
             if task.pipeline.is_empty() {
-                task.run_controls().await;
+                Box::pin(task.run_controls()).await;
             } else {
                 task.wait_for_commit().await;
             }
             continue;
         }
         if let Some(runs) = elsewhere(&node, &actor) {
-            match task.stand_aside(runs, permit).await {
+            match Box::pin(task.stand_aside(runs, permit)).await {
                 Some(p) => {
                     permit = p;
                     continue;
@@ -126,6 +127,8 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
             }
             continue;
         }
+        // Idle: what the in-flight queue grew to goes until the next turn.
+        task.pipeline.release();
         let idle =
             node.registry.get(&ty_name).map_or(Duration::ZERO, |t| Duration::from_millis(t.record.limits.idle_ms));
         if !node.is_stopping() {
