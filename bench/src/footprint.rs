@@ -217,14 +217,12 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
                 node.deploy("counter", pigeon_test_artifacts::COUNTER_WASM.to_vec(), node::limits(), Vec::new())
                     .await?;
                 call(&node, "counter/warm").await?;
-                let heap_before = crate::smaps::heap();
                 let (before, pss_before) = (rss()?, pss()?);
                 let started = Instant::now();
                 activate(&node, ACTIVE).await?;
                 let took = started.elapsed();
                 if std::env::var_os("PIGEON_BENCH_SMAPS").is_some() {
                     crate::smaps::print(20);
-                    eprintln!("heap (in use, free) before {heap_before:?}, after {:?}", crate::smaps::heap());
                 }
                 anyhow::Ok(vec![before, rss()?, pss_before, pss()?, took.as_secs_f64()])
             }

@@ -22,6 +22,11 @@
 //! description, into `docs/benchmarks.md`. Benchmarks never decide whether
 //! the tests pass.
 
+/// The allocator of the `pigeon` binary, so that the nodes measured here
+/// allocate as a user's do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod accept;
 mod disk;
 mod footprint;

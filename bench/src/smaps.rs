@@ -71,36 +71,3 @@ pub fn print(top: usize) {
         Err(e) => eprintln!("smaps: {e}"),
     }
 }
-
-/// glibc's `struct mallinfo2`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[repr(C)]
-struct MallInfo2 {
-    arena: usize,
-    ordblks: usize,
-    smblks: usize,
-    hblks: usize,
-    hblkhd: usize,
-    usmblks: usize,
-    fsmblks: usize,
-    uordblks: usize,
-    fordblks: usize,
-    keepcost: usize,
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-unsafe extern "C" {
-    fn mallinfo2() -> MallInfo2;
-}
-
-/// The heap's bytes in use and held free by the allocator (glibc only).
-pub fn heap() -> Option<(usize, usize)> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
-        let info = unsafe { mallinfo2() };
-        Some((info.uordblks + info.hblkhd, info.fordblks))
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    None
-}
