@@ -124,6 +124,16 @@ impl PigeonNode {
         std::fs::read_to_string(self.data.join("token")).expect("token file").trim().to_string()
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has ended, and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: no clean-up of any kind.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

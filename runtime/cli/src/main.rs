@@ -358,8 +358,10 @@ pub struct Selection {
 }
 
 fn main() {
-    restore_sigpipe();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_)) {
+        restore_sigpipe();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIGEON_LOG")
         .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
     use std::io::IsTerminal;
@@ -455,10 +457,17 @@ fn print_built(built: &guest_build::Built, json: bool) -> anyhow::Result<()> {
 
 /// Dies quietly on a closed pipe (`pigeon ls | head`), as command-line tools
 /// do: Rust ignores SIGPIPE, which turns every later `println!` into a panic.
+///
+/// Never for `pigeon up`: a node writes to sockets with `writev` (hyper's
+/// responses, the NATS client's publishes), which unlike `send` raises
+/// SIGPIPE when the peer has reset the connection — a client that hangs
+/// up mid-response, or a nats-server that dies, would kill the node
+/// without a word. The node keeps Rust's default (ignored), and gets
+/// `EPIPE` as an error instead.
 fn restore_sigpipe() {
     #[cfg(unix)]
-    // SAFETY: called first thing in `main`, before any other thread exists;
-    // SIG_DFL is a valid disposition for SIGPIPE.
+    // SAFETY: called in `main` before any other thread exists (parsing the
+    // command line starts none); SIG_DFL is a valid disposition for SIGPIPE.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
