@@ -182,14 +182,18 @@ fn run_child<const N: usize>(mode: &str, dir: &Path, cache: &Path) -> anyhow::Re
     numbers.try_into().map_err(|n| anyhow::anyhow!("`child {mode}` printed {n:?}"))
 }
 
-/// The child's side: `serve DIR CACHE` starts a node on DIR and prints its
-/// resident memory before, its peak once every pending actor is scheduled,
-/// and the time to its first answered call (`hold`: the same with one
-/// instance slot and no call, so its time is the start's alone); `active DIR CACHE` activates [`ACTIVE`] counters on a
-/// fresh DIR and prints its resident memory before and after, its
-/// proportional set before and after, and the time it took (with
-/// `PIGEON_BENCH_SMAPS` set, where the memory is, on stderr). The child
-/// exits at once: it does not drain the backlog.
+/// The child's side:
+/// - `serve DIR CACHE` starts a node on DIR and prints its resident memory
+///   before, its peak once every pending actor is scheduled, and the time
+///   to its first answered call;
+/// - `hold DIR CACHE`: the same with one instance slot and no call (its
+///   time is the start's alone);
+/// - `active DIR CACHE` activates [`ACTIVE`] counters on a fresh DIR and
+///   prints its resident memory before and after, its proportional set
+///   before and after, and the time it took (with `PIGEON_BENCH_SMAPS` set,
+///   where the memory is, on stderr).
+///
+/// The child exits at once: it does not drain the backlog.
 pub fn child(args: &[String]) -> anyhow::Result<()> {
     let [mode, dir, cache] = args else { anyhow::bail!("usage: pigeon-bench child serve|hold|active DIR CACHE") };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
