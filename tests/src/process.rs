@@ -42,6 +42,9 @@ pub struct PigeonNode {
     pub data: PathBuf,
     /// Where its standard error (the log) goes.
     pub log: PathBuf,
+    /// The test stopped it (or waited for its end): an end it did not
+    /// cause is reported when the node is dropped.
+    stopped: bool,
 }
 
 impl PigeonNode {
@@ -89,7 +92,7 @@ impl PigeonNode {
             .and_then(|rest| rest.split_whitespace().next())
             .ok_or_else(|| format!("unexpected first line: {listening}"))?
             .to_string();
-        Ok(Self { child, url, data: data.to_path_buf(), log: log_path })
+        Ok(Self { child, url, data: data.to_path_buf(), log: log_path, stopped: false })
     }
 
     /// What the node logged so far.
@@ -99,6 +102,7 @@ impl PigeonNode {
 
     /// Waits (up to `PATIENCE`) for the process to end by itself.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.stopped = true;
         let deadline = std::time::Instant::now() + crate::PATIENCE;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -136,6 +140,7 @@ impl PigeonNode {
 
     /// SIGKILL: no clean-up of any kind.
     pub fn kill(&mut self) {
+        self.stopped = true;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -149,6 +154,11 @@ impl PigeonNode {
 
 impl Drop for PigeonNode {
     fn drop(&mut self) {
+        // A node that ended by itself (a crash, a signal) says so in the
+        // failing test's output: otherwise only its refused port tells.
+        if let (false, Some(status)) = (self.stopped, self.exited()) {
+            eprintln!("pigeon node {} ended by itself ({status}); its log: {}", self.url, self.log.display());
+        }
         self.kill();
     }
 }
