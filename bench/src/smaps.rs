@@ -10,15 +10,15 @@ use std::collections::HashMap;
 
 /// One group of mappings.
 #[derive(Default)]
-pub struct Group {
-    pub mappings: usize,
-    pub rss: u64,
-    pub pss: u64,
-    pub private_dirty: u64,
+struct Group {
+    mappings: usize,
+    rss: u64,
+    pss: u64,
+    private_dirty: u64,
 }
 
 /// This process's mappings, grouped, largest resident first (sizes in KiB).
-pub fn groups() -> std::io::Result<Vec<(String, Group)>> {
+fn groups() -> std::io::Result<Vec<(String, Group)>> {
     let text = std::fs::read_to_string("/proc/self/smaps")?;
     let mut groups: HashMap<String, Group> = HashMap::new();
     let mut current: Option<String> = None;

@@ -97,8 +97,8 @@ impl Pipeline {
     /// so the buffer of four a first turn allocates would otherwise stay
     /// with every idle live actor (2 KiB each; see `docs/benchmarks.md`).
     pub(crate) fn release(&mut self) {
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            self.queue = VecDeque::new();
+        if self.queue.is_empty() {
+            self.queue.shrink_to_fit();
         }
     }
 
