@@ -230,12 +230,13 @@ impl NodeInner {
             return Err(SendRefusal::UnknownType(ty.to_string()));
         };
         let seq = self.transient_seq.fetch_add(1, Ordering::Relaxed);
+        let arrival = self.store.arrival_mark();
         let accepted = self.scheduler.with_slot(self, &to, |slot| {
             let mut queue = slot.transient();
             if (queue.len() as u64).saturating_add(stored) >= bound {
                 return false;
             }
-            queue.push(Transient { seq, envelope, depends_on });
+            queue.push(Transient { seq, arrival, envelope, depends_on });
             true
         });
         if !accepted {

@@ -31,6 +31,7 @@ mod scheduler;
 mod timers;
 mod topics;
 mod turn;
+mod work;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

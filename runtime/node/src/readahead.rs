@@ -41,7 +41,7 @@ pub(crate) struct ReadAhead {
 
 impl ReadAhead {
     /// The mailbox's next message, reading the store only when needed.
-    pub(crate) fn head(&mut self, store: &Store, actor: &str, slot: &Slot) -> Result<Option<&Envelope>, StoreError> {
+    pub(crate) fn head(&mut self, store: &Store, actor: &str, slot: &Slot) -> Result<Option<MessageKey>, StoreError> {
         let arrivals = slot.take_arrivals();
         let stale = match self.held.back() {
             Some((key, _)) => !arrivals.all_at_most(key.priority()),
@@ -59,7 +59,7 @@ impl ReadAhead {
             // An idle live actor keeps no buffer.
             self.held = VecDeque::new();
         }
-        Ok(self.held.front().map(|(_, envelope)| envelope))
+        Ok(self.held.front().map(|(key, _)| *key))
     }
 
     /// Takes the head returned by [`ReadAhead::head`] for its turn.

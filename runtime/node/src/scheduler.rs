@@ -31,6 +31,10 @@ use crate::NodeInner;
 /// A transient message waiting in memory, ordered like a mailbox.
 pub(crate) struct Transient {
     pub(crate) seq: u64,
+    /// The store's [arrival mark](pigeon_store::Store::arrival_mark) when
+    /// it came: a stored message of the same priority with a smaller
+    /// sequence number came before it, one with this or a greater after.
+    pub(crate) arrival: u64,
     pub(crate) envelope: Envelope,
     /// The sender's turn was built on commits not yet durable, from this
     /// commit epoch on (see `pipeline`).

@@ -18,8 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use pigeon_host::{Activation, ActivationLimits, TurnOutcome};
 use pigeon_store::{
-    DeadReason, Delivery, Disposition, Envelope, MessageKey, MessageKind, StoreError, TurnCommit, TurnFailure,
-    TypeLimits, now_ms,
+    DeadReason, Delivery, Disposition, Envelope, MessageKey, MessageKind, TurnCommit, TurnFailure, TypeLimits, now_ms,
 };
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -28,22 +27,14 @@ use crate::lattice::Runs;
 use crate::pipeline::{InFlight, Pipeline, min_epoch};
 use crate::readahead::ReadAhead;
 use crate::registry::LoadedType;
-use crate::scheduler::{Slot, Transient};
+use crate::scheduler::Slot;
+use crate::work::{Work, has_queued, has_work, next_work};
 use crate::{NodeEvent, NodeInner};
 
 /// A live instance and the type generation it was made from.
 pub(crate) struct Live {
     pub(crate) activation: Activation,
     generation: u64,
-}
-
-/// The next thing an actor has to handle.
-enum Work {
-    Persistent(MessageKey, Envelope),
-    /// From the in-memory queue, with what its sender's turn depended on.
-    InMemory(Envelope, Option<u64>),
-    /// A persistent send handed over before it was stored (see `direct`).
-    Direct(Box<Direct>),
 }
 
 /// Retry delay after `failures` failed turns: base × 2^(failures−1), capped.
@@ -101,7 +92,7 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
             continue;
         }
         let work = match (&ty, node.is_stopping()) {
-            (Some(_), false) => next_work(&node, &actor, &slot, &mut task.mailbox),
+            (Some(_), false) => next_work(&node.store, &actor, &slot, &mut task.mailbox),
             _ => Ok(None),
         };
         match (work, ty) {
@@ -146,7 +137,7 @@ pub(crate) async fn run_actor(node: Arc<NodeInner>, actor: String, slot: Arc<Slo
         // busy by its mailbox; the others passivate and are rescheduled by
         // the deploy or the restart.
         let runnable = node.registry.get(&ty_name).is_some() && !node.is_stopping();
-        let check = |slot: &Slot| runnable && has_work(&node, &actor, slot);
+        let check = |slot: &Slot| runnable && has_work(&node.store, &actor, slot);
         match node.scheduler.try_passivate(&node, &actor, permit, check) {
             Ok(()) => {
                 if let Some(direct) = slot.direct().take() {
@@ -173,51 +164,6 @@ fn elsewhere(node: &NodeInner, actor: &str) -> Option<Runs> {
         Runs::Here => None,
         other => Some(other),
     }
-}
-
-fn has_work(node: &NodeInner, actor: &str, slot: &Slot) -> bool {
-    has_queued(slot) || node.store.mailbox_depth(actor).map_or(true, |d| d > 0)
-}
-
-/// Whether the slot holds work in memory: operator requests, a send
-/// handed over, transient messages.
-fn has_queued(slot: &Slot) -> bool {
-    // Each guard is dropped before the next lock: see `next_work`.
-    let controls = !slot.controls().is_empty();
-    let direct = slot.direct().is_some();
-    controls || direct || !slot.transient().is_empty()
-}
-
-/// The higher-priority head of the persistent mailbox and the in-memory queue.
-/// A message handed over before it was stored (see `direct`) is the
-/// newest: it goes first only with a higher priority than both heads.
-fn next_work(node: &NodeInner, actor: &str, slot: &Slot, mailbox: &mut ReadAhead) -> Result<Option<Work>, StoreError> {
-    let persistent = mailbox.head(&node.store, actor, slot)?.map(|p| p.priority);
-    // One lock at a time: `Scheduler::offer_direct` takes them the other way.
-    let others = persistent.max(slot.transient().peek().map(|t| t.envelope.priority));
-    // With nothing queued, a send may be handed over, even while this
-    // turn runs: it comes after it, and before anything queued later
-    // only by priority.
-    slot.set_idle(others.is_none());
-    let direct = slot.direct().take_if(|d| others.is_none_or(|p| d.envelope.priority > p));
-    if let Some(direct) = direct {
-        return Ok(Some(Work::Direct(direct)));
-    }
-    let mut transient = slot.transient();
-    let transient_first = match (persistent, transient.peek()) {
-        (Some(p), Some(t)) => t.envelope.priority > p,
-        (None, Some(_)) => true,
-        _ => false,
-    };
-    if transient_first {
-        let next = transient.pop().map(|t: Transient| Work::InMemory(t.envelope, t.depends_on));
-        if transient.is_empty() {
-            // An idle live actor should not keep a buffer of envelopes.
-            transient.shrink_to_fit();
-        }
-        return Ok(next);
-    }
-    Ok(mailbox.take().map(|(key, envelope)| Work::Persistent(key, envelope)))
 }
 
 /// What the host needs to run one of `ty`'s actors on this node: the
@@ -269,7 +215,7 @@ impl ActorTask {
         let actor = self.actor.clone();
         let check = |slot: &Slot| {
             let queued = has_queued(slot);
-            queued || (elsewhere(&node, &actor).is_none() && has_work(&node, &actor, slot))
+            queued || (elsewhere(&node, &actor).is_none() && has_work(&node.store, &actor, slot))
         };
         node.scheduler.try_passivate(&node, &actor, permit, check).err()
     }

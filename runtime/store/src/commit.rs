@@ -235,6 +235,8 @@ pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
     /// Refused turn commits and failed batches so far (see the module doc).
     epoch: Arc<AtomicU64>,
+    /// The sequence number the committer gives the next stored message.
+    next_seq: Arc<AtomicU64>,
 }
 
 pub(crate) type ListenerSlot = Arc<OnceLock<Arc<dyn CommitListener>>>;
@@ -263,14 +265,15 @@ impl Committer {
         };
         let (tx, rx) = mpsc::channel::<Job>();
         let epoch = Arc::new(AtomicU64::new(0));
+        let next_seq = Arc::new(AtomicU64::new(next_seq));
         let mut worker = Worker {
             epoch: epoch.clone(),
             db,
             disk,
             listener,
             stats,
-            next_seq,
-            leased_until: next_seq,
+            leased_until: next_seq.load(Ordering::Relaxed),
+            next_seq: next_seq.clone(),
             last_batch: 0,
             last_commit: Duration::ZERO,
             bounds: HashMap::new(),
@@ -286,7 +289,7 @@ impl Committer {
             .name("pigeon-commit".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| StoreError::Storage(format!("cannot start the committer thread: {e}")))?;
-        Ok(Self { tx, epoch })
+        Ok(Self { tx, epoch, next_seq })
     }
 
     pub(crate) async fn submit(&self, request: Request) -> Result<Reply, StoreError> {
@@ -304,6 +307,12 @@ impl Committer {
     /// The current commit epoch.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The sequence number the next stored message will get: every message
+    /// stored before this call has a smaller one.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Acquire)
     }
 }
 
@@ -348,7 +357,8 @@ struct Worker {
     epoch: Arc<AtomicU64>,
     listener: ListenerSlot,
     stats: Arc<CommitStats>,
-    next_seq: u64,
+    /// Shared with the store's readers (see [`Committer::next_seq`]).
+    next_seq: Arc<AtomicU64>,
     /// Sequence numbers below this are covered by the persisted lease.
     leased_until: u64,
     /// Requests in the previous batch.
@@ -542,8 +552,9 @@ impl Worker {
                 results.push(result);
             }
             t.flush()?;
-            if self.next_seq >= self.leased_until {
-                self.leased_until = self.next_seq + SEQ_LEASE;
+            let next_seq = self.next_seq.load(Ordering::Relaxed);
+            if next_seq >= self.leased_until {
+                self.leased_until = next_seq + SEQ_LEASE;
                 t.meta.insert(NEXT_SEQ, self.leased_until)?;
             }
         }
@@ -561,9 +572,7 @@ impl Worker {
     }
 
     fn take_seq(&mut self) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        seq
+        self.next_seq.fetch_add(1, Ordering::AcqRel)
     }
 }
 

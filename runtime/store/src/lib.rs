@@ -186,6 +186,15 @@ impl Store {
         self.inner.committer.epoch()
     }
 
+    /// Where a message arriving now stands among stored ones: every
+    /// message stored before this call has a smaller [`MessageKey::seq`],
+    /// every one stored after it at least this one. What the node holds in
+    /// memory (transient messages) keeps it, so that at equal priority an
+    /// actor takes its messages in arrival order whichever way they came.
+    pub fn arrival_mark(&self) -> u64 {
+        self.inner.committer.next_seq()
+    }
+
     /// Records a failed turn (retry later or dead-letter); returns once durable.
     pub async fn fail_turn(&self, failure: TurnFailure) -> Result<(), StoreError> {
         self.submit(Request::Fail(failure)).await.map(drop)

@@ -36,7 +36,7 @@ impl Worker {
     /// I/O error, the database is opened again before the next batch.
     pub(super) fn batch_failed(&mut self, jobs: Vec<Job>, error: &StoreError, rx: &mpsc::Receiver<Job>) {
         // The lease may not be durable: take a new one next time.
-        self.leased_until = self.next_seq;
+        self.leased_until = self.next_seq.load(std::sync::atomic::Ordering::Relaxed);
         self.lose_dependencies();
         let message = error.to_string();
         self.disk.refresh();
