@@ -85,10 +85,27 @@ impl ReadAhead {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use pigeon_store::{ActorType, Arrivals, TurnCommit, TypeLimits, now_ms};
 
     use super::*;
+
+    /// A fresh store with the type `counter` deployed (the component's
+    /// bytes are never run).
+    pub(crate) fn store_with_counter() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ty = ActorType {
+            name: "counter".into(),
+            component_hash: "00".into(),
+            component_size: 1,
+            limits: TypeLimits::default(),
+            deployed_at_ms: now_ms(),
+            links: Vec::new(),
+        };
+        store.put_type(&ty, b"component").unwrap();
+        (dir, store)
+    }
 
     const ACTOR: &str = "counter/a";
 
@@ -102,17 +119,7 @@ mod tests {
 
     impl Mailbox {
         fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let ty = ActorType {
-                name: "counter".into(),
-                component_hash: "00".into(),
-                component_size: 1,
-                limits: TypeLimits::default(),
-                deployed_at_ms: now_ms(),
-                links: Vec::new(),
-            };
-            store.put_type(&ty, b"component").unwrap();
+            let (dir, store) = store_with_counter();
             Self { _dir: dir, store, slot: Slot::new(), ahead: ReadAhead::default() }
         }
 

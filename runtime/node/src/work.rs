@@ -84,7 +84,7 @@ pub(crate) fn next_work(
 
 #[cfg(test)]
 mod tests {
-    use pigeon_store::{ActorType, Arrivals, Delivery, TurnCommit, TypeLimits, now_ms};
+    use pigeon_store::{Arrivals, Delivery, TurnCommit};
 
     use super::*;
 
@@ -101,17 +101,7 @@ mod tests {
 
     impl Queues {
         fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let ty = ActorType {
-                name: "counter".into(),
-                component_hash: "00".into(),
-                component_size: 1,
-                limits: TypeLimits::default(),
-                deployed_at_ms: now_ms(),
-                links: Vec::new(),
-            };
-            store.put_type(&ty, b"component").unwrap();
+            let (dir, store) = crate::readahead::tests::store_with_counter();
             Self { _dir: dir, store, slot: Slot::new(), mailbox: ReadAhead::default(), seq: 0 }
         }
 
