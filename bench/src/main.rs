@@ -162,6 +162,17 @@ fn durable_accept(
         };
         peer_cells.push((senders, rabbit, nats));
     }
+    for (how, what) in [
+        (disk::TurnDurability::Redb, "made durable by redb (today's turn commit)"),
+        (disk::TurnDurability::Log, "made durable by an appended, synced log frame (docs/design/commit-log.md)"),
+    ] {
+        let latency = Latency::measure(REPS, || disk::turn_commits(scratch, 400, how))?;
+        report.note(format!(
+            "a counter turn's writes (state and stats rows), one commit at a time, {what}: p50 {} · p99 {}",
+            micros(latency.p50),
+            micros(latency.p99)
+        ));
+    }
     let http = http_rows(runtime, scratch, report)?
         .into_iter()
         .map(|(n, row)| (n, row.with(0, Peer::Measured(fsync.rate_cell()))));
