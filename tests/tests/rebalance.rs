@@ -145,6 +145,8 @@ async fn check_homes(client: &reqwest::Client, urls: &[String]) {
     let actors = get(client, &urls[0], "/api/v1/actors?node=n1").await;
     let queued: u64 = actors.as_array().into_iter().flatten().map(|a| a["pending"].as_u64().unwrap_or(0)).sum();
     assert_eq!(queued, 0, "the drained node holds no messages: {actors}");
+    let listed = actors.as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 0, "the drained node lists no actors (their counters moved too): {actors}");
 }
 
 /// Where the ledger says each op was handled: op → nodes (with how

@@ -4,8 +4,9 @@
 //!
 //! 1. The old owner reads everything of the actor that moves
 //!    ([`Store::actor_rows`]): its state, its mailbox in handling order,
-//!    its delayed messages (timers, retries in backoff), its dedup keys and
-//!    the stored replies of the calls it answered.
+//!    its delayed messages (timers, retries in backoff), its dedup keys,
+//!    the stored replies of the calls it answered, its subscriptions and
+//!    its counters.
 //! 2. The new owner commits them ([`Store::accept_handoff`]) with the
 //!    pair `(actor, placement epoch)`, in one transaction: a second copy of
 //!    the same handoff (the acknowledgement was lost) is acknowledged and
@@ -22,7 +23,7 @@ use redb::ReadableTable;
 
 use crate::Store;
 use crate::commit::{Reply, Request};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, decode_record};
 use crate::error::StoreError;
 use crate::placement::Placement;
 use crate::schema::*;
@@ -46,6 +47,10 @@ pub struct ActorRows {
     /// Its subscriptions, as `(topic, filter)`.
     #[serde(default)]
     pub subscriptions: Vec<(String, String)>,
+    /// Its counters (turns, failures, dead letters, the last error), so
+    /// that they go on where they were and the old owner lists it no more.
+    #[serde(default)]
+    pub stats: Option<ActorStats>,
 }
 
 impl ActorRows {
@@ -56,7 +61,8 @@ impl ActorRows {
             self.mailbox.iter().chain(self.delayed.iter().map(|(_, e)| e)).map(|e| e.payload.len() + 64).sum();
         let rest: usize = self.dedup.iter().map(|(k, _)| k.len() + 8).sum::<usize>()
             + self.replies.iter().map(|(_, r)| r.len() + 16).sum::<usize>()
-            + self.subscriptions.iter().map(|(t, f)| t.len() + f.len()).sum::<usize>();
+            + self.subscriptions.iter().map(|(t, f)| t.len() + f.len()).sum::<usize>()
+            + self.stats.as_ref().map_or(0, |s| 32 + s.last_error.as_ref().map_or(0, String::len));
         (state + queued + rest) as u64
     }
 
@@ -68,6 +74,7 @@ impl ActorRows {
             && self.dedup.is_empty()
             && self.replies.is_empty()
             && self.subscriptions.is_empty()
+            && self.stats.is_none()
     }
 }
 
@@ -118,12 +125,16 @@ impl Store {
                 rows.subscriptions.push((topic.to_string(), filter.value().to_string()));
             }
         }
+        if let Some(stats) = txn.open_table(STATS)?.get(actor)? {
+            rows.stats = Some(decode_record(stats.value(), "actor_stats")?);
+        }
         Ok(rows)
     }
 
     /// Every actor of type `ty` this store holds something of: state,
-    /// messages (queued or delayed), dedup keys, stored replies or
-    /// subscriptions. These are the actors a placement change may have to
+    /// messages (queued or delayed), dedup keys, stored replies,
+    /// subscriptions or counters (an actor whose turns write no state has
+    /// only those). These are the actors a placement change may have to
     /// move away from here.
     pub fn actors_of(&self, ty: &str) -> Result<Vec<String>, StoreError> {
         let txn = self.read()?;
@@ -145,6 +156,9 @@ impl Store {
         }
         for entry in txn.open_table(REPLIES_BY_ACTOR)?.range((start, 0u128)..(end, 0u128))? {
             actors.insert(entry?.0.value().0.to_string());
+        }
+        for entry in txn.open_table(STATS)?.range(start..end)? {
+            actors.insert(entry?.0.value().to_string());
         }
         for entry in txn.open_table(SUBSCRIPTIONS)?.iter()? {
             let subscriber = entry?.0.value().1.to_string();

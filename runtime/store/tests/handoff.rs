@@ -55,8 +55,10 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     assert_eq!(payloads(&rows.mailbox), ["high", "mid", "mid-2", "keyed", "low"], "handling order");
     assert_eq!(payloads(&rows.delayed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()), ["later"]);
     assert_eq!(rows.dedup.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["order-1"]);
+    assert_eq!(rows.stats.as_ref().map(|s| s.processed), Some(1), "its counters move too");
 
     assert_eq!(new.accept_handoff(rows.clone(), 2).await.unwrap(), HandoffOutcome::Applied);
+    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 1, "its counters go on where they were");
     let arrived = new.peek_mailbox("counter/x", 100).unwrap();
     assert_eq!(payloads(&arrived), payloads(&rows.mailbox), "the mailbox keeps its order");
     assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"7".to_vec()));
@@ -72,6 +74,7 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     new.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
     assert_eq!(new.accept_handoff(rows, 2).await.unwrap(), HandoffOutcome::AlreadyHad);
     assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"8".to_vec()), "state never goes back");
+    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 2, "nor do its counters");
     assert_eq!(new.mailbox_depth("counter/x").unwrap(), 5);
 
     // The old owner lets go: nothing of the actor stays but where it went.
@@ -81,6 +84,8 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     assert_eq!(old.reply(call).unwrap(), None, "its replies went with it");
     assert_eq!(old.mailbox_depth("counter/x").unwrap(), 0);
     assert_eq!(old.moved_to("counter/x").unwrap(), Some(("n2".to_string(), 2)));
+    let listed: Vec<String> = old.list_actors(None, 100).unwrap().into_iter().map(|a| a.address).collect();
+    assert!(!listed.contains(&"counter/x".to_string()), "the old owner lists it no more: {listed:?}");
     assert_eq!(old.mailbox_depth("counter/xy").unwrap(), 1, "an actor whose name extends it stays");
 }
 

@@ -54,6 +54,9 @@ impl Worker {
         for (topic, filter) in &rows.subscriptions {
             t.subscribe(topic, actor, filter)?;
         }
+        if let Some(stats) = &rows.stats {
+            t.put_stats(actor, stats.clone());
+        }
         t.handoffs.insert((actor, epoch), ())?;
         Ok(Reply::Handoff(HandoffOutcome::Applied))
     }
@@ -78,6 +81,9 @@ impl Worker {
         }
         for (topic, _) in t.subscriptions_of(actor)? {
             t.unsubscribe(&topic, actor)?;
+            removed += 1;
+        }
+        if t.forget_stats(actor)? {
             removed += 1;
         }
         t.moved_actors.insert(actor, (to, epoch))?;

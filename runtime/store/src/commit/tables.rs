@@ -366,6 +366,17 @@ impl<'t> Tables<'t> {
         Ok(self.remove_delayed(key)?.is_some())
     }
 
+    /// Sets `actor`'s counters (they arrived with it from its old owner).
+    pub(super) fn put_stats(&mut self, actor: &str, stats: ActorStats) {
+        self.counters.insert(actor.to_string(), stats);
+    }
+
+    /// Deletes `actor`'s counters (it moved away); whether it had any.
+    pub(super) fn forget_stats(&mut self, actor: &str) -> Result<bool, StoreError> {
+        let cached = self.counters.remove(actor).is_some();
+        Ok(self.stats.remove(actor)?.is_some() || cached)
+    }
+
     pub(super) fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
         if !self.counters.contains_key(actor) {
             let stored = match self.stats.get(actor)? {
