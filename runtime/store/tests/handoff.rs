@@ -57,8 +57,12 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     assert_eq!(rows.dedup.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["order-1"]);
     assert_eq!(rows.stats.as_ref().map(|s| s.processed), Some(1), "its counters move too");
 
+    // The new owner ran one turn of it during an earlier stay (a store
+    // written before counters moved keeps them): the two add up.
+    let state_writes = vec![("seen".into(), Some(b"1".to_vec()))];
+    new.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
     assert_eq!(new.accept_handoff(rows.clone(), 2).await.unwrap(), HandoffOutcome::Applied);
-    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 1, "its counters go on where they were");
+    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 2, "its counters go on where they were");
     let arrived = new.peek_mailbox("counter/x", 100).unwrap();
     assert_eq!(payloads(&arrived), payloads(&rows.mailbox), "the mailbox keeps its order");
     assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"7".to_vec()));
@@ -74,7 +78,7 @@ async fn an_actor_moves_with_state_mailbox_delayed_messages_and_dedup_keys_once(
     new.commit_turn(TurnCommit { actor: "counter/x".into(), state_writes, ..TurnCommit::default() }).await.unwrap();
     assert_eq!(new.accept_handoff(rows, 2).await.unwrap(), HandoffOutcome::AlreadyHad);
     assert_eq!(new.state_get("counter/x", "count").unwrap(), Some(b"8".to_vec()), "state never goes back");
-    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 2, "nor do its counters");
+    assert_eq!(new.actor_stats("counter/x").unwrap().processed, 3, "its counters are added once");
     assert_eq!(new.mailbox_depth("counter/x").unwrap(), 5);
 
     // The old owner lets go: nothing of the actor stays but where it went.

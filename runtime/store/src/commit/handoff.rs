@@ -55,7 +55,7 @@ impl Worker {
             t.subscribe(topic, actor, filter)?;
         }
         if let Some(stats) = &rows.stats {
-            t.put_stats(actor, stats.clone());
+            t.add_stats(actor, stats)?;
         }
         t.handoffs.insert((actor, epoch), ())?;
         Ok(Reply::Handoff(HandoffOutcome::Applied))

@@ -366,9 +366,20 @@ impl<'t> Tables<'t> {
         Ok(self.remove_delayed(key)?.is_some())
     }
 
-    /// Sets `actor`'s counters (they arrived with it from its old owner).
-    pub(super) fn put_stats(&mut self, actor: &str, stats: ActorStats) {
-        self.counters.insert(actor.to_string(), stats);
+    /// Adds the counters `actor` arrived with from its old owner to those
+    /// kept here. Turns are counted where they ran, so the sum is its whole
+    /// history: a store written before counters moved may still hold some
+    /// of an earlier stay, and the old owner's may be such leftovers.
+    pub(super) fn add_stats(&mut self, actor: &str, arrived: &ActorStats) -> Result<(), StoreError> {
+        self.with_stats(actor, |stats| {
+            stats.processed = stats.processed.saturating_add(arrived.processed);
+            stats.failed = stats.failed.saturating_add(arrived.failed);
+            stats.dead_lettered = stats.dead_lettered.saturating_add(arrived.dead_lettered);
+            if arrived.last_activity_ms >= stats.last_activity_ms {
+                stats.last_activity_ms = arrived.last_activity_ms;
+                stats.last_error = arrived.last_error.clone().or(stats.last_error.take());
+            }
+        })
     }
 
     /// Deletes `actor`'s counters (it moved away); whether it had any.
@@ -378,6 +389,15 @@ impl<'t> Tables<'t> {
     }
 
     pub(super) fn update_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
+        self.with_stats(actor, |stats| {
+            change(stats);
+            stats.last_activity_ms = now_ms();
+        })
+    }
+
+    /// Changes `actor`'s counters as of this point in the batch (written
+    /// once, by [`Tables::flush`]).
+    fn with_stats(&mut self, actor: &str, change: impl FnOnce(&mut ActorStats)) -> Result<(), StoreError> {
         if !self.counters.contains_key(actor) {
             let stored = match self.stats.get(actor)? {
                 Some(v) => decode_record::<ActorStats>(v.value(), "actor_stats")?,
@@ -387,7 +407,6 @@ impl<'t> Tables<'t> {
         }
         if let Some(stats) = self.counters.get_mut(actor) {
             change(stats);
-            stats.last_activity_ms = now_ms();
         }
         Ok(())
     }
