@@ -9,8 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The wire protocol's version.
-pub const PROTOCOL: u8 = 3;
+/// The wire protocol's version, raised whenever a frame's shape changes
+/// (4: the rows of a moving actor carry its counters).
+pub const PROTOCOL: u8 = 4;
 
 /// What a node announces about itself in every heartbeat.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
