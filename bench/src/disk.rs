@@ -70,7 +70,7 @@ pub fn redb_commits(
 }
 
 /// How a turn-shaped commit is made durable (see [`turn_commits`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub enum TurnDurability {
     /// By redb: `Durability::Immediate`, what the committer does today.
     Redb,
@@ -89,7 +89,6 @@ const LOG_BYTES: u64 = 16 << 20;
 /// row, for one of 1,000 actors in turn — made durable one at a time as
 /// `how` says; each commit's latency.
 pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result<Vec<Duration>> {
-    use std::io::Write;
     use std::os::unix::fs::FileExt;
     const ACTORS: usize = 1_000;
     let path = dir.join("turns.redb");
@@ -105,15 +104,10 @@ pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result
         }
     }
     txn.commit()?;
-    let mut log =
-        std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.join("turns.log"))?;
-    if how == TurnDurability::Log {
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..LOG_BYTES / zeros.len() as u64 {
-            log.write_all(&zeros)?;
-        }
-        log.sync_all()?;
-    }
+    let log = match how {
+        TurnDurability::Log => Some(preallocated_log(&dir.join("turns.log"))?),
+        TurnDurability::Redb => None,
+    };
     let (mut offset, mut checkpointed) = (0u64, Instant::now());
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
@@ -125,7 +119,7 @@ pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result
             txn.open_table(STATE)?.insert((actor, "count"), count.as_slice())?;
             txn.open_table(STATS)?.insert(actor, [1u8; 24].as_slice())?;
         }
-        if how == TurnDurability::Log && checkpointed.elapsed() < Duration::from_millis(100) {
+        if let Some(log) = log.as_ref().filter(|_| checkpointed.elapsed() < Duration::from_millis(100)) {
             // The frame: what a physical record of these two writes holds.
             let mut frame = vec![0u8; 4];
             for part in [actor.as_bytes(), b"count", &count, actor.as_bytes(), &[1u8; 24]] {
@@ -149,4 +143,16 @@ pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result
         latencies.push(started.elapsed());
     }
     Ok(latencies)
+}
+
+/// The prototype's log file, [`LOG_BYTES`] of zeros written and synced.
+fn preallocated_log(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..LOG_BYTES / zeros.len() as u64 {
+        log.write_all(&zeros)?;
+    }
+    log.sync_all()?;
+    Ok(log)
 }
