@@ -23,6 +23,7 @@
 //! each one advances the *commit epoch*, and a turn commit that names an
 //! earlier epoch in [`TurnCommit::depends_on`] is refused in its turn.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,7 @@ use tokio::sync::oneshot;
 
 mod apply;
 mod handoff;
+mod logged;
 mod outcome;
 mod recovery;
 mod remote;
@@ -47,6 +49,7 @@ pub use ticket::TurnTicket;
 
 use crate::envelope::Envelope;
 use crate::error::StoreError;
+use crate::log::{CommitLog, FrameBuf};
 use crate::schema::*;
 use crate::storage::{DbSlot, DiskWatch};
 
@@ -104,8 +107,11 @@ pub struct CommitStats {
     pub batches: AtomicU64,
     /// Requests folded into them.
     pub requests: AtomicU64,
-    /// Time spent in `commit()` (the fsync), in nanoseconds.
+    /// Time spent making batches durable (the log's append and sync, or
+    /// a checkpoint's redb commit), in nanoseconds.
     pub commit_nanos: AtomicU64,
+    /// Batches committed to redb durably (checkpoints of the commit log).
+    pub checkpoints: AtomicU64,
 }
 
 pub(crate) enum Request {
@@ -247,6 +253,8 @@ pub(crate) struct Shared {
     pub(crate) disk: Arc<DiskWatch>,
     pub(crate) listener: ListenerSlot,
     pub(crate) stats: Arc<CommitStats>,
+    /// The commit log, recovered when the store opened.
+    pub(crate) log: CommitLog,
 }
 
 impl Committer {
@@ -256,7 +264,7 @@ impl Committer {
         options: StoreOptions,
         me: String,
     ) -> Result<Self, StoreError> {
-        let Shared { db, disk, listener, stats } = shared;
+        let Shared { db, disk, listener, stats, log } = shared;
         let next_seq = {
             let txn = db.get()?.begin_write()?;
             let seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
@@ -284,6 +292,8 @@ impl Committer {
             options,
             dedup_cursor: None,
             reply_cursor: None,
+            log,
+            frame: FrameBuf::default(),
         };
         std::thread::Builder::new()
             .name("pigeon-commit".into())
@@ -378,6 +388,10 @@ struct Worker {
     /// Where the next sweep resumes.
     dedup_cursor: Option<(String, String)>,
     reply_cursor: Option<u128>,
+    /// What makes a batch durable (see the store's `log` module).
+    log: CommitLog,
+    /// The frame of the batch being applied, kept for its allocation.
+    frame: FrameBuf,
 }
 
 /// A stored reply: `[time: u64 LE][0 | 1 reply bytes]`.
@@ -435,6 +449,10 @@ impl Worker {
             self.last_batch = jobs.len();
             self.commit_batch(jobs, &rx);
         }
+        // Closing: one last checkpoint, so the file alone is up to date.
+        if let Err(e) = self.checkpoint_now() {
+            tracing::warn!("cannot checkpoint the commit log at close ({e}); the next open replays it");
+        }
     }
 
     /// Commit delay. The writers a batch released come back a few
@@ -464,8 +482,8 @@ impl Worker {
         let mut effects = Effects::default();
         self.disk.refresh_soon();
         let results = match self.apply_all(&jobs, &mut effects) {
-            Ok((results, Ok(()))) => results,
-            Ok((_, Err(e))) | Err(e) => return self.batch_failed(jobs, &e, rx),
+            Ok(results) => results,
+            Err(e) => return self.batch_failed(jobs, &e, rx),
         };
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let jobs_len = jobs.len();
@@ -485,84 +503,143 @@ impl Worker {
         }
     }
 
-    /// Applies every job to one transaction and commits it. The outer error
-    /// is a failure before commit; the inner one a failed commit.
-    #[allow(clippy::type_complexity)]
-    fn apply_all(
-        &mut self,
-        jobs: &[Job],
-        effects: &mut Effects,
-    ) -> Result<(Vec<Result<Reply, StoreError>>, Result<(), StoreError>), StoreError> {
-        let txn = self.db.get()?.begin_write()?;
+    /// Applies every job to one transaction and makes it durable; each
+    /// job's result, or the error that failed the whole batch.
+    fn apply_all(&mut self, jobs: &[Job], effects: &mut Effects) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+        let db = self.db.get()?;
+        let txn = db.begin_write()?;
         let mut results = Vec::with_capacity(jobs.len());
-        {
-            let mut t = Tables::open(&txn)?;
-            for job in jobs {
-                if job.request.grows()
-                    && let Err(full) = self.disk.check_room()
-                {
-                    // A turn refused for room takes the turns built on it along.
-                    if matches!(job.request, Request::Commit(_)) {
-                        self.lose_dependencies();
-                    }
-                    results.push(Err(full));
-                    continue;
+        let frame = RefCell::new(std::mem::take(&mut self.frame));
+        frame.borrow_mut().clear();
+        let applied = self.apply_each(&txn, &frame, jobs, &mut results, effects);
+        let mut frame = frame.into_inner();
+        let outcome = applied.and_then(|()| self.make_durable(txn, &mut frame));
+        self.frame = frame;
+        outcome.map(|()| results)
+    }
+
+    /// Applies every job to `txn`, recording its writes in `frame`.
+    fn apply_each(
+        &mut self,
+        txn: &redb::WriteTransaction,
+        frame: &RefCell<FrameBuf>,
+        jobs: &[Job],
+        results: &mut Vec<Result<Reply, StoreError>>,
+        effects: &mut Effects,
+    ) -> Result<(), StoreError> {
+        let mut t = Tables::open(txn, frame)?;
+        for job in jobs {
+            if job.request.grows()
+                && let Err(full) = self.disk.check_room()
+            {
+                // A turn refused for room takes the turns built on it along.
+                if matches!(job.request, Request::Commit(_)) {
+                    self.lose_dependencies();
                 }
-                let result = match &job.request {
-                    Request::Enqueue(env) => self.enqueue(&mut t, env, effects),
-                    Request::Commit(c) => {
-                        let result = self.commit_turn(&mut t, c, effects);
-                        if result.is_err() {
-                            self.lose_dependencies();
-                        }
-                        result
-                    }
-                    Request::Fail(f) => self.fail_turn(&mut t, f, effects),
-                    Request::Promote { now_ms } => self.promote(&mut t, *now_ms, effects),
-                    Request::Replay(ids) => self.replay(&mut t, ids.as_deref(), effects),
-                    Request::Sweep { now_ms } => self.sweep(&mut t, *now_ms),
-                    Request::Purge(ids) => self.purge(&mut t, ids.as_deref()),
-                    Request::Subscribe { topic, subscriber, filter } => {
-                        t.subscribe(topic, subscriber, filter)?;
-                        Ok(Reply::Done)
-                    }
-                    Request::Unsubscribe { topic, subscriber } => {
-                        let existed = t.unsubscribe(topic, subscriber)?;
-                        Ok(Reply::Moved(usize::from(existed)))
-                    }
-                    Request::Publish { topic, envelope } => self.publish(&mut t, topic, envelope, true, effects),
-                    Request::Crashed(ids) => self.record_crashes(&mut t, ids),
-                    Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
-                    Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),
-                    Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
-                    Request::Inbound(batch) => self.inbound(&mut t, batch, effects),
-                    Request::Forwarded { peer, seqs } => self.forwarded(&mut t, peer, seqs),
-                    Request::AcceptHandoff { rows, epoch } => self.accept_handoff(&mut t, rows, *epoch, effects),
-                    Request::ReleaseActor { actor, to, epoch } => self.release_actor(&mut t, actor, to, *epoch),
-                    Request::PutPlacement { name, placement } => self.put_placement(&mut t, name, placement),
-                    Request::HandoffsDone { name, epoch, from } => {
-                        t.handoffs_done.insert((name.as_str(), *epoch, from.as_str()), ())?;
-                        Ok(Reply::Done)
-                    }
-                };
-                // A storage error poisons the transaction: give up on the batch.
-                if let Err(StoreError::Storage(e)) = &result {
-                    return Err(StoreError::Storage(e.clone()));
-                }
-                results.push(result);
+                results.push(Err(full));
+                continue;
             }
-            t.flush()?;
-            let next_seq = self.next_seq.load(Ordering::Relaxed);
-            if next_seq >= self.leased_until {
-                self.leased_until = next_seq + SEQ_LEASE;
-                t.meta.insert(NEXT_SEQ, self.leased_until)?;
+            let result = self.apply_one(&mut t, &job.request, effects);
+            // A storage error poisons the transaction: give up on the batch.
+            if let Err(StoreError::Storage(e)) = &result {
+                return Err(StoreError::Storage(e.clone()));
+            }
+            results.push(result);
+        }
+        t.flush()?;
+        let next_seq = self.next_seq.load(Ordering::Relaxed);
+        if next_seq >= self.leased_until {
+            self.leased_until = next_seq + SEQ_LEASE;
+            t.meta.insert(NEXT_SEQ, self.leased_until)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, t: &mut Tables<'_>, request: &Request, effects: &mut Effects) -> Result<Reply, StoreError> {
+        match request {
+            Request::Enqueue(env) => self.enqueue(t, env, effects),
+            Request::Commit(c) => {
+                let result = self.commit_turn(t, c, effects);
+                if result.is_err() {
+                    self.lose_dependencies();
+                }
+                result
+            }
+            Request::Fail(f) => self.fail_turn(t, f, effects),
+            Request::Promote { now_ms } => self.promote(t, *now_ms, effects),
+            Request::Replay(ids) => self.replay(t, ids.as_deref(), effects),
+            Request::Sweep { now_ms } => self.sweep(t, *now_ms),
+            Request::Purge(ids) => self.purge(t, ids.as_deref()),
+            Request::Subscribe { topic, subscriber, filter } => {
+                t.subscribe(topic, subscriber, filter)?;
+                Ok(Reply::Done)
+            }
+            Request::Unsubscribe { topic, subscriber } => {
+                let existed = t.unsubscribe(topic, subscriber)?;
+                Ok(Reply::Moved(usize::from(existed)))
+            }
+            Request::Publish { topic, envelope } => self.publish(t, topic, envelope, true, effects),
+            Request::Crashed(ids) => self.record_crashes(t, ids),
+            Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
+            Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),
+            Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
+            Request::Inbound(batch) => self.inbound(t, batch, effects),
+            Request::Forwarded { peer, seqs } => self.forwarded(t, peer, seqs),
+            Request::AcceptHandoff { rows, epoch } => self.accept_handoff(t, rows, *epoch, effects),
+            Request::ReleaseActor { actor, to, epoch } => self.release_actor(t, actor, to, *epoch),
+            Request::PutPlacement { name, placement } => self.put_placement(t, name, placement),
+            Request::HandoffsDone { name, epoch, from } => {
+                t.handoffs_done.insert((name.as_str(), *epoch, from.as_str()), ())?;
+                Ok(Reply::Done)
             }
         }
+    }
+
+    /// Makes the applied batch durable: its frame appended to the log and
+    /// synced, then redb committed in memory — or, when the log asks for
+    /// one, a checkpoint (redb committed durably, the log in a new
+    /// generation). Nothing is visible to readers before it is durable.
+    fn make_durable(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
         let started = Instant::now();
-        let outcome = txn.commit().map_err(StoreError::from);
+        let outcome = if frame.is_empty() {
+            // Nothing written: nothing to make durable (what the batch read
+            // was durable before it became visible).
+            txn.abort().map_err(StoreError::from)
+        } else if self.log.wants_checkpoint(frame.len()) {
+            self.checkpoint(txn)
+        } else {
+            self.append_then_commit(&mut txn, frame).and_then(|()| {
+                txn.commit().map_err(|e| {
+                    self.log.withdraw(frame.len());
+                    StoreError::from(e)
+                })
+            })
+        };
         self.last_commit = started.elapsed();
         self.stats.commit_nanos.fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
-        Ok((results, outcome))
+        outcome
+    }
+
+    fn append_then_commit(&mut self, txn: &mut redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Storage(format!("cannot commit in memory: {e}")))?;
+        self.log.append(frame.seal(self.log.generation()))
+    }
+
+    /// Commits `txn` durably, recording the log's next generation.
+    fn checkpoint(&mut self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        txn.open_table(META)?.insert(LOG_GENERATION, self.log.next_generation())?;
+        txn.commit()?;
+        self.log.checkpointed();
+        self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A checkpoint with nothing else in it.
+    fn checkpoint_now(&mut self) -> Result<(), StoreError> {
+        let db = self.db.get()?;
+        let txn = db.begin_write()?;
+        self.checkpoint(txn)
     }
 
     /// A turn commit did not happen: whatever was built on it must not

@@ -22,6 +22,7 @@ mod error;
 pub mod filter;
 pub mod handoff;
 mod limits;
+mod log;
 pub mod placement;
 mod reads;
 mod registry;
@@ -46,6 +47,7 @@ pub use commit::{
 pub use envelope::{DEFAULT_PRIORITY, Delivery, Envelope, MAX_PRIORITY, MessageKind, decode_record, encode_record};
 pub use error::{AddressError, StoreError};
 pub use limits::{LimitError, Limits};
+pub use log::LOG_FILE;
 pub use placement::Placement;
 pub use remote::{Identity, OutboxBatch, validate_node_id};
 pub use schema::{
@@ -98,6 +100,8 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.display().to_string()),
             source => StoreError::Open { path: path.display().to_string(), source: Box::new(source) },
         })?;
+        // Before anything else writes: redb is as of its last checkpoint.
+        let (log, _) = log::CommitLog::recover(&db, &dir)?;
         create_tables(&db)?;
         let identity = remote::load_identity(&db, options.node_id.as_deref())?;
         let db = Arc::new(DbSlot::new(db, path));
@@ -105,8 +109,13 @@ impl Store {
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
         let types_version = Arc::new(AtomicU64::new(1));
-        let shared =
-            commit::Shared { db: db.clone(), disk: disk.clone(), listener: listener.clone(), stats: stats.clone() };
+        let shared = commit::Shared {
+            db: db.clone(),
+            disk: disk.clone(),
+            listener: listener.clone(),
+            stats: stats.clone(),
+            log,
+        };
         let committer = Committer::start(shared, types_version.clone(), options, identity.node_id.clone())?;
         Ok(Self { inner: Arc::new(Inner { db, disk, committer, listener, stats, types_version, identity, dir }) })
     }

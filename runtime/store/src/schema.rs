@@ -133,6 +133,10 @@ pub(crate) const INCARNATION: &str = "incarnation";
 
 /// `meta` key of the next sequence number to hand out.
 pub(crate) const NEXT_SEQ: &str = "next_seq";
+/// `meta` key of the commit log's generation: the frames of this
+/// generation are what redb's last durable commit does not have (see
+/// the store's `log` module). Written by checkpoints only, never logged.
+pub(crate) const LOG_GENERATION: &str = "log_generation";
 
 /// The mailbox slot of a priority: higher priorities sort first.
 pub(crate) fn slot(priority: u8) -> u8 {

@@ -71,10 +71,7 @@ impl Worker {
     ) -> Result<Reply, StoreError> {
         let mut removed = t.clear_mailbox(actor)? + t.clear_state(actor)?;
         let end = format!("{actor}\0");
-        for entry in t.dedup.extract_from_if((actor, "")..(end.as_str(), ""), |_, _| true)? {
-            entry?;
-            removed += 1;
-        }
+        removed += t.dedup.take_range((actor, "")..(end.as_str(), ""))?.len();
         for id in t.replies_of(actor)? {
             t.remove_reply(id)?;
             removed += 1;
@@ -123,7 +120,7 @@ impl Worker {
             return Ok(());
         }
         let placement = placement.clone();
-        match crate::handoff::held_from(&placement, &me, actor, &t.handoffs, &t.handoffs_done)? {
+        match crate::handoff::held_from(&placement, &me, actor, &*t.handoffs, &*t.handoffs_done)? {
             Some(from) => Err(StoreError::ActorHeld { actor: actor.to_string(), from }),
             None => Ok(()),
         }

@@ -55,6 +55,15 @@ impl Worker {
         }
     }
 
+    /// Replays the commit log onto the reopened database.
+    fn recover_log(&mut self) -> Result<(), StoreError> {
+        let db = self.db.get()?;
+        let dir = self.db.path.parent().unwrap_or(std::path::Path::new("."));
+        let (log, _) = crate::log::CommitLog::recover(&db, dir)?;
+        self.log = log;
+        Ok(())
+    }
+
     fn can_write(&self) -> bool {
         let Ok(db) = self.db.get() else { return false };
         db.begin_write().is_ok_and(|txn| txn.abort().is_ok())
@@ -65,10 +74,22 @@ impl Worker {
     /// rather than left waiting.
     fn reopen(&mut self, rx: &mpsc::Receiver<Job>) {
         self.db.close();
-        let unavailable = || StoreError::Unavailable(self.db.path.display().to_string());
+        let path = self.db.path.display().to_string();
+        let unavailable = || StoreError::Unavailable(path.clone());
         loop {
             match self.db.reopen() {
-                Ok(()) => break,
+                // redb is back as of its last checkpoint: the log brings
+                // it up to the last acknowledged batch.
+                Ok(()) => match self.recover_log() {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let reason = format!("cannot replay the commit log: {e}");
+                        tracing::warn!(path = %self.db.path.display(), "{reason}; retrying");
+                        self.disk.failed(&reason);
+                        self.db.close();
+                        std::thread::sleep(REOPEN_RETRY);
+                    }
+                },
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => std::thread::sleep(READER_WAIT),
                 Err(e) => {
                     let reason = format!("cannot reopen the store: {e}");

@@ -121,9 +121,7 @@ impl Worker {
         fx: &mut Effects,
     ) -> Result<Reply, StoreError> {
         let inc = batch.incarnation.as_str();
-        for entry in t.inbound.extract_from_if((inc, 0)..(inc, batch.watermark), |_, _| true)? {
-            entry?;
-        }
+        t.inbound.take_range((inc, 0)..(inc, batch.watermark))?;
         let mut outcomes = Vec::with_capacity(batch.items.len());
         for (seq, bytes) in &batch.items {
             let seq = *seq;

@@ -12,43 +12,46 @@
 //! through the same maps, so a check (a mailbox bound) sees what the
 //! batch's earlier requests did.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
+use super::logged::{Logged, ReadOnly};
 use crate::envelope::{Envelope, MAX_PRIORITY, decode_record, encode_record};
 use crate::error::StoreError;
+use crate::log::FrameBuf;
 use crate::schema::*;
 use crate::time::now_ms;
 
 /// The tables a batch writes, opened once per transaction.
 pub(super) struct Tables<'t> {
-    pub(super) mailbox: Table<'t, (&'static str, u8, u64), &'static [u8]>,
-    pending: Table<'t, &'static str, Depths>,
-    delayed: Table<'t, (u64, u64), &'static [u8]>,
-    delayed_by_actor: Table<'t, (&'static str, u64, u64), u128>,
-    pub(super) state: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    pub(super) types: Table<'t, &'static str, &'static [u8]>,
-    pub(super) dead: Table<'t, u64, &'static [u8]>,
-    pub(super) replies: Table<'t, u128, &'static [u8]>,
-    stats: Table<'t, &'static str, &'static [u8]>,
-    pub(super) meta: Table<'t, &'static str, u64>,
-    pub(super) dedup: Table<'t, (&'static str, &'static str), u64>,
-    subscriptions: Table<'t, (&'static str, &'static str), &'static str>,
-    patterns: Table<'t, (&'static str, &'static str), &'static str>,
-    timers: Table<'t, u128, (u64, u64)>,
-    pub(super) crashes: Table<'t, u128, (u64, u64)>,
-    pub(super) placements: Table<'t, &'static str, &'static [u8]>,
-    pub(super) outbox: Table<'t, (&'static str, u64), &'static [u8]>,
-    pub(super) outbox_order: Table<'t, (&'static str, u8, u64), ()>,
-    outbox_depth: Table<'t, &'static str, u64>,
-    pub(super) inbound: Table<'t, (&'static str, u64), ()>,
-    peers: Table<'t, &'static str, &'static str>,
-    pub(super) handoffs: Table<'t, (&'static str, u64), ()>,
-    replies_by_actor: Table<'t, (&'static str, u128), ()>,
-    reply_owners: Table<'t, u128, &'static str>,
-    pub(super) moved_actors: Table<'t, &'static str, (&'static str, u64)>,
-    pub(super) handoffs_done: Table<'t, (&'static str, u64, &'static str), ()>,
+    pub(super) mailbox: Logged<'t, (&'static str, u8, u64), &'static [u8]>,
+    pending: Logged<'t, &'static str, Depths>,
+    delayed: Logged<'t, (u64, u64), &'static [u8]>,
+    delayed_by_actor: Logged<'t, (&'static str, u64, u64), u128>,
+    pub(super) state: Logged<'t, (&'static str, &'static str), &'static [u8]>,
+    pub(super) types: ReadOnly<'t, &'static str, &'static [u8]>,
+    pub(super) dead: Logged<'t, u64, &'static [u8]>,
+    pub(super) replies: Logged<'t, u128, &'static [u8]>,
+    stats: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) meta: Logged<'t, &'static str, u64>,
+    pub(super) dedup: Logged<'t, (&'static str, &'static str), u64>,
+    subscriptions: Logged<'t, (&'static str, &'static str), &'static str>,
+    patterns: Logged<'t, (&'static str, &'static str), &'static str>,
+    timers: Logged<'t, u128, (u64, u64)>,
+    pub(super) crashes: Logged<'t, u128, (u64, u64)>,
+    pub(super) placements: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) outbox: Logged<'t, (&'static str, u64), &'static [u8]>,
+    pub(super) outbox_order: Logged<'t, (&'static str, u8, u64), ()>,
+    outbox_depth: Logged<'t, &'static str, u64>,
+    pub(super) inbound: Logged<'t, (&'static str, u64), ()>,
+    peers: ReadOnly<'t, &'static str, &'static str>,
+    pub(super) handoffs: Logged<'t, (&'static str, u64), ()>,
+    replies_by_actor: Logged<'t, (&'static str, u128), ()>,
+    reply_owners: Logged<'t, u128, &'static str>,
+    pub(super) moved_actors: Logged<'t, &'static str, (&'static str, u64)>,
+    pub(super) handoffs_done: Logged<'t, (&'static str, u64, &'static str), ()>,
     /// Depths read or changed in this batch, and whether they changed.
     depths: HashMap<String, (Depths, bool)>,
     /// Counters changed in this batch.
@@ -58,34 +61,34 @@ pub(super) struct Tables<'t> {
 }
 
 impl<'t> Tables<'t> {
-    pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    pub(super) fn open(txn: &'t WriteTransaction, frame: &'t RefCell<FrameBuf>) -> Result<Self, StoreError> {
         Ok(Self {
-            mailbox: txn.open_table(MAILBOX)?,
-            pending: txn.open_table(PENDING)?,
-            delayed: txn.open_table(DELAYED)?,
-            delayed_by_actor: txn.open_table(DELAYED_BY_ACTOR)?,
-            state: txn.open_table(STATE)?,
-            types: txn.open_table(TYPES)?,
-            dead: txn.open_table(DEAD)?,
-            replies: txn.open_table(REPLIES)?,
-            stats: txn.open_table(STATS)?,
-            meta: txn.open_table(META)?,
-            dedup: txn.open_table(DEDUP)?,
-            subscriptions: txn.open_table(SUBSCRIPTIONS)?,
-            patterns: txn.open_table(SUBSCRIPTION_PATTERNS)?,
-            timers: txn.open_table(TIMERS)?,
-            crashes: txn.open_table(CRASHES)?,
-            placements: txn.open_table(PLACEMENTS)?,
-            outbox: txn.open_table(OUTBOX)?,
-            outbox_order: txn.open_table(OUTBOX_ORDER)?,
-            outbox_depth: txn.open_table(OUTBOX_DEPTH)?,
-            inbound: txn.open_table(INBOUND)?,
-            peers: txn.open_table(PEERS)?,
-            handoffs: txn.open_table(HANDOFFS)?,
-            replies_by_actor: txn.open_table(REPLIES_BY_ACTOR)?,
-            reply_owners: txn.open_table(REPLY_OWNERS)?,
-            moved_actors: txn.open_table(MOVED_ACTORS)?,
-            handoffs_done: txn.open_table(HANDOFFS_DONE)?,
+            mailbox: Logged::open(txn, MAILBOX, frame)?,
+            pending: Logged::open(txn, PENDING, frame)?,
+            delayed: Logged::open(txn, DELAYED, frame)?,
+            delayed_by_actor: Logged::open(txn, DELAYED_BY_ACTOR, frame)?,
+            state: Logged::open(txn, STATE, frame)?,
+            types: ReadOnly::open(txn, TYPES)?,
+            dead: Logged::open(txn, DEAD, frame)?,
+            replies: Logged::open(txn, REPLIES, frame)?,
+            stats: Logged::open(txn, STATS, frame)?,
+            meta: Logged::open(txn, META, frame)?,
+            dedup: Logged::open(txn, DEDUP, frame)?,
+            subscriptions: Logged::open(txn, SUBSCRIPTIONS, frame)?,
+            patterns: Logged::open(txn, SUBSCRIPTION_PATTERNS, frame)?,
+            timers: Logged::open(txn, TIMERS, frame)?,
+            crashes: Logged::open(txn, CRASHES, frame)?,
+            placements: Logged::open(txn, PLACEMENTS, frame)?,
+            outbox: Logged::open(txn, OUTBOX, frame)?,
+            outbox_order: Logged::open(txn, OUTBOX_ORDER, frame)?,
+            outbox_depth: Logged::open(txn, OUTBOX_DEPTH, frame)?,
+            inbound: Logged::open(txn, INBOUND, frame)?,
+            peers: ReadOnly::open(txn, PEERS)?,
+            handoffs: Logged::open(txn, HANDOFFS, frame)?,
+            replies_by_actor: Logged::open(txn, REPLIES_BY_ACTOR, frame)?,
+            reply_owners: Logged::open(txn, REPLY_OWNERS, frame)?,
+            moved_actors: Logged::open(txn, MOVED_ACTORS, frame)?,
+            handoffs_done: Logged::open(txn, HANDOFFS_DONE, frame)?,
             depths: HashMap::new(),
             counters: HashMap::new(),
             outbox_depths: HashMap::new(),
@@ -320,10 +323,7 @@ impl<'t> Tables<'t> {
     /// Takes every message out of `actor`'s mailbox, in handling order (the
     /// encoded envelopes).
     pub(super) fn take_mailbox(&mut self, actor: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut taken = Vec::new();
-        for entry in self.mailbox.extract_from_if((actor, 0, 0)..=(actor, u8::MAX, u64::MAX), |_, _| true)? {
-            taken.push(entry?.1.value().to_vec());
-        }
+        let taken = self.mailbox.take_range((actor, 0, 0)..=(actor, u8::MAX, u64::MAX))?;
         self.depths(actor)?;
         if let Some((depths, changed)) = self.depths.get_mut(actor) {
             *depths = Depths::default();
@@ -352,12 +352,7 @@ impl<'t> Tables<'t> {
         // Every `(actor, key)` sorts before `(actor + "\0", "")`, and every
         // other actor's entry (`actor` + more characters) after it.
         let end = format!("{actor}\0");
-        let mut removed = 0;
-        for entry in self.state.extract_from_if((actor, "")..(end.as_str(), ""), |_, _| true)? {
-            entry?;
-            removed += 1;
-        }
-        Ok(removed)
+        Ok(self.state.take_range((actor, "")..(end.as_str(), ""))?.len())
     }
 
     /// An operator cancels the delayed message `id`; returns whether it was pending.
