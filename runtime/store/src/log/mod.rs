@@ -46,7 +46,7 @@ use crate::error::StoreError;
 use crate::schema::{LOG_GENERATION, META};
 
 /// Name of the log file inside the data directory.
-pub const LOG_FILE: &str = "pigeon.log";
+pub const LOG_FILE: &str = "pigeon.wal";
 
 /// Size of the log file. A batch whose frame does not fit in what is left
 /// of it is a checkpoint instead.
