@@ -57,9 +57,29 @@ impl PigeonNode {
 
     /// [`PigeonNode::start`] with more environment variables.
     pub fn start_with_env(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::spawn(Command::new(pigeon_bin()), data, listen, extra, env)
+    }
+
+    /// [`PigeonNode::start`] under `wrapper` (a program and its arguments,
+    /// such as `strace … --`), which runs `pigeon` as its child: the
+    /// process this handle starts and stops is the wrapper.
+    pub fn start_under(wrapper: &[&str], data: &Path, listen: &str, extra: &[&str]) -> Result<Self, String> {
+        let (program, args) = wrapper.split_first().ok_or("an empty wrapper")?;
+        let mut command = Command::new(program);
+        command.args(args).arg(pigeon_bin());
+        Self::spawn(command, data, listen, extra, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let log_path = log_path();
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let mut child = Command::new(pigeon_bin())
+        let mut child = command
             .args(["up", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)

@@ -1,11 +1,14 @@
-//! A full disk takes nothing acknowledged and needs no restart: below the
-//! free-space limit persistent work is refused (`507 storage_full`) while
-//! reads, turns and transient messages go on; a write that hits the end of
-//! the disk fails without being acknowledged, the store reopens itself,
-//! and both resume by themselves once there is room.
+//! A full or failing disk takes nothing acknowledged and needs no restart:
+//! below the free-space limit persistent work is refused (`507
+//! storage_full`) while reads, turns and transient messages go on; a write
+//! that hits the end of the disk fails without being acknowledged, the
+//! store reopens itself, and both resume by themselves once there is room;
+//! an `fdatasync` of the commit log that fails (injected by `strace`)
+//! fails its batch alone, and loses or doubles nothing acknowledged.
 //!
-//! Each test mounts a small tmpfs of its own (root only; elsewhere the
-//! tests skip, and fail under `PIGEON_E2E_REQUIRED`).
+//! The full-disk tests mount a small tmpfs of their own (root only), the
+//! failing one runs the node under `strace`; elsewhere they skip, and fail
+//! under `PIGEON_E2E_REQUIRED`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -195,4 +198,72 @@ async fn a_write_that_hits_a_full_disk_is_not_acknowledged_and_the_store_recover
     // A refused write may still have reached the disk (it was never
     // acknowledged, so having it is allowed; losing an acknowledged one is not).
     assert!(delayed >= acknowledged, "{delayed} delayed on disk, {acknowledged} acknowledged");
+}
+
+/// The `pigeon` process a wrapper (`strace`) started: its only child.
+fn child_of(wrapper_pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{wrapper_pid}/task/{wrapper_pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_of_the_commit_log_fails_its_batch_alone_and_nothing_is_lost_or_applied_twice() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        pigeon_tests::skip("strace, to make an fdatasync fail (`apt-get install strace`)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // The 30th fdatasync of each thread fails: only the committer makes that
+    // many (one per batch), well after the node has started.
+    let strace = [
+        "strace",
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=fdatasync",
+        "-e",
+        "inject=fdatasync:error=EIO:when=30",
+        "--",
+    ];
+    let mut node = PigeonNode::start_under(&strace, &data, "127.0.0.1:0", &["--disk-free-limit", "0"])
+        .unwrap_or_else(|log| panic!("pigeon up starts under strace:\n{log}"));
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    let api = Api::of(&node);
+    let inc = json!({"to": "counter/a", "payload": "inc"});
+    let (mut acknowledged, mut refused) = (0u64, 0u64);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    // One at a time, 60 acknowledged: well past the failing fsync.
+    while acknowledged < 60 {
+        match api.send(inc.clone()).await {
+            (200, _) => acknowledged += 1,
+            (503, body) => {
+                assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+                refused += 1;
+                assert!(tokio::time::Instant::now() < deadline, "sends did not resume after the failed fsync");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (status, body) => panic!("a send answered {status}: {body}"),
+        }
+    }
+    let health = api.health().await;
+    assert!(health["storage"]["io_errors"].as_u64() >= Some(1), "no fsync failed: {health}");
+    assert_eq!(health["status"], "ok", "the store did not recover by itself: {health}");
+
+    // The failed batch may be a send (refused: 503) or the turn of a queued
+    // one (retried). Killed mid-run, the node comes back with every
+    // acknowledged inc applied once, and none of the refused ones: a failed
+    // batch's frame is withdrawn (its header zeroed by a sync that worked)
+    // and the next batch is a checkpoint into a new generation.
+    let pigeon = child_of(node.pid()).expect("strace's child is the node");
+    ok(&Command::new("kill").args(["-KILL", &pigeon.to_string()]).output().expect("kill runs"));
+    node.wait_exit();
+    let node = PigeonNode::start(&data, "127.0.0.1:0", &["--disk-free-limit", "0"]).expect("restarts");
+    let (_, reply) = Api::of(&node).send(json!({"to": "counter/a", "payload": "get", "wait": "replied"})).await;
+    let count: u64 = reply["reply"]["text"].as_str().and_then(|t| t.parse().ok()).expect("the count");
+    eprintln!("{acknowledged} sends acknowledged, {refused} refused; count {count}");
+    assert_eq!(count, acknowledged, "{refused} sends were refused");
 }

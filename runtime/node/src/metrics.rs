@@ -72,6 +72,7 @@ pub(crate) struct Metrics {
     activations: Counter,
     commit_requests: Histogram,
     commit_seconds: Histogram,
+    checkpoints: Counter,
     queued: Family<PriorityLabel, Gauge>,
     delayed: Gauge,
     dead_letters: Gauge,
@@ -110,6 +111,7 @@ impl Metrics {
             commit_requests: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 10 µs to ~5 s: the fsync floor of a disk is ~100 µs.
             commit_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
+            checkpoints: Counter::default(),
             queued: Family::default(),
             delayed: Gauge::default(),
             dead_letters: Gauge::default(),
@@ -152,9 +154,14 @@ impl Metrics {
         );
         r.register_with_unit(
             "commit_duration",
-            "Duration of a store commit, fsync included",
+            "Time to make one store transaction durable: the commit log's append and fsync, or a checkpoint",
             Unit::Seconds,
             m.commit_seconds.clone(),
+        );
+        r.register(
+            "store_checkpoints",
+            "Store transactions written to redb durably, which start the commit log again",
+            m.checkpoints.clone(),
         );
         r.register("queued_messages", "Messages waiting in mailboxes, by priority", m.queued.clone());
         r.register(
@@ -249,6 +256,9 @@ impl Metrics {
         self.dead_lettered.inc_by(report.dead_lettered);
         self.commit_requests.observe(report.requests as f64);
         self.commit_seconds.observe(report.commit.as_secs_f64());
+        if report.checkpoint {
+            self.checkpoints.inc();
+        }
     }
 
     /// A persistent send was accepted with its turn's commit (see `direct`).

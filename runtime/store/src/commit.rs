@@ -4,8 +4,10 @@
 //! the promotion of due delayed messages) is a [`Request`] sent to one
 //! committer thread. The thread takes the first request, drains whatever else
 //! is already waiting (up to [`MAX_BATCH`]), applies them all to ONE redb
-//! write transaction and commits it durably. Only then is each waiter
-//! released. While one batch is being fsynced the next one queues up, so under
+//! write transaction and makes it durable: its writes appended to the
+//! commit log as one frame and synced, then redb committed in memory (or,
+//! every 100 ms, durably: a checkpoint; see the store's `log` module).
+//! Only then is each waiter released. While one batch is being fsynced the next one queues up, so under
 //! load the cost of a sync is shared by every request in the batch — the
 //! classic group commit of databases, and what lets a node approach the
 //! disk's limit instead of one fsync per message.
@@ -96,8 +98,12 @@ pub struct BatchReport {
     pub accepted: u64,
     /// Messages moved to the dead-letter queue.
     pub dead_lettered: u64,
-    /// How long the commit (the fsync) took.
+    /// How long making it durable took (the commit log's append and
+    /// fsync, or a checkpoint).
     pub commit: Duration,
+    /// It was a checkpoint: committed to redb durably (see the store's
+    /// commit log).
+    pub checkpoint: bool,
 }
 
 /// Counters of the committer, for benchmarks and metrics.
@@ -284,6 +290,7 @@ impl Committer {
             next_seq: next_seq.clone(),
             last_batch: 0,
             last_commit: Duration::ZERO,
+            last_checkpoint: false,
             bounds: HashMap::new(),
             placements: HashMap::new(),
             me,
@@ -375,6 +382,8 @@ struct Worker {
     last_batch: usize,
     /// Duration of the previous commit.
     last_commit: Duration,
+    /// The previous commit was a checkpoint.
+    last_checkpoint: bool,
     /// Mailbox bound per type name, valid while `types_seen` equals
     /// `types_version` (bumped by every registry write).
     bounds: HashMap<String, Option<u64>>,
@@ -495,7 +504,14 @@ impl Worker {
             // The listener is the node's code: a panic there must not end
             // this thread, which every durable write depends on.
             let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                tell(listener.as_ref(), jobs_len, self.last_commit, effects)
+                let report = BatchReport {
+                    requests: jobs_len,
+                    accepted: effects.accepted,
+                    dead_lettered: effects.dead_lettered,
+                    commit: self.last_commit,
+                    checkpoint: self.last_checkpoint,
+                };
+                tell(listener.as_ref(), &report, effects)
             }));
             if told.is_err() {
                 tracing::error!("the commit listener panicked; the committer carries on");
@@ -601,6 +617,7 @@ impl Worker {
     /// generation). Nothing is visible to readers before it is durable.
     fn make_durable(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
         let started = Instant::now();
+        self.last_checkpoint = false;
         let outcome = if frame.is_empty() {
             // Nothing written: nothing to make durable (what the batch read
             // was durable before it became visible).
@@ -631,6 +648,7 @@ impl Worker {
         txn.open_table(META)?.insert(LOG_GENERATION, self.log.next_generation())?;
         txn.commit()?;
         self.log.checkpointed();
+        self.last_checkpoint = true;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -654,13 +672,8 @@ impl Worker {
 }
 
 /// Tells the listener what a durable batch did.
-fn tell(listener: &dyn CommitListener, requests: usize, commit: Duration, effects: Effects) {
-    listener.on_batch(&BatchReport {
-        requests,
-        accepted: effects.accepted,
-        dead_lettered: effects.dead_lettered,
-        commit,
-    });
+fn tell(listener: &dyn CommitListener, report: &BatchReport, effects: Effects) {
+    listener.on_batch(report);
     if !effects.ready.is_empty() {
         let ready: Vec<(String, Arrivals)> = effects.ready.into_iter().collect();
         listener.on_ready(&ready);

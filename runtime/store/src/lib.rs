@@ -1,4 +1,5 @@
-//! Pigeon's durable store: everything a node must not forget, in one redb file.
+//! Pigeon's durable store: everything a node must not forget, in one redb
+//! file and the commit log in front of it.
 //!
 //! This crate is the bottom layer of the runtime and knows nothing of wasm.
 //! It holds:
@@ -11,7 +12,8 @@
 //!
 //! Reads open a redb read transaction and never block writers. All writes on
 //! the message path go through the group committer ([`commit`]), which folds
-//! concurrent requests into one durable transaction. A turn's effects (message
+//! concurrent requests into one transaction and makes it durable with one
+//! append to the commit log (`log`, the file [`LOG_FILE`] beside redb's). A turn's effects (message
 //! removed, state written, messages sent, reply stored) are one request, so
 //! they become durable together or not at all.
 

@@ -12,10 +12,13 @@
 //! - **I/O errors.** A failed write or fsync fails its whole batch: every
 //!   waiter gets the error and nothing of the batch is acknowledged. After
 //!   such an error redb refuses all further writes ("Previous I/O error
-//!   occurred"), so the committer closes the database and opens it again,
+//!   occurred"), so the committer closes the database, opens it again and
+//!   replays the commit log onto it (see the store's `log` module),
 //!   retrying until it can. Readers see [`StoreError::Unavailable`] while
-//!   it does. A failed fsync is never retried: what it covered is only
-//!   acknowledged if a later, successful commit contains it again.
+//!   it does. A failed sync of the commit log leaves redb writable: only
+//!   the batch fails, and the next one is a checkpoint. A failed fsync is
+//!   never retried: what it covered is only acknowledged if a later,
+//!   successful commit contains it again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -173,6 +176,12 @@ impl DiskWatch {
     pub(crate) fn failed(&self, error: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
+
+    /// An I/O error that needs no reopening (a failed sync of the commit
+    /// log): counted, without marking the store as failing.
+    pub(crate) fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn recovered(&self) {

@@ -45,6 +45,10 @@ impl Worker {
         let broken = !self.can_write();
         if broken {
             self.disk.failed(&message);
+        } else {
+            // A failed sync of the commit log leaves redb writable: the
+            // store goes on at once, but the error is on record.
+            self.disk.count_error();
         }
         for job in jobs {
             let _ = job.done.send(Err(self.disk.write_failed(&message)));
