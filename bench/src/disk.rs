@@ -1,9 +1,10 @@
 //! The disk's ceilings, measured in the same run as Pigeon: the physical
 //! floor of one durable commit (`fdatasync` of 4 KiB), redb with one durable
 //! commit per message (a store without group commit), and redb with 1,000
-//! messages per commit (the batching ceiling). And the prototype of a
-//! turn's commit through an append-only log (docs/design/commit-log.md)
-//! next to the same commit made durable by redb itself.
+//! messages per commit (the batching ceiling). And a turn's commit through
+//! an append-only log (the shape of the store's commit log,
+//! docs/design/commit-log.md) next to the same commit made durable by redb
+//! alone, as the store did before it.
 
 use std::path::Path;
 use std::sync::Arc;

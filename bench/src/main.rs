@@ -163,8 +163,11 @@ fn durable_accept(
         peer_cells.push((senders, rabbit, nats));
     }
     for (how, what) in [
-        (disk::TurnDurability::Redb, "made durable by redb (today's turn commit)"),
-        (disk::TurnDurability::Log, "made durable by an appended, synced log frame (docs/design/commit-log.md)"),
+        (disk::TurnDurability::Redb, "made durable by redb alone (the store before its commit log)"),
+        (
+            disk::TurnDurability::Log,
+            "made durable by an appended, synced log frame (the store's commit log, docs/design/commit-log.md)",
+        ),
     ] {
         let latency = Latency::measure(REPS, || disk::turn_commits(scratch, 400, how))?;
         report.note(format!(
