@@ -51,6 +51,12 @@ pub struct UpOptions {
     /// on, and it resumes by itself once there is room. 0 turns it off.
     #[arg(long, default_value = "64MiB", value_parser = units::parse_size)]
     pub disk_free_limit: u64,
+    /// Longest time between checkpoints of the store's commit log while
+    /// writes come (each batch is durable in the log at once; a checkpoint
+    /// also writes it to the store's file). Longer means fewer writes to
+    /// the file and more to replay after a crash.
+    #[arg(long, default_value = "100ms", value_parser = units::parse_duration)]
+    pub checkpoint_interval: Duration,
     /// Joins a lattice over this NATS server (`nats://127.0.0.1:4222`;
     /// several, comma-separated): actors are spread over the nodes and
     /// every operation works from any node. Without it the node is on its
@@ -90,6 +96,7 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
         limits,
         quarantine_after,
         disk_free_limit,
+        checkpoint_interval,
         nats,
         lattice,
         node_id,
@@ -112,6 +119,7 @@ pub async fn up(data: &Path, options: UpOptions) -> anyhow::Result<()> {
     config.host.max_instances = max_instances;
     config.quarantine_after = quarantine_after;
     config.store.disk_free_limit = disk_free_limit;
+    config.store.checkpoint_interval = checkpoint_interval;
     config.store.node_id = node_id;
     pigeon_node::pigeon_store::WasiGrant { env: guest_env.clone() }
         .validate()

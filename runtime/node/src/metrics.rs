@@ -84,6 +84,7 @@ pub(crate) struct Metrics {
     disk_alarm: Gauge,
     storage_failing: Gauge,
     io_errors: Gauge,
+    replayed_frames: Gauge,
     actors_moved: Counter,
     bytes_moved: Counter,
     direct: Counter,
@@ -123,6 +124,7 @@ impl Metrics {
             disk_alarm: Gauge::default(),
             storage_failing: Gauge::default(),
             io_errors: Gauge::default(),
+            replayed_frames: Gauge::default(),
             actors_moved: Counter::default(),
             bytes_moved: Counter::default(),
             direct: Counter::default(),
@@ -196,6 +198,11 @@ impl Metrics {
             m.storage_failing.clone(),
         );
         r.register("storage_io_errors", "Store batches failed by I/O errors since start", m.io_errors.clone());
+        r.register(
+            "store_replayed_frames",
+            "Commit-log frames the store replayed when it opened: batches acknowledged after its last checkpoint",
+            m.replayed_frames.clone(),
+        );
         r.register(
             "messages_direct",
             "Persistent sends handed to their idle actor before they were stored, accepted with its turn's commit",
@@ -299,6 +306,7 @@ impl Metrics {
         self.disk_alarm.set(i64::from(storage.alarm));
         self.storage_failing.set(i64::from(storage.failure.is_some()));
         self.io_errors.set(gauge(storage.io_errors));
+        self.replayed_frames.set(gauge(storage.replayed_frames));
         for (priority, depth) in totals.queued.iter().enumerate() {
             self.queued.get_or_create(&PriorityLabel { priority: priority as u8 }).set(gauge(*depth));
         }

@@ -103,11 +103,12 @@ impl Store {
             source => StoreError::Open { path: path.display().to_string(), source: Box::new(source) },
         })?;
         // Before anything else writes: redb is as of its last checkpoint.
-        let (log, _) = log::CommitLog::recover(&db, &dir)?;
+        let (log, recovered) = log::CommitLog::recover(&db, &dir, options.checkpoint_interval)?;
         create_tables(&db)?;
         let identity = remote::load_identity(&db, options.node_id.as_deref())?;
         let db = Arc::new(DbSlot::new(db, path));
         let disk = Arc::new(DiskWatch::new(&dir, options.disk_free_limit));
+        disk.replayed(recovered.frames);
         let listener: commit::ListenerSlot = Arc::new(OnceLock::new());
         let stats = Arc::new(CommitStats::default());
         let types_version = Arc::new(AtomicU64::new(1));

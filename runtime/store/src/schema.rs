@@ -176,6 +176,10 @@ pub struct StoreOptions {
     /// The largest encoded message that may go to another node (the
     /// lattice's NATS `max_payload`, less framing).
     pub remote_message_bytes: usize,
+    /// Longest time between checkpoints of the commit log while writes
+    /// come: what a restart after a crash replays, at most (see the
+    /// store's `log` module).
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -186,6 +190,7 @@ impl Default for StoreOptions {
             node_id: None,
             outbox_bound: 1_000_000,
             remote_message_bytes: usize::MAX,
+            checkpoint_interval: crate::log::CHECKPOINT_EVERY,
         }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct DiskWatch {
     /// The last I/O error, until the database works again.
     failure: Mutex<Option<String>>,
     errors: AtomicU64,
+    /// Commit-log frames replayed when the store last opened (or reopened).
+    replayed: AtomicU64,
     /// When the free space was last read, in µs since `started`.
     refreshed_us: AtomicU64,
     started: std::time::Instant,
@@ -92,6 +94,9 @@ pub struct StorageStatus {
     pub failure: Option<String>,
     /// Batches failed by I/O errors since the node started.
     pub io_errors: u64,
+    /// Commit-log frames the store replayed when it last opened: batches
+    /// acknowledged after its last checkpoint (0 after a clean stop).
+    pub replayed_frames: u64,
 }
 
 impl StorageStatus {
@@ -110,6 +115,7 @@ impl DiskWatch {
             alarm: AtomicBool::new(false),
             failure: Mutex::new(None),
             errors: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
             refreshed_us: AtomicU64::new(0),
             started: std::time::Instant::now(),
         };
@@ -184,6 +190,11 @@ impl DiskWatch {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The store opened (or reopened) and replayed `frames` of its log.
+    pub(crate) fn replayed(&self, frames: usize) {
+        self.replayed.store(frames as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn recovered(&self) {
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -197,6 +208,7 @@ impl DiskWatch {
             alarm: self.alarm.load(Ordering::Relaxed),
             failure: self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             io_errors: self.errors.load(Ordering::Relaxed),
+            replayed_frames: self.replayed.load(Ordering::Relaxed),
         }
     }
 }

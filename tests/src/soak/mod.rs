@@ -53,6 +53,9 @@ pub struct Report {
     pub ledger: Ledger,
     /// How long each restart took, from the new process's start to listening.
     pub restarts: Vec<Duration>,
+    /// Commit-log frames each restart replayed (what was acknowledged
+    /// after the store's last checkpoint when the kill came).
+    pub replayed: Vec<u64>,
     /// How long the clients sent, kills included.
     pub load: Duration,
     /// How long the queues took to drain after the load stopped.
@@ -70,7 +73,7 @@ pub async fn run(config: Config) -> Report {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = set_up(&dir.path().join("data"));
     let started = Instant::now();
-    let (ledger, restarts, url) = load(&target, &config).await;
+    let (ledger, restarts, replayed, url) = load(&target, &config).await;
     let load = started.elapsed();
 
     let drained = Instant::now();
@@ -79,7 +82,7 @@ pub async fn run(config: Config) -> Report {
     let (checked, found) = verify::verify(&ledger, &snapshot);
     violations.extend(found);
     let data = if violations.is_empty() { None } else { Some(dir.keep()) };
-    Report { config, ledger, restarts, load, drain, checked, violations, data }
+    Report { config, ledger, restarts, replayed, load, drain, checked, violations, data }
 }
 
 /// Starts the node and deploys the soak's actors: the counter (sends,
@@ -101,8 +104,9 @@ fn set_up(data: &std::path::Path) -> CrashTarget {
 }
 
 /// Drives the clients for the configured time while killing the node;
-/// returns the ledger, the restart times and the last URL.
-async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, String) {
+/// returns the ledger, the restart times, the frames each restart
+/// replayed and the last URL.
+async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, Vec<u64>, String) {
     // (generation, URL): a client whose request was cut waits for the next.
     let (current, _) = watch::channel((0u64, target.url()));
     let current = Arc::new(current);
@@ -121,11 +125,12 @@ async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, 
     let mut moments: Vec<Duration> = (0..config.kills).map(|_| config.duration.mul_f64(rng.random())).collect();
     moments.sort();
     let started = tokio::time::Instant::now();
-    let mut restarts = Vec::new();
+    let (mut restarts, mut replayed) = (Vec::new(), Vec::new());
     for (generation, moment) in moments.iter().enumerate() {
         tokio::time::sleep_until(started + *moment).await;
         let (url, took) = target.restart_timed().await;
         restarts.push(took);
+        replayed.push(replayed_frames(&url).await);
         current.send_replace((generation as u64 + 1, url));
     }
     tokio::time::sleep_until(started + config.duration).await;
@@ -135,7 +140,17 @@ async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, 
     }
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     let url = current.borrow().1.clone();
-    (ledger, restarts, url)
+    (ledger, restarts, replayed, url)
+}
+
+/// `pigeon_store_replayed_frames` of the node at `url`.
+async fn replayed_frames(url: &str) -> u64 {
+    let metrics = reqwest::get(format!("{url}/metrics")).await.expect("/metrics answers");
+    let text = metrics.text().await.expect("/metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("pigeon_store_replayed_frames "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the replayed-frames gauge")
 }
 
 /// One client: requests of random kinds until told to stop.
@@ -226,7 +241,8 @@ impl Report {
         let acked = self.ledger.fates.values().filter(|f| matches!(f, Fate::Acked(_))).count();
         format!(
             "{table}\n\n{} SIGKILLs in {:.0?} of load ({} clients, seed {}); {:.0} acknowledged requests/s\n\
-             restart to listening: median {:.0?}, max {:.0?}; drain after the load: {:.1?}\n",
+             restart to listening: median {:.0?}, max {:.0?}; drain after the load: {:.1?}\n\
+             commit-log frames replayed by each restart: {:?}\n",
             self.restarts.len(),
             self.load,
             self.config.clients,
@@ -235,6 +251,7 @@ impl Report {
             at(0.5).unwrap_or_default(),
             at(1.0).unwrap_or_default(),
             self.drain,
+            self.replayed,
         )
     }
 

@@ -63,8 +63,9 @@ impl Worker {
     fn recover_log(&mut self) -> Result<(), StoreError> {
         let db = self.db.get()?;
         let dir = self.db.path.parent().unwrap_or(std::path::Path::new("."));
-        let (log, _) = crate::log::CommitLog::recover(&db, dir)?;
+        let (log, recovered) = crate::log::CommitLog::recover(&db, dir, self.options.checkpoint_interval)?;
         self.log = log;
+        self.disk.replayed(recovered.frames);
         Ok(())
     }
 

@@ -52,8 +52,9 @@ pub const LOG_FILE: &str = "pigeon.wal";
 /// of it is a checkpoint instead.
 pub(crate) const LOG_BYTES: u64 = 8 << 20;
 
-/// Longest time between checkpoints while batches come: it bounds what
-/// redb holds only in memory and what a restart replays.
+/// Longest time between checkpoints while batches come, by default
+/// (`StoreOptions::checkpoint_interval`): it bounds what redb holds only
+/// in memory and what a restart replays.
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The open log file and where the next frame goes.
@@ -67,6 +68,8 @@ pub(crate) struct CommitLog {
     /// Where the next frame goes.
     offset: u64,
     last_checkpoint: Instant,
+    /// Longest time between checkpoints.
+    interval: Duration,
     /// A frame failed: the next batch must be a checkpoint, so that the
     /// failed frame can never be replayed after a later one.
     checkpoint_due: bool,
@@ -86,7 +89,7 @@ impl CommitLog {
     /// the frames redb's last durable commit does not have, and checkpoints.
     /// Called when the store opens, and again after the committer had to
     /// reopen redb: either way redb has forgotten its non-durable commits.
-    pub(crate) fn recover(db: &Database, dir: &Path) -> Result<(Self, Recovered), StoreError> {
+    pub(crate) fn recover(db: &Database, dir: &Path, interval: Duration) -> Result<(Self, Recovered), StoreError> {
         let path = dir.join(LOG_FILE);
         let generation = stored_generation(db)?;
         let checkpointed = fresh_generation();
@@ -110,6 +113,7 @@ impl CommitLog {
             next_generation: fresh_generation(),
             offset: 0,
             last_checkpoint: Instant::now(),
+            interval,
             checkpoint_due: false,
         };
         Ok((log, recovered))
@@ -126,12 +130,12 @@ impl CommitLog {
     }
 
     /// Whether the batch whose frame is `frame_len` bytes should be a
-    /// checkpoint: its frame does not fit, the last checkpoint is
-    /// [`CHECKPOINT_EVERY`] old, or a frame failed since.
+    /// checkpoint: its frame does not fit, the last checkpoint is older
+    /// than the interval, or a frame failed since.
     pub(crate) fn wants_checkpoint(&self, frame_len: usize) -> bool {
         self.checkpoint_due
             || self.offset.saturating_add(frame_len as u64) > LOG_BYTES
-            || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+            || self.last_checkpoint.elapsed() >= self.interval
     }
 
     /// A durable redb commit recorded [`CommitLog::next_generation`]: the

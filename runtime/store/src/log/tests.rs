@@ -64,7 +64,7 @@ fn store_db(dir: &std::path::Path) -> Database {
 fn frames_synced_after_the_checkpoint_are_replayed_and_a_torn_one_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store_db(dir.path());
-    let (mut log, found) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (mut log, found) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     assert_eq!(found, Recovered::default());
     let generation = log.generation();
     log.append(frame(&[("n", Some(b"1")), ("gone", Some(b"x"))]).seal(generation)).expect("append");
@@ -76,14 +76,14 @@ fn frames_synced_after_the_checkpoint_are_replayed_and_a_torn_one_is_not() {
     drop(log);
     assert!(rows(&db).is_empty(), "redb holds none of it: it is as of its checkpoint");
 
-    let (log, found) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (log, found) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     assert_eq!(found, Recovered { frames: 2, writes: 4 });
     assert_eq!(rows(&db), BTreeMap::from([("n".to_string(), b"2".to_vec())]));
     assert_ne!(log.generation(), generation, "the replay checkpointed into a new generation");
 
     // The replayed frames are still in the file, but of a dead generation.
     drop(log);
-    let (_, found) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (_, found) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     assert_eq!(found, Recovered::default());
 }
 
@@ -91,11 +91,11 @@ fn frames_synced_after_the_checkpoint_are_replayed_and_a_torn_one_is_not() {
 fn the_log_is_created_at_its_full_size_and_a_missing_one_is_recreated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store_db(dir.path());
-    drop(CommitLog::recover(&db, dir.path()).expect("recovers"));
+    drop(CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers"));
     let path = dir.path().join(LOG_FILE);
     assert_eq!(std::fs::metadata(&path).expect("log file").len(), LOG_BYTES);
     std::fs::remove_file(&path).expect("removed");
-    drop(CommitLog::recover(&db, dir.path()).expect("recovers without it"));
+    drop(CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers without it"));
     assert_eq!(std::fs::metadata(&path).expect("log file").len(), LOG_BYTES);
 }
 
@@ -103,12 +103,12 @@ fn the_log_is_created_at_its_full_size_and_a_missing_one_is_recreated() {
 fn a_frame_this_version_cannot_apply_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store_db(dir.path());
-    let (mut log, _) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (mut log, _) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     let mut unknown = FrameBuf::default();
     unknown.put(250, b"k", Some(b"v"));
     log.append(unknown.seal(log.generation())).expect("append");
     drop(log);
-    let error = CommitLog::recover(&db, dir.path()).err().expect("refused").to_string();
+    let error = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).err().expect("refused").to_string();
     assert!(error.contains("frame 0 of the commit log") && error.contains("table #250"), "{error}");
 }
 
@@ -116,8 +116,8 @@ fn a_frame_this_version_cannot_apply_is_an_error_that_names_it() {
 fn a_failed_frame_makes_the_next_batch_a_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store_db(dir.path());
-    let (mut log, _) = CommitLog::recover(&db, dir.path()).expect("recovers");
-    assert!(!log.wants_checkpoint(100) || log.last_checkpoint.elapsed() >= CHECKPOINT_EVERY);
+    let (mut log, _) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
+    assert!(!log.wants_checkpoint(100) || log.last_checkpoint.elapsed() >= log.interval);
     let mut withdrawn = frame(&[("n", Some(b"1"))]);
     let len = withdrawn.len();
     log.append(withdrawn.seal(log.generation())).expect("append");
@@ -125,7 +125,7 @@ fn a_failed_frame_makes_the_next_batch_a_checkpoint() {
     assert!(log.wants_checkpoint(0));
     drop(log);
     // Its header is gone, so a crash before that checkpoint replays nothing.
-    let (_, found) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (_, found) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     assert_eq!(found.frames, 0);
     assert!(rows(&db).is_empty());
 }
@@ -134,7 +134,7 @@ fn a_failed_frame_makes_the_next_batch_a_checkpoint() {
 fn a_frame_that_does_not_fit_what_is_left_of_the_log_asks_for_a_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = store_db(dir.path());
-    let (log, _) = CommitLog::recover(&db, dir.path()).expect("recovers");
+    let (log, _) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
     assert!(log.wants_checkpoint(LOG_BYTES as usize + 1));
 }
 
@@ -154,7 +154,7 @@ proptest! {
         let key = |k: u8| format!("k{k}");
         let dir = tempfile::tempdir().expect("tempdir");
         let db = store_db(dir.path());
-        let (mut log, _) = CommitLog::recover(&db, dir.path()).expect("recovers");
+        let (mut log, _) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
         let mut expected = BTreeMap::new();
         let mut built = Vec::new();
         for batch in &batches {
@@ -175,7 +175,7 @@ proptest! {
             persist(&db, buf);
         }
         drop(log);
-        let (_, found) = CommitLog::recover(&db, dir.path()).expect("recovers");
+        let (_, found) = CommitLog::recover(&db, dir.path(), CHECKPOINT_EVERY).expect("recovers");
         prop_assert_eq!(found.frames, batches.len());
         prop_assert_eq!(rows(&db), expected);
     }
