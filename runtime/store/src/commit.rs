@@ -129,6 +129,8 @@ pub(crate) enum Request {
     },
     /// Dead letters back into their mailboxes (all when `None`).
     Replay(Option<Vec<u64>>),
+    /// Make the next commit a checkpoint of the commit log.
+    Checkpoint,
     /// Forget dedup keys and call replies older than the retention window.
     Sweep {
         now_ms: u64,
@@ -585,6 +587,10 @@ impl Worker {
             Request::Promote { now_ms } => self.promote(t, *now_ms, effects),
             Request::Replay(ids) => self.replay(t, ids.as_deref(), effects),
             Request::Sweep { now_ms } => self.sweep(t, *now_ms),
+            Request::Checkpoint => {
+                self.log.ask_for_checkpoint();
+                Ok(Reply::Done)
+            }
             Request::Purge(ids) => self.purge(t, ids.as_deref()),
             Request::Subscribe { topic, subscriber, filter } => {
                 t.subscribe(topic, subscriber, filter)?;
@@ -618,7 +624,7 @@ impl Worker {
     fn make_durable(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
         let started = Instant::now();
         self.last_checkpoint = false;
-        let outcome = if frame.is_empty() {
+        let outcome = if frame.is_empty() && !self.log.wants_checkpoint(0) {
             // Nothing written: nothing to make durable (what the batch read
             // was durable before it became visible).
             txn.abort().map_err(StoreError::from)

@@ -293,6 +293,13 @@ impl Store {
         self.moved(Request::Sweep { now_ms }).await
     }
 
+    /// Writes everything committed so far to redb's file durably (a
+    /// checkpoint of the commit log), so that the next open has nothing to
+    /// replay. For a clean stop; commits before it are durable already.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.submit(Request::Checkpoint).await.map(|_| ())
+    }
+
     /// Counts one crash of the node for each message in `ids` (the turns in
     /// flight when it died), durably; returns every message's crash count.
     pub async fn record_crashes(&self, ids: Vec<ulid::Ulid>) -> Result<Vec<(ulid::Ulid, u64)>, StoreError> {

@@ -483,3 +483,22 @@ async fn clearing_an_actor_takes_its_mailbox_delayed_messages_or_state_and_nothi
     assert_eq!(store.state_get("counter/b2", "k").unwrap(), Some(b"w".to_vec()), "the neighbour's state stays");
     assert_eq!(store.mailbox_depth("counter/b").unwrap(), 1, "deleting state leaves the mailbox");
 }
+
+/// A batch too big for what is left of the commit log is a checkpoint
+/// instead (written to redb durably), and is there after a reopen like
+/// every other.
+#[tokio::test]
+async fn batches_bigger_than_the_commit_log_are_checkpoints() {
+    let (dir, store) = store();
+    let before = store.commit_stats().checkpoints.load(Ordering::Relaxed);
+    // 12 messages of 1 MiB, one at a time: more than the 8 MiB log holds.
+    for i in 0..12u8 {
+        store.enqueue(Envelope::new("counter/big", vec![i; 1 << 20])).await.unwrap();
+    }
+    let checkpoints = store.commit_stats().checkpoints.load(Ordering::Relaxed) - before;
+    assert!(checkpoints >= 1, "12 MiB went through an 8 MiB log without a checkpoint");
+    drop(store);
+    let store = eventually_open(dir.path());
+    let payloads: Vec<u8> = store.peek_mailbox("counter/big", 100).unwrap().iter().map(|e| e.payload[0]).collect();
+    assert_eq!(payloads, (0..12).collect::<Vec<u8>>());
+}

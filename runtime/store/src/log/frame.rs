@@ -18,32 +18,49 @@ pub(crate) const HEADER: usize = 16;
 /// A frame being built: the header's room first, then the writes.
 pub(crate) struct FrameBuf {
     bytes: Vec<u8>,
+    /// The writes so far, had they all been kept: past [`FrameBuf::cap`]
+    /// they are only counted, because such a frame is never written (its
+    /// batch becomes a checkpoint), and a batch of big messages should not
+    /// hold a second copy of them.
+    len: usize,
+    cap: usize,
 }
 
 impl Default for FrameBuf {
     fn default() -> Self {
-        Self { bytes: vec![0; HEADER] }
+        Self::with_cap(super::LOG_BYTES as usize)
     }
 }
 
 impl FrameBuf {
+    /// A frame that keeps its writes while it is at most `cap` bytes long.
+    pub(crate) fn with_cap(cap: usize) -> Self {
+        Self { bytes: vec![0; HEADER], len: HEADER, cap }
+    }
+
     /// Forgets the writes, keeping the allocation.
     pub(crate) fn clear(&mut self) {
         self.bytes.truncate(HEADER);
+        self.len = HEADER;
     }
 
     /// Whether no write was recorded.
     pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.len() == HEADER
+        self.len == HEADER
     }
 
-    /// The frame's length on disk, header included.
+    /// The frame's length on disk, header included (what it would be, past
+    /// the cap).
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
 
     /// Records that `key` of `table` now holds `value` (or nothing).
     pub(crate) fn put(&mut self, table: u8, key: &[u8], value: Option<&[u8]>) {
+        self.len += 1 + 4 + key.len() + 1 + value.map_or(0, |v| 4 + v.len());
+        if self.len > self.cap {
+            return;
+        }
         self.bytes.push(table);
         push_bytes(&mut self.bytes, key);
         match value {
@@ -55,8 +72,10 @@ impl FrameBuf {
         }
     }
 
-    /// The finished frame of `generation`, ready to append.
+    /// The finished frame of `generation`, ready to append. A frame past
+    /// its cap is never sealed (see `len`).
     pub(crate) fn seal(&mut self, generation: u64) -> &[u8] {
+        debug_assert!(self.len <= self.cap, "a frame past its cap is never written");
         let len = (self.bytes.len() - HEADER) as u32;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&generation.to_le_bytes());
@@ -190,6 +209,19 @@ mod tests {
         );
         let second: Vec<_> = writes(payloads[1]).collect::<Result<_, _>>().unwrap();
         assert_eq!(second, vec![Write { table: 3, key: b"", value: Some(b"") }]);
+    }
+
+    #[test]
+    fn a_frame_past_its_cap_counts_its_writes_without_keeping_them() {
+        let mut buf = FrameBuf::with_cap(64);
+        buf.put(1, b"k", Some(&[7; 30]));
+        let kept = buf.len();
+        assert_eq!(kept, HEADER + 1 + 4 + 1 + 1 + 4 + 30);
+        buf.put(1, b"k", Some(&[7; 30]));
+        assert_eq!(buf.len(), kept + 41, "the length counts every write");
+        assert_eq!(buf.bytes.len(), kept, "the bytes past the cap are not kept");
+        buf.clear();
+        assert!(buf.is_empty());
     }
 
     #[test]

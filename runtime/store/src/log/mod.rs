@@ -129,13 +129,19 @@ impl CommitLog {
         self.next_generation
     }
 
-    /// Whether the batch whose frame is `frame_len` bytes should be a
-    /// checkpoint: its frame does not fit, the last checkpoint is older
-    /// than the interval, or a frame failed since.
+    /// Whether the batch whose frame is `frame_len` bytes (0: it wrote
+    /// nothing) should be a checkpoint: one was asked for or a frame failed
+    /// since the last, its frame does not fit, or the last checkpoint is
+    /// older than the interval and there is something to write.
     pub(crate) fn wants_checkpoint(&self, frame_len: usize) -> bool {
         self.checkpoint_due
             || self.offset.saturating_add(frame_len as u64) > LOG_BYTES
-            || self.last_checkpoint.elapsed() >= self.interval
+            || (self.last_checkpoint.elapsed() >= self.interval && (self.offset > 0 || frame_len > 0))
+    }
+
+    /// The next batch is a checkpoint, even one that writes nothing.
+    pub(crate) fn ask_for_checkpoint(&mut self) {
+        self.checkpoint_due = true;
     }
 
     /// A durable redb commit recorded [`CommitLog::next_generation`]: the
