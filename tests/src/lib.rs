@@ -143,6 +143,17 @@ where
     }
 }
 
+/// The value of the unlabelled metric `name` of the node at `url`, read
+/// from its `/metrics` (a loopback node serves reads without the token).
+pub async fn scrape(url: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics")).await.expect("/metrics answers").text().await.expect("text");
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in /metrics"))
+}
+
 /// Skips the calling test, saying what is `missing` and how to install it —
 /// or fails it when `PIGEON_E2E_REQUIRED` is set (CI), where nothing skips.
 pub fn skip(missing: &str) {

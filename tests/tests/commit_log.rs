@@ -27,15 +27,6 @@ async fn count(http: &reqwest::Client, node: &PigeonNode) -> u64 {
     reply["reply"]["text"].as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("a count: {reply}"))
 }
 
-async fn replayed_frames(http: &reqwest::Client, node: &PigeonNode) -> u64 {
-    let metrics = http.get(format!("{}/metrics", node.url)).send().await.expect("/metrics").text().await.expect("text");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("pigeon_store_replayed_frames "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the replayed-frames gauge")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_sigkill_leaves_after_the_last_checkpoint_is_replayed_once() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -49,7 +40,7 @@ async fn what_a_sigkill_leaves_after_the_last_checkpoint_is_replayed_once() {
     node.kill();
 
     let mut node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up again");
-    let replayed = replayed_frames(&http, &node).await;
+    let replayed = pigeon_tests::scrape(&node.url, "pigeon_store_replayed_frames").await;
     // One batch per acknowledged send at least: each waited for the last.
     assert!(replayed >= 20, "{replayed} frames replayed for 20 acknowledged sends");
     assert_eq!(count(&http, &node).await, 20, "every acknowledged inc, once");
@@ -57,6 +48,10 @@ async fn what_a_sigkill_leaves_after_the_last_checkpoint_is_replayed_once() {
     // A clean stop checkpoints: the next start has nothing to replay.
     node.terminate();
     let node = PigeonNode::start(&data, "127.0.0.1:0", &[]).expect("pigeon up a third time");
-    assert_eq!(replayed_frames(&http, &node).await, 0, "a clean stop left frames to replay");
+    assert_eq!(
+        pigeon_tests::scrape(&node.url, "pigeon_store_replayed_frames").await,
+        0,
+        "a clean stop left frames to replay"
+    );
     assert_eq!(count(&http, &node).await, 20);
 }

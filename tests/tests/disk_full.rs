@@ -189,12 +189,7 @@ async fn a_write_that_hits_a_full_disk_is_not_acknowledged_and_the_store_recover
     // Every acknowledged message is on disk after a restart.
     node.terminate();
     let node = PigeonNode::start(&data, "127.0.0.1:0", &["--disk-free-limit", "0"]).expect("restarts");
-    let metrics = Api::of(&node).get("/metrics").await;
-    let delayed: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("pigeon_delayed_messages "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the delayed gauge");
+    let delayed = pigeon_tests::scrape(&node.url, "pigeon_delayed_messages").await;
     // A refused write may still have reached the disk (it was never
     // acknowledged, so having it is allowed; losing an acknowledged one is not).
     assert!(delayed >= acknowledged, "{delayed} delayed on disk, {acknowledged} acknowledged");

@@ -130,7 +130,7 @@ async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, 
         tokio::time::sleep_until(started + *moment).await;
         let (url, took) = target.restart_timed().await;
         restarts.push(took);
-        replayed.push(replayed_frames(&url).await);
+        replayed.push(crate::scrape(&url, "pigeon_store_replayed_frames").await);
         current.send_replace((generation as u64 + 1, url));
     }
     tokio::time::sleep_until(started + config.duration).await;
@@ -141,16 +141,6 @@ async fn load(target: &CrashTarget, config: &Config) -> (Ledger, Vec<Duration>, 
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     let url = current.borrow().1.clone();
     (ledger, restarts, replayed, url)
-}
-
-/// `pigeon_store_replayed_frames` of the node at `url`.
-async fn replayed_frames(url: &str) -> u64 {
-    let metrics = reqwest::get(format!("{url}/metrics")).await.expect("/metrics answers");
-    let text = metrics.text().await.expect("/metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("pigeon_store_replayed_frames "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the replayed-frames gauge")
 }
 
 /// One client: requests of random kinds until told to stop.
