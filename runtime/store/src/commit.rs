@@ -4,13 +4,14 @@
 //! the promotion of due delayed messages) is a [`Request`] sent to one
 //! committer thread. The thread takes the first request, drains whatever else
 //! is already waiting (up to [`MAX_BATCH`]), applies them all to ONE redb
-//! write transaction and makes it durable: its writes appended to the
-//! commit log as one frame and synced, then redb committed in memory (or,
-//! every 100 ms, durably: a checkpoint; see the store's `log` module).
-//! Only then is each waiter released. While one batch is being fsynced the next one queues up, so under
-//! load the cost of a sync is shared by every request in the batch — the
-//! classic group commit of databases, and what lets a node approach the
-//! disk's limit instead of one fsync per message.
+//! write transaction and makes it durable (`batch`): its writes appended
+//! to the commit log as one frame and synced, then redb committed in
+//! memory — or, every 100 ms, durably: a checkpoint (see the store's `log`
+//! module). Only then is each waiter released. While one batch is being
+//! synced the next one queues up, so under load the cost of a sync is
+//! shared by every request in the batch — the classic group commit of
+//! databases, and what lets a node approach the disk's limit instead of
+//! one fsync per message.
 //!
 //! Each request is applied atomically within the batch: it validates
 //! everything it needs (type known, mailbox not full, message still there)
@@ -25,7 +26,6 @@
 //! each one advances the *commit epoch*, and a turn commit that names an
 //! earlier epoch in [`TurnCommit::depends_on`] is refused in its turn.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,17 +36,20 @@ use redb::ReadableTable;
 use tokio::sync::oneshot;
 
 mod apply;
+mod batch;
 mod handoff;
 mod logged;
 mod outcome;
 mod recovery;
 mod remote;
+mod request;
 mod tables;
 mod ticket;
 
 pub use outcome::{Disposition, TopicEffect, TurnCommit, TurnFailure};
 pub use remote::{InboundBatch, InboundOutcome};
-use tables::Tables;
+pub use request::{Clear, Published, Selected};
+pub(crate) use request::{Reply, Request};
 pub use ticket::TurnTicket;
 
 use crate::envelope::Envelope;
@@ -118,125 +121,6 @@ pub struct CommitStats {
     pub commit_nanos: AtomicU64,
     /// Batches committed to redb durably (checkpoints of the commit log).
     pub checkpoints: AtomicU64,
-}
-
-pub(crate) enum Request {
-    Enqueue(Envelope),
-    Commit(TurnCommit),
-    Fail(TurnFailure),
-    Promote {
-        now_ms: u64,
-    },
-    /// Dead letters back into their mailboxes (all when `None`).
-    Replay(Option<Vec<u64>>),
-    /// Make the next commit a checkpoint of the commit log.
-    Checkpoint,
-    /// Forget dedup keys and call replies older than the retention window.
-    Sweep {
-        now_ms: u64,
-    },
-    /// Dead letters deleted (all when `None`).
-    Purge(Option<Vec<u64>>),
-    /// `subscriber` receives copies of `topic`'s messages that pass `filter`.
-    Subscribe {
-        topic: String,
-        subscriber: String,
-        filter: String,
-    },
-    Unsubscribe {
-        topic: String,
-        subscriber: String,
-    },
-    /// A copy of `envelope` to every subscriber of `topic` whose filter matches.
-    Publish {
-        topic: String,
-        envelope: Envelope,
-    },
-    /// The node died while these messages' turns ran: one more crash each.
-    Crashed(Vec<ulid::Ulid>),
-    /// An operator cancels a delayed message.
-    CancelDelayed(ulid::Ulid),
-    /// An operator empties an actor's mailbox, or deletes its state.
-    Clear {
-        actor: String,
-        what: Clear,
-    },
-    /// Messages a peer forwarded (see the store's `remote` module).
-    Inbound(InboundBatch),
-    /// `peer` acknowledged these outbox entries.
-    Forwarded {
-        peer: String,
-        seqs: Vec<u64>,
-    },
-    /// An actor handed off to this node (see the store's `handoff` module).
-    AcceptHandoff {
-        rows: Box<crate::handoff::ActorRows>,
-        epoch: u64,
-    },
-    /// An actor that moved to node `to`: this node's copy goes.
-    ReleaseActor {
-        actor: String,
-        to: String,
-        epoch: u64,
-    },
-    /// A type's placement is now this (see the store's `placement` module).
-    PutPlacement {
-        name: String,
-        placement: crate::placement::Placement,
-    },
-    /// Node `from` has handed off every actor of `name` it had to move in
-    /// placement `epoch`.
-    HandoffsDone {
-        name: String,
-        epoch: u64,
-        from: String,
-    },
-}
-
-/// What [`crate::Store::clear`] removes of an actor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Clear {
-    /// Its mailbox and delayed messages (timers, retries in backoff).
-    Mailbox,
-    /// Every state entry.
-    State,
-}
-
-/// What a replay or purge of selected dead letters did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Selected {
-    /// The dead letters replayed or purged, in id order.
-    pub done: Vec<u64>,
-    /// The ids asked for that named no dead letter (already gone).
-    pub missing: Vec<u64>,
-}
-
-/// What a request produced.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Done,
-    /// An enqueue whose dedup key was already seen.
-    Duplicate,
-    /// How many messages a promotion, replay or purge moved.
-    Moved(usize),
-    /// The dead letters a replay or purge found (and handled).
-    DeadLetters(Vec<u64>),
-    /// What became of each message of an inbound batch.
-    Inbound(Vec<InboundOutcome>),
-    /// What a publication reached.
-    Published(Published),
-    /// What became of a handoff.
-    Handoff(crate::handoff::HandoffOutcome),
-}
-
-/// What a publication reached, once durable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Published {
-    /// Subscribers on this node that received a copy.
-    pub copies: usize,
-    /// The nodes it was relayed to, each to copy it to its own subscribers
-    /// when it arrives there.
-    pub relayed_to: Vec<String>,
 }
 
 struct Job {
@@ -519,151 +403,6 @@ impl Worker {
                 tracing::error!("the commit listener panicked; the committer carries on");
             }
         }
-    }
-
-    /// Applies every job to one transaction and makes it durable; each
-    /// job's result, or the error that failed the whole batch.
-    fn apply_all(&mut self, jobs: &[Job], effects: &mut Effects) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-        let db = self.db.get()?;
-        let txn = db.begin_write()?;
-        let mut results = Vec::with_capacity(jobs.len());
-        let frame = RefCell::new(std::mem::take(&mut self.frame));
-        frame.borrow_mut().clear();
-        let applied = self.apply_each(&txn, &frame, jobs, &mut results, effects);
-        let mut frame = frame.into_inner();
-        let outcome = applied.and_then(|()| self.make_durable(txn, &mut frame));
-        self.frame = frame;
-        outcome.map(|()| results)
-    }
-
-    /// Applies every job to `txn`, recording its writes in `frame`.
-    fn apply_each(
-        &mut self,
-        txn: &redb::WriteTransaction,
-        frame: &RefCell<FrameBuf>,
-        jobs: &[Job],
-        results: &mut Vec<Result<Reply, StoreError>>,
-        effects: &mut Effects,
-    ) -> Result<(), StoreError> {
-        let mut t = Tables::open(txn, frame)?;
-        for job in jobs {
-            if job.request.grows()
-                && let Err(full) = self.disk.check_room()
-            {
-                // A turn refused for room takes the turns built on it along.
-                if matches!(job.request, Request::Commit(_)) {
-                    self.lose_dependencies();
-                }
-                results.push(Err(full));
-                continue;
-            }
-            let result = self.apply_one(&mut t, &job.request, effects);
-            // A storage error poisons the transaction: give up on the batch.
-            if let Err(StoreError::Storage(e)) = &result {
-                return Err(StoreError::Storage(e.clone()));
-            }
-            results.push(result);
-        }
-        t.flush()?;
-        let next_seq = self.next_seq.load(Ordering::Relaxed);
-        if next_seq >= self.leased_until {
-            self.leased_until = next_seq + SEQ_LEASE;
-            t.meta.insert(NEXT_SEQ, self.leased_until)?;
-        }
-        Ok(())
-    }
-
-    fn apply_one(&mut self, t: &mut Tables<'_>, request: &Request, effects: &mut Effects) -> Result<Reply, StoreError> {
-        match request {
-            Request::Enqueue(env) => self.enqueue(t, env, effects),
-            Request::Commit(c) => {
-                let result = self.commit_turn(t, c, effects);
-                if result.is_err() {
-                    self.lose_dependencies();
-                }
-                result
-            }
-            Request::Fail(f) => self.fail_turn(t, f, effects),
-            Request::Promote { now_ms } => self.promote(t, *now_ms, effects),
-            Request::Replay(ids) => self.replay(t, ids.as_deref(), effects),
-            Request::Sweep { now_ms } => self.sweep(t, *now_ms),
-            Request::Checkpoint => {
-                self.log.ask_for_checkpoint();
-                Ok(Reply::Done)
-            }
-            Request::Purge(ids) => self.purge(t, ids.as_deref()),
-            Request::Subscribe { topic, subscriber, filter } => {
-                t.subscribe(topic, subscriber, filter)?;
-                Ok(Reply::Done)
-            }
-            Request::Unsubscribe { topic, subscriber } => {
-                let existed = t.unsubscribe(topic, subscriber)?;
-                Ok(Reply::Moved(usize::from(existed)))
-            }
-            Request::Publish { topic, envelope } => self.publish(t, topic, envelope, true, effects),
-            Request::Crashed(ids) => self.record_crashes(t, ids),
-            Request::CancelDelayed(id) => Ok(Reply::Moved(usize::from(t.cancel_delayed(*id)?))),
-            Request::Clear { actor, what: Clear::Mailbox } => t.clear_mailbox(actor).map(Reply::Moved),
-            Request::Clear { actor, what: Clear::State } => t.clear_state(actor).map(Reply::Moved),
-            Request::Inbound(batch) => self.inbound(t, batch, effects),
-            Request::Forwarded { peer, seqs } => self.forwarded(t, peer, seqs),
-            Request::AcceptHandoff { rows, epoch } => self.accept_handoff(t, rows, *epoch, effects),
-            Request::ReleaseActor { actor, to, epoch } => self.release_actor(t, actor, to, *epoch),
-            Request::PutPlacement { name, placement } => self.put_placement(t, name, placement),
-            Request::HandoffsDone { name, epoch, from } => {
-                t.handoffs_done.insert((name.as_str(), *epoch, from.as_str()), ())?;
-                Ok(Reply::Done)
-            }
-        }
-    }
-
-    /// Makes the applied batch durable: its frame appended to the log and
-    /// synced, then redb committed in memory — or, when the log asks for
-    /// one, a checkpoint (redb committed durably, the log in a new
-    /// generation). Nothing is visible to readers before it is durable.
-    fn make_durable(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
-        let started = Instant::now();
-        self.last_checkpoint = false;
-        let outcome = if frame.is_empty() && !self.log.wants_checkpoint(0) {
-            // Nothing written: nothing to make durable (what the batch read
-            // was durable before it became visible).
-            txn.abort().map_err(StoreError::from)
-        } else if self.log.wants_checkpoint(frame.len()) {
-            self.checkpoint(txn)
-        } else {
-            self.append_then_commit(&mut txn, frame).and_then(|()| {
-                txn.commit().map_err(|e| {
-                    self.log.withdraw(frame.len());
-                    StoreError::from(e)
-                })
-            })
-        };
-        self.last_commit = started.elapsed();
-        self.stats.commit_nanos.fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
-        outcome
-    }
-
-    fn append_then_commit(&mut self, txn: &mut redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Storage(format!("cannot commit in memory: {e}")))?;
-        self.log.append(frame.seal(self.log.generation()))
-    }
-
-    /// Commits `txn` durably, recording the log's next generation.
-    fn checkpoint(&mut self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
-        txn.open_table(META)?.insert(LOG_GENERATION, self.log.next_generation())?;
-        txn.commit()?;
-        self.log.checkpointed();
-        self.last_checkpoint = true;
-        self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// A checkpoint with nothing else in it.
-    fn checkpoint_now(&mut self) -> Result<(), StoreError> {
-        let db = self.db.get()?;
-        let txn = db.begin_write()?;
-        self.checkpoint(txn)
     }
 
     /// A turn commit did not happen: whatever was built on it must not
