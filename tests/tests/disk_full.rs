@@ -203,30 +203,9 @@ fn child_of(wrapper_pid: u32) -> Option<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_of_the_commit_log_fails_its_batch_alone_and_nothing_is_lost_or_applied_twice() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        pigeon_tests::skip("strace, to make an fdatasync fail (`apt-get install strace`)");
-        return;
-    }
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    // The 30th fdatasync of each thread fails: only the committer makes that
-    // many (one per batch), well after the node has started.
-    let strace = [
-        "strace",
-        "-f",
-        "-qq",
-        "--seccomp-bpf",
-        "-o",
-        "/dev/null",
-        "-e",
-        "trace=fdatasync",
-        "-e",
-        "inject=fdatasync:error=EIO:when=30",
-        "--",
-    ];
-    let mut node = PigeonNode::start_under(&strace, &data, "127.0.0.1:0", &["--disk-free-limit", "0"])
-        .unwrap_or_else(|log| panic!("pigeon up starts under strace:\n{log}"));
-    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    let Some(mut node) = start_failing_sync(&data) else { return };
     let api = Api::of(&node);
     let inc = json!({"to": "counter/a", "payload": "inc"});
     let (mut acknowledged, mut refused) = (0u64, 0u64);
@@ -261,4 +240,62 @@ async fn a_failed_sync_of_the_commit_log_fails_its_batch_alone_and_nothing_is_lo
     let count: u64 = reply["reply"]["text"].as_str().and_then(|t| t.parse().ok()).expect("the count");
     eprintln!("{acknowledged} sends acknowledged, {refused} refused; count {count}");
     assert_eq!(count, acknowledged, "{refused} sends were refused");
+}
+
+/// `pigeon up` under `strace`, which fails the 30th `fdatasync` of each
+/// thread: only the committer makes that many (one per batch), well after
+/// the node has started. `None` (the test skips) without strace.
+fn start_failing_sync(data: &Path) -> Option<PigeonNode> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        pigeon_tests::skip("strace, to make an fdatasync fail (`apt-get install strace`)");
+        return None;
+    }
+    let strace = [
+        "strace",
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=fdatasync",
+        "-e",
+        "inject=fdatasync:error=EIO:when=30",
+        "--",
+    ];
+    let node = PigeonNode::start_under(&strace, data, "127.0.0.1:0", &["--disk-free-limit", "0"])
+        .unwrap_or_else(|log| panic!("pigeon up starts under strace:\n{log}"));
+    ok(&node.cli(&["deploy", artifacts::COUNTER, "--name", "counter"]));
+    Some(node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_message_whose_commit_fails_is_dropped_counted_and_its_caller_told() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(node) = start_failing_sync(&dir.path().join("data")) else { return };
+    let api = Api::of(&node);
+    // Transient calls only: every batch is one of their turns' commits
+    // (each writes the counter's state), so one of them meets the failure.
+    let call = json!({"to": "counter/t", "payload": "inc", "transient": true, "wait": "replied", "timeout_ms": 30_000});
+    let (mut answered, mut failed) = (0u64, 0u64);
+    for _ in 0..60 {
+        match api.send(call.clone()).await {
+            (200, body) => {
+                answered += 1;
+                // A failed turn's increment is gone with it: the count goes on
+                // from what is durable.
+                assert_eq!(body["reply"]["text"], answered.to_string(), "{body}");
+            }
+            (502, body) => {
+                assert_eq!(body["error"]["code"], "call_failed", "{body}");
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("commit did not happen"), "{message}");
+                failed += 1;
+            }
+            (status, body) => panic!("a transient call answered {status}: {body}"),
+        }
+    }
+    assert!(failed >= 1, "no call met the failed fsync ({answered} answered)");
+    let dropped = pigeon_tests::scrape(&node.url, "pigeon_transient_dropped_total").await;
+    assert_eq!(dropped, failed, "every transient message whose commit failed is counted as dropped");
 }

@@ -59,6 +59,9 @@ pub(crate) struct InFlight {
     /// The turn's message, if it was handed over before it was stored:
     /// accepted once the commit is durable (see `direct`).
     pub(crate) direct: Option<crate::direct::Direct>,
+    /// The turn's message was transient: it lives only in memory, so a
+    /// commit that does not happen drops it.
+    pub(crate) in_memory: bool,
 }
 
 impl InFlight {
@@ -176,6 +179,15 @@ impl ActorTask {
                 tracing::warn!(actor = self.actor, msg = %entry.message, "turn not committed: {e}");
                 if let Some(direct) = entry.direct {
                     node.store_instead(direct);
+                }
+                if entry.in_memory {
+                    // No mailbox holds it for a retry, and running it again
+                    // would repeat the transient calls the turn made: it is
+                    // dropped as transient messages are, counted, and a
+                    // caller waiting for its reply hears why at once.
+                    let reason = format!("its turn's commit did not happen: {e}");
+                    node.count_drop(&self.actor, &reason);
+                    node.resolve_call(entry.message, Err(reason));
                 }
                 let refused_alone = matches!(
                     e,

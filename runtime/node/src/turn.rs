@@ -390,6 +390,7 @@ impl ActorTask {
                     reply,
                     transient,
                     direct: direct.take(),
+                    in_memory: envelope.delivery == Delivery::Transient,
                 };
                 // A turn waiting for this reply may go on now: whatever it
                 // commits comes after this commit.
