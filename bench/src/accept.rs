@@ -4,11 +4,13 @@
 //! (`Node::send`, the HTTP API, a guest's `send` when its turn commits) —
 //! which returns once the group committer has made the message durable.
 //! Each sender sends to its own actor, on an empty store per repetition.
+//! And a turn's commit through the store, shaped like a counter's, for the
+//! note that sets it beside the same writes made durable by redb alone.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pigeon_store::{ActorType, Envelope, Store, TypeLimits, now_ms};
+use pigeon_store::{ActorType, Envelope, Store, TurnCommit, TypeLimits, now_ms};
 
 use crate::measure::fan_out;
 
@@ -43,4 +45,22 @@ pub async fn enqueue(store: &Store, senders: usize, per_sender: usize) -> anyhow
     })
     .await?;
     Ok((senders * per_sender, started.elapsed()))
+}
+
+/// `n` turn commits of `bench` actors, one of [`crate::disk::ACTORS`] in
+/// turn, each writing one state row (and, as every turn, its stats row),
+/// one at a time; each commit's latency, from submission to durable.
+pub async fn turn_commits(store: &Store, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let commit = TurnCommit {
+            actor: format!("bench/a{}", i % crate::disk::ACTORS),
+            state_writes: vec![("count".into(), Some((i as u64).to_le_bytes().to_vec()))],
+            ..TurnCommit::default()
+        };
+        let started = Instant::now();
+        store.commit_turn(commit).await?;
+        latencies.push(started.elapsed());
+    }
+    Ok(latencies)
 }

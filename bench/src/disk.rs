@@ -1,10 +1,10 @@
 //! The disk's ceilings, measured in the same run as Pigeon: the physical
 //! floor of one durable commit (`fdatasync` of 4 KiB), redb with one durable
 //! commit per message (a store without group commit), and redb with 1,000
-//! messages per commit (the batching ceiling). And a turn's commit through
-//! an append-only log (the shape of the store's commit log,
-//! docs/design/commit-log.md) next to the same commit made durable by redb
-//! alone, as the store did before it.
+//! messages per commit (the batching ceiling). And a commit shaped like a
+//! counter's turn made durable by redb alone, as the store did before its
+//! commit log (the store's own turn commit is measured beside it, in
+//! `accept`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -70,28 +70,13 @@ pub fn redb_commits(
     Ok((threads * commits * per_commit, started.elapsed()))
 }
 
-/// How a turn-shaped commit is made durable (see [`turn_commits`]).
-#[derive(Clone, Copy)]
-pub enum TurnDurability {
-    /// By redb: `Durability::Immediate`, what the committer does today.
-    Redb,
-    /// By a log: the commit's writes appended as one frame to a
-    /// preallocated file and `fdatasync`ed, then redb committed with
-    /// `Durability::None`, and a durable redb commit (a checkpoint) every
-    /// 100 ms.
-    Log,
-}
-
-/// Preallocated size of the prototype's log file (written, not sparse,
-/// so that an append allocates nothing and its sync writes no metadata).
-const LOG_BYTES: u64 = 16 << 20;
+/// Actors the turn-shaped commits go round.
+pub const ACTORS: usize = 1_000;
 
 /// `n` commits shaped like a counter's turn — its state row and its stats
-/// row, for one of 1,000 actors in turn — made durable one at a time as
-/// `how` says; each commit's latency.
-pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result<Vec<Duration>> {
-    use std::os::unix::fs::FileExt;
-    const ACTORS: usize = 1_000;
+/// row, for one of [`ACTORS`] in turn — each made durable by redb
+/// (`Durability::Immediate`) before the next; each commit's latency.
+pub fn turn_commits(dir: &Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     let path = dir.join("turns.redb");
     let _ = std::fs::remove_file(&path);
     let db = Database::create(&path)?;
@@ -105,55 +90,18 @@ pub fn turn_commits(dir: &Path, n: usize, how: TurnDurability) -> anyhow::Result
         }
     }
     txn.commit()?;
-    let log = match how {
-        TurnDurability::Log => Some(preallocated_log(&dir.join("turns.log"))?),
-        TurnDurability::Redb => None,
-    };
-    let (mut offset, mut checkpointed) = (0u64, Instant::now());
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
         let actor = actors[i % ACTORS].as_str();
         let count = (i as u64).to_le_bytes();
         let started = Instant::now();
-        let mut txn = db.begin_write()?;
+        let txn = db.begin_write()?;
         {
             txn.open_table(STATE)?.insert((actor, "count"), count.as_slice())?;
             txn.open_table(STATS)?.insert(actor, [1u8; 24].as_slice())?;
-        }
-        if let Some(log) = log.as_ref().filter(|_| checkpointed.elapsed() < Duration::from_millis(100)) {
-            // The frame: what a physical record of these two writes holds.
-            let mut frame = vec![0u8; 4];
-            for part in [actor.as_bytes(), b"count", &count, actor.as_bytes(), &[1u8; 24]] {
-                frame.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                frame.extend_from_slice(part);
-            }
-            let len = (frame.len() - 4) as u32;
-            frame[..4].copy_from_slice(&len.to_le_bytes());
-            if offset + frame.len() as u64 > LOG_BYTES {
-                offset = 0;
-            }
-            log.write_all_at(&frame, offset)?;
-            log.sync_data()?;
-            offset += frame.len() as u64;
-            txn.set_durability(Durability::None)?;
-        } else {
-            checkpointed = Instant::now();
-            txn.set_durability(Durability::Immediate)?;
         }
         txn.commit()?;
         latencies.push(started.elapsed());
     }
     Ok(latencies)
-}
-
-/// The prototype's log file, [`LOG_BYTES`] of zeros written and synced.
-fn preallocated_log(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::io::Write;
-    let mut log = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..LOG_BYTES / zeros.len() as u64 {
-        log.write_all(&zeros)?;
-    }
-    log.sync_all()?;
-    Ok(log)
 }

@@ -162,14 +162,14 @@ fn durable_accept(
         };
         peer_cells.push((senders, rabbit, nats));
     }
-    for (how, what) in [
-        (disk::TurnDurability::Redb, "made durable by redb alone (the store before its commit log)"),
-        (
-            disk::TurnDurability::Log,
-            "made durable by an appended, synced log frame (the store's commit log, docs/design/commit-log.md)",
-        ),
+    let store = accept::open_store(&scratch.join("turns-store"))?;
+    let through_store = Latency::measure(REPS, || runtime.block_on(accept::turn_commits(&store, 400)))?;
+    drop(store);
+    let by_redb = Latency::measure(REPS, || disk::turn_commits(scratch, 400))?;
+    for (latency, what) in [
+        (by_redb, "made durable by redb alone (the store before its commit log)"),
+        (through_store, "committed through the store (its commit log, docs/design/commit-log.md)"),
     ] {
-        let latency = Latency::measure(REPS, || disk::turn_commits(scratch, 400, how))?;
         report.note(format!(
             "a counter turn's writes (state and stats rows), one commit at a time, {what}: p50 {} · p99 {}",
             micros(latency.p50),

@@ -119,40 +119,43 @@ impl Worker {
     /// synced, then redb committed in memory — or, when the log asks for
     /// one, a checkpoint (redb committed durably, the log in a new
     /// generation). Nothing is visible to readers before it is durable.
-    fn make_durable(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
+    fn make_durable(&mut self, txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
         let started = Instant::now();
-        self.last_checkpoint = false;
-        let outcome = if frame.is_empty() && !self.log.wants_checkpoint(0) {
+        let written = if frame.is_empty() { 0 } else { frame.len() };
+        self.last_checkpoint = self.log.wants_checkpoint(written);
+        let outcome = if self.last_checkpoint {
+            self.checkpoint(txn)
+        } else if frame.is_empty() {
             // Nothing written: nothing to make durable (what the batch read
             // was durable before it became visible).
             txn.abort().map_err(StoreError::from)
-        } else if self.log.wants_checkpoint(frame.len()) {
-            self.checkpoint(txn)
         } else {
-            self.append_then_commit(&mut txn, frame).and_then(|()| {
-                txn.commit().map_err(|e| {
-                    self.log.withdraw(frame.len());
-                    StoreError::from(e)
-                })
-            })
+            self.commit_through_log(txn, frame)
         };
         self.last_commit = started.elapsed();
         self.stats.commit_nanos.fetch_add(self.last_commit.as_nanos() as u64, Ordering::Relaxed);
         outcome
     }
 
-    fn append_then_commit(&mut self, txn: &mut redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
+    /// The frame appended and synced, then redb committed in memory; a
+    /// commit that fails after all withdraws the frame.
+    fn commit_through_log(&mut self, mut txn: redb::WriteTransaction, frame: &mut FrameBuf) -> Result<(), StoreError> {
         txn.set_durability(redb::Durability::None)
             .map_err(|e| StoreError::Storage(format!("cannot commit in memory: {e}")))?;
-        self.log.append(frame.seal(self.log.generation()))
+        self.log.append(frame.seal(self.log.generation()))?;
+        if let Err(e) = txn.commit() {
+            self.log.withdraw(frame.len());
+            return Err(e.into());
+        }
+        Ok(())
     }
 
-    /// Commits `txn` durably, recording the log's next generation.
+    /// Commits `txn` durably, recording a new generation of the log.
     fn checkpoint(&mut self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
-        txn.open_table(META)?.insert(LOG_GENERATION, self.log.next_generation())?;
+        let generation = self.log.new_generation();
+        txn.open_table(META)?.insert(LOG_GENERATION, generation)?;
         txn.commit()?;
-        self.log.checkpointed();
-        self.last_checkpoint = true;
+        self.log.checkpointed(generation);
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

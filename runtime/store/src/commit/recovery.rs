@@ -62,9 +62,7 @@ impl Worker {
     /// Replays the commit log onto the reopened database.
     fn recover_log(&mut self) -> Result<(), StoreError> {
         let db = self.db.get()?;
-        let dir = self.db.path.parent().unwrap_or(std::path::Path::new("."));
-        let (log, recovered) = crate::log::CommitLog::recover(&db, dir, self.options.checkpoint_interval)?;
-        self.log = log;
+        let recovered = self.log.reopen(&db)?;
         self.disk.replayed(recovered.frames);
         Ok(())
     }

@@ -107,13 +107,20 @@ pub(crate) struct Frames<'a> {
     generation: u64,
 }
 
+/// The generation a frame's header names.
+pub(crate) fn generation_of(header: &[u8; HEADER]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&header[4..12]);
+    u64::from_le_bytes(bytes)
+}
+
 impl<'a> Iterator for Frames<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let header = self.rest.get(..HEADER)?;
+        let header: &[u8; HEADER] = self.rest.get(..HEADER)?.try_into().ok()?;
         let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
-        let generation = u64::from_le_bytes(header[4..12].try_into().ok()?);
+        let generation = generation_of(header);
         let crc = u32::from_le_bytes(header[12..16].try_into().ok()?);
         if generation != self.generation {
             return None;

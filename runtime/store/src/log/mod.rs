@@ -63,8 +63,6 @@ pub(crate) struct CommitLog {
     path: PathBuf,
     /// Generation of the frames written now; the last checkpoint stored it.
     generation: u64,
-    /// The generation the next checkpoint records.
-    next_generation: u64,
     /// Where the next frame goes.
     offset: u64,
     last_checkpoint: Instant,
@@ -92,25 +90,14 @@ impl CommitLog {
     pub(crate) fn recover(db: &Database, dir: &Path, interval: Duration) -> Result<(Self, Recovered), StoreError> {
         let path = dir.join(LOG_FILE);
         let generation = stored_generation(db)?;
+        let bytes = read_generation(&path, generation)?;
         let checkpointed = fresh_generation();
-        let recovered = match std::fs::read(&path) {
-            Ok(bytes) => replay(db, &bytes, generation, checkpointed, &path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if generation > 0 {
-                    tracing::warn!(path = %path.display(),
-                        "the commit log is missing: writes acknowledged after the store's last checkpoint are lost");
-                }
-                replay(db, &[], generation, checkpointed, &path)?;
-                Recovered::default()
-            }
-            Err(e) => return Err(io_error(&path, "read", &e)),
-        };
+        let recovered = replay(db, &bytes, generation, checkpointed, &path)?;
         let file = prepare(&path)?;
         let log = Self {
             file,
             path,
             generation: checkpointed,
-            next_generation: fresh_generation(),
             offset: 0,
             last_checkpoint: Instant::now(),
             interval,
@@ -119,14 +106,22 @@ impl CommitLog {
         Ok((log, recovered))
     }
 
+    /// [`CommitLog::recover`] again, after the committer had to reopen redb.
+    pub(crate) fn reopen(&mut self, db: &Database) -> Result<Recovered, StoreError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let (log, recovered) = Self::recover(db, dir, self.interval)?;
+        *self = log;
+        Ok(recovered)
+    }
+
     /// The generation the next frame is written in.
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// The generation a checkpoint made now records.
-    pub(crate) fn next_generation(&self) -> u64 {
-        self.next_generation
+    /// A generation for the next checkpoint to record.
+    pub(crate) fn new_generation(&self) -> u64 {
+        fresh_generation()
     }
 
     /// Whether the batch whose frame is `frame_len` bytes (0: it wrote
@@ -144,11 +139,10 @@ impl CommitLog {
         self.checkpoint_due = true;
     }
 
-    /// A durable redb commit recorded [`CommitLog::next_generation`]: the
-    /// log starts again, in it.
-    pub(crate) fn checkpointed(&mut self) {
-        self.generation = self.next_generation;
-        self.next_generation = fresh_generation();
+    /// A durable redb commit recorded `generation`: the log starts again,
+    /// in it.
+    pub(crate) fn checkpointed(&mut self, generation: u64) {
+        self.generation = generation;
         self.offset = 0;
         self.last_checkpoint = Instant::now();
         self.checkpoint_due = false;
@@ -197,6 +191,33 @@ fn stored_generation(db: &Database) -> Result<u64, StoreError> {
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// What the log file holds for `generation`: nothing when it is missing
+/// (with a warning if a checkpoint said there was a log), and nothing
+/// read past the first header when that header is of another generation —
+/// after a clean stop the file is all dead frames, and a start need not
+/// read 8 MiB to find that out.
+fn read_generation(path: &Path, generation: u64) -> Result<Vec<u8>, StoreError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if generation > 0 {
+                tracing::warn!(path = %path.display(),
+                    "the commit log is missing: writes acknowledged after the store's last checkpoint are lost");
+            }
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(io_error(path, "open", &e)),
+    };
+    let mut header = [0u8; frame::HEADER];
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) if generation != 0 && frame::generation_of(&header) == generation => {}
+        Ok(()) => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(path, "read", &e)),
+    }
+    std::fs::read(path).map_err(|e| io_error(path, "read", &e))
 }
 
 /// A new generation: random, never 0 (which stands for none).

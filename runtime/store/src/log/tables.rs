@@ -101,39 +101,12 @@ fn put<K: Key + 'static, V: Value + 'static>(
 mod tests {
     use super::*;
 
+    // That every table the committer writes has an id is checked where it
+    // opens them (`Logged::open` refuses one without), and two tables under
+    // one id would be an unreachable arm of `apply`, which the lints refuse.
     #[test]
-    fn ids_are_distinct_and_tables_outside_the_committer_have_none() {
-        let names = [
-            MAILBOX.name(),
-            PENDING.name(),
-            DELAYED.name(),
-            DELAYED_BY_ACTOR.name(),
-            STATE.name(),
-            DEAD.name(),
-            REPLIES.name(),
-            STATS.name(),
-            META.name(),
-            DEDUP.name(),
-            SUBSCRIPTIONS.name(),
-            SUBSCRIPTION_PATTERNS.name(),
-            TIMERS.name(),
-            CRASHES.name(),
-            PLACEMENTS.name(),
-            OUTBOX.name(),
-            OUTBOX_ORDER.name(),
-            OUTBOX_DEPTH.name(),
-            INBOUND.name(),
-            HANDOFFS.name(),
-            REPLIES_BY_ACTOR.name(),
-            REPLY_OWNERS.name(),
-            MOVED_ACTORS.name(),
-            HANDOFFS_DONE.name(),
-        ];
-        let mut ids: Vec<u8> = names.iter().filter_map(|n| table_id(n)).collect();
-        assert_eq!(ids.len(), names.len(), "every table the committer writes is logged");
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), names.len(), "ids are distinct");
+    fn the_tables_written_outside_the_committer_are_not_logged() {
+        assert_eq!(table_id(STATE.name()), Some(5));
         for outside in [TYPES.name(), COMPONENTS.name(), REMOVED_TYPES.name(), PEERS.name(), IDENTITY.name()] {
             assert_eq!(table_id(outside), None, "{outside} is written outside the committer");
         }

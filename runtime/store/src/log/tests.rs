@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use redb::{Database, ReadableDatabase, ReadableTable, Value};
 
+use super::frame::frames;
 use super::*;
 use crate::schema::STATE;
 
@@ -50,8 +51,6 @@ fn persist(db: &Database, frame: &mut FrameBuf) {
     }
     txn.commit().expect("commit");
 }
-
-use frame::frames;
 
 /// A redb file with the store's tables.
 fn store_db(dir: &std::path::Path) -> Database {
